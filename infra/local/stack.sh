@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Local AWS stack: one ministack process on 127.0.0.1:$LOCAL_STACK_PORT (default 4566).
+#
+#   infra/local/stack.sh up      start in the background (idempotent), wait until healthy
+#   infra/local/stack.sh down    stop it (graceful SIGTERM so state is saved, then its process group)
+#   infra/local/stack.sh status  running/healthy or not (exit 0 only if healthy)
+#   infra/local/stack.sh env     print the exports a client shell needs (eval "$(stack.sh env)")
+#
+# All state lives in <repo>/.local/ (git-ignored by its own .gitignore):
+#   .local/ministack.pid  .local/ministack.log  .local/state/  .local/s3/  .local/tmp/
+# Lambda functions run as child processes of ministack and inherit its environment:
+# AWS_ENDPOINT_URL (points back at ministack), dummy credentials, region, PATH and TMPDIR.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+LOCAL_DIR="$REPO_ROOT/.local"
+PID_FILE="$LOCAL_DIR/ministack.pid"
+LOG_FILE="$LOCAL_DIR/ministack.log"
+
+PORT="${LOCAL_STACK_PORT:-4566}"
+HOST="127.0.0.1"
+ENDPOINT="http://$HOST:$PORT"
+REGION="${AWS_REGION:-us-east-1}"
+MINISTACK_BIN="${MINISTACK_BIN:-$REPO_ROOT/.venv-ministack/bin/ministack}"
+START_TIMEOUT="${LOCAL_STACK_START_TIMEOUT:-60}"   # seconds to wait for health
+STOP_TIMEOUT="${LOCAL_STACK_STOP_TIMEOUT:-20}"     # seconds to wait for a graceful stop
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+
+healthy() {
+  curl -fsS --max-time 2 "$ENDPOINT/_ministack/health" >/dev/null 2>&1
+}
+
+# The pid from the pid file, if that process is alive and is our ministack.
+running_pid() {
+  [[ -f "$PID_FILE" ]] || return 1
+  local pid
+  pid="$(tr -dc '0-9' <"$PID_FILE")"
+  [[ -n "$pid" ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  # Guard against a recycled pid: the process must be a ministack.
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ministack || return 1
+  printf '%s\n' "$pid"
+}
+
+print_env() {
+  cat <<EOF
+export AWS_ENDPOINT_URL=$ENDPOINT
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export AWS_REGION=$REGION
+export AWS_DEFAULT_REGION=$REGION
+EOF
+}
+
+cmd_up() {
+  local pid
+  if pid="$(running_pid)"; then
+    if healthy; then
+      log "already running and healthy (pid $pid) at $ENDPOINT"
+      return 0
+    fi
+    log "pid $pid is running but not healthy yet; waiting"
+  else
+    if healthy; then
+      log "something else already answers on $ENDPOINT (not started by this script); refusing"
+      return 1
+    fi
+    [[ -x "$MINISTACK_BIN" ]] || { log "ministack not found at $MINISTACK_BIN (create .venv-ministack first)"; return 1; }
+    command -v setsid >/dev/null || { log "setsid (util-linux) is required"; return 1; }
+    mkdir -p "$LOCAL_DIR/state" "$LOCAL_DIR/s3" "$LOCAL_DIR/tmp"
+    [[ -f "$LOCAL_DIR/.gitignore" ]] || printf '*\n' >"$LOCAL_DIR/.gitignore"
+    rm -f "$PID_FILE"
+    # setsid: ministack leads its own process group (pgid == pid), so `down` can
+    # stop it together with the Lambda processes it spawns. Run from the state dir
+    # so nothing it writes relative to its cwd lands in the repo.
+    (
+      cd "$LOCAL_DIR"
+      exec env \
+        GATEWAY_PORT="$PORT" \
+        BIND_HOST="$HOST" \
+        MINISTACK_REGION="$REGION" \
+        AWS_ENDPOINT_URL="$ENDPOINT" \
+        AWS_ACCESS_KEY_ID=test \
+        AWS_SECRET_ACCESS_KEY=test \
+        AWS_REGION="$REGION" \
+        AWS_DEFAULT_REGION="$REGION" \
+        PERSIST_STATE=1 \
+        STATE_DIR="$LOCAL_DIR/state" \
+        S3_PERSIST=1 \
+        S3_DATA_DIR="$LOCAL_DIR/s3" \
+        TMPDIR="$LOCAL_DIR/tmp" \
+        LOG_LEVEL="${LOCAL_STACK_LOG_LEVEL:-INFO}" \
+        setsid "$MINISTACK_BIN" </dev/null >>"$LOG_FILE" 2>&1
+    ) &
+    pid=$!
+    printf '%s\n' "$pid" >"$PID_FILE"
+    log "started ministack (pid $pid), log $LOG_FILE"
+  fi
+
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until healthy; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "ministack exited during start-up; last log lines:"
+      tail -n 20 "$LOG_FILE" >&2 || true
+      rm -f "$PID_FILE"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "not healthy after ${START_TIMEOUT}s; stopping it (see $LOG_FILE)"
+      cmd_down || true
+      return 1
+    fi
+    sleep 0.3
+  done
+  log "healthy at $ENDPOINT"
+}
+
+group_alive() { kill -0 -- "-$1" 2>/dev/null; }
+
+cmd_down() {
+  local pid
+  if ! pid="$(running_pid)"; then
+    log "not running"
+    rm -f "$PID_FILE"
+    return 0
+  fi
+  # SIGTERM the server itself first: its graceful shutdown saves PERSIST_STATE.
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  # Then whatever is left of its process group (Lambda bootstraps, helpers).
+  if group_alive "$pid"; then
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    deadline=$((SECONDS + 5))
+    while group_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+    if group_alive "$pid"; then
+      log "process group $pid still alive; sending SIGKILL"
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$PID_FILE"
+  log "stopped (pid $pid)"
+}
+
+cmd_status() {
+  local pid
+  if pid="$(running_pid)"; then
+    if healthy; then
+      echo "running (pid $pid), healthy at $ENDPOINT"
+      return 0
+    fi
+    echo "running (pid $pid) but not healthy at $ENDPOINT"
+    return 1
+  fi
+  if healthy; then
+    echo "not started by this script, but something healthy answers at $ENDPOINT"
+    return 1
+  fi
+  echo "not running"
+  return 3
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) print_env ;;
+  *)
+    echo "usage: $0 {up|down|status|env}" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,193 @@
+//! The messages the functions exchange. Versioned (`version`), camelCase JSON, each with a
+//! fixture under `shared/fixtures/` that the tests round-trip, so a change to a contract shows
+//! up as a fixture diff in review.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ProcessingError;
+
+/// The version of the message contracts in this module.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// Published on the uploads topic: one per video object created in the source bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadNotice {
+    pub version: u32,
+    pub bucket: String,
+    /// The object key, decoded (spaces are spaces, not `+`).
+    pub key: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
+    /// When S3 saw the object created (RFC 3339).
+    pub event_time: String,
+}
+
+/// Which stage of the pipeline a result comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Job {
+    Upload,
+    Rendition,
+}
+
+impl Job {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Job::Upload => "upload",
+            Job::Rendition => "rendition",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultStatus {
+    /// The output exists and can be served.
+    Available,
+    /// The input can never be processed (named reason); nothing will be retried.
+    Rejected,
+    /// Processing failed for a reason retrying will not change.
+    Failed,
+}
+
+impl ResultStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ResultStatus::Available => "available",
+            ResultStatus::Rejected => "rejected",
+            ResultStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub bucket: String,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// Why a job was rejected or failed: a stable code and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&ProcessingError> for Reason {
+    fn from(err: &ProcessingError) -> Self {
+        Reason { code: err.code.to_owned(), message: err.reason.clone() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenditionOutput {
+    pub bucket: String,
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+    pub duration_secs: f64,
+    pub bytes: u64,
+    /// The source was smaller than the profile; it was kept at its own size.
+    pub upscale_avoided: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Published on the results topic for every upload or rendition outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineResult {
+    pub version: u32,
+    pub job: Job,
+    pub status: ResultStatus,
+    pub source: ObjectRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<RenditionOutput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+}
+
+impl PipelineResult {
+    /// A rejected or failed result for `err` (which must not be retryable).
+    pub fn from_error(job: Job, source: ObjectRef, profile: Option<String>, err: &ProcessingError) -> Self {
+        let status = match err.kind {
+            crate::ErrorKind::Failed => ResultStatus::Failed,
+            _ => ResultStatus::Rejected,
+        };
+        PipelineResult {
+            version: CONTRACT_VERSION,
+            job,
+            status,
+            source,
+            profile,
+            output: None,
+            reason: Some(Reason::from(err)),
+        }
+    }
+
+    /// SNS message attributes, so subscribers can filter (`job`, `status`, `profile`).
+    pub fn attributes(&self) -> Vec<(&'static str, String)> {
+        let mut attributes = vec![("job", self.job.as_str().to_owned()), ("status", self.status.as_str().to_owned())];
+        if let Some(profile) = &self.profile {
+            attributes.push(("profile", profile.clone()));
+        }
+        if let Some(reason) = &self.reason {
+            attributes.push(("reason", reason.code.clone()));
+        }
+        attributes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T>(fixture: &str)
+    where
+        T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
+    {
+        let text = std::fs::read_to_string(format!("{}/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        let parsed: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        let written = serde_json::to_value(&parsed).unwrap();
+        let original: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(written, original, "{fixture} does not round-trip");
+        assert_eq!(serde_json::from_value::<T>(written).unwrap(), parsed);
+    }
+
+    #[test]
+    fn fixtures_round_trip() {
+        round_trip::<UploadNotice>("upload-notice.json");
+        round_trip::<PipelineResult>("result-rendition-available.json");
+        round_trip::<PipelineResult>("result-rendition-rejected.json");
+        round_trip::<PipelineResult>("result-upload-rejected.json");
+    }
+
+    #[test]
+    fn attributes_for_filter_policies() {
+        let err = ProcessingError::rejected("NOT_VIDEO", "a text file");
+        let result = PipelineResult::from_error(
+            Job::Upload,
+            ObjectRef { bucket: "b".into(), key: "notes.txt".into(), etag: None },
+            None,
+            &err,
+        );
+        assert_eq!(result.status, ResultStatus::Rejected);
+        assert_eq!(
+            result.attributes(),
+            vec![("job", "upload".to_owned()), ("status", "rejected".to_owned()), ("reason", "NOT_VIDEO".to_owned())]
+        );
+    }
+}

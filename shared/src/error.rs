@@ -1,0 +1,174 @@
+//! One error type for the whole suite, shaped by the one question a caller has to answer:
+//! *does retrying help?*
+//!
+//! * [`ErrorKind::Retryable`]: a fault outside the input (throttling, network, a timeout, a
+//!   service that is down). The message goes back to its queue; after the redrive limit it
+//!   rests in the dead-letter queue, where it can be redriven once the fault is fixed.
+//! * [`ErrorKind::Rejected`]: the input can never succeed (not a video, corrupt, malformed).
+//!   It is answered with a named rejection on the results topic and the message is done.
+//! * [`ErrorKind::Failed`]: the input looked fine but processing it failed in a way a retry
+//!   will not change (ffmpeg gave up on a stream ffprobe accepted). Reported as `failed`.
+
+use std::fmt;
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Whether retrying can help; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Retryable,
+    Rejected,
+    Failed,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Retryable => "retryable",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::Failed => "failed",
+        })
+    }
+}
+
+/// An error with a stable, machine-readable `code` (e.g. `NOT_VIDEO`, `S3_UNAVAILABLE`) and a
+/// human-readable reason. The code is what results and logs carry; tests match on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{code} ({kind}): {reason}")]
+pub struct ProcessingError {
+    pub kind: ErrorKind,
+    pub code: &'static str,
+    pub reason: String,
+}
+
+impl ProcessingError {
+    pub fn retryable(code: &'static str, reason: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Retryable, code, reason: reason.into() }
+    }
+
+    pub fn rejected(code: &'static str, reason: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Rejected, code, reason: reason.into() }
+    }
+
+    pub fn failed(code: &'static str, reason: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Failed, code, reason: reason.into() }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.kind == ErrorKind::Retryable
+    }
+
+    /// Classifies an AWS SDK error. Transport faults, timeouts, throttling and 5xx are
+    /// retryable. Everything else the service refused is retryable too unless the caller maps
+    /// it (see [`Self::from_sdk_with`]): an `AccessDenied` or a missing queue is a deployment
+    /// fault, and a message kept in the DLQ can be redriven once it is fixed, whereas a message
+    /// dropped as "rejected" is gone.
+    pub fn from_sdk<E>(operation: &str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        Self::from_sdk_with(operation, err, |_, _| None)
+    }
+
+    /// Like [`Self::from_sdk`], with a hook that maps a service error code (and HTTP status) to a
+    /// permanent outcome, e.g. `NoSuchKey` on a source object → `Rejected("SOURCE_MISSING")`.
+    pub fn from_sdk_with<E>(
+        operation: &str,
+        err: SdkError<E, HttpResponse>,
+        map_service_error: impl FnOnce(&str, Option<u16>) -> Option<ProcessingError>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match &err {
+            SdkError::TimeoutError(_) => {
+                Self::retryable("AWS_TIMEOUT", format!("{operation}: request timed out"))
+            }
+            SdkError::DispatchFailure(failure) => Self::retryable(
+                "AWS_UNREACHABLE",
+                format!("{operation}: could not reach the service: {failure:?}"),
+            ),
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or("Unknown").to_owned();
+                let message = service.err().message().unwrap_or("").to_owned();
+                let status = status_of(&err);
+                if let Some(mapped) = map_service_error(&code, status) {
+                    return mapped;
+                }
+                Self::retryable(
+                    "AWS_SERVICE_ERROR",
+                    format!("{operation}: {code} (HTTP {}): {message}", fmt_status(status)),
+                )
+            }
+            _ => {
+                let status = status_of(&err);
+                if status == Some(404) {
+                    if let Some(mapped) = map_service_error("NotFound", status) {
+                        return mapped;
+                    }
+                }
+                Self::retryable(
+                    "AWS_ERROR",
+                    format!("{operation} (HTTP {}): {}", fmt_status(status), DisplayErrorChain(&err)),
+                )
+            }
+        }
+    }
+}
+
+fn status_of<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+fn fmt_status(status: Option<u16>) -> String {
+    status.map_or_else(|| "-".to_owned(), |s| s.to_string())
+}
+
+/// Displays an error with its `source()` chain, which the SDK's own `Display` leaves out.
+pub struct DisplayErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for DisplayErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(inner) = source {
+            write!(f, ": {inner}")?;
+            source = inner.source();
+        }
+        Ok(())
+    }
+}
+
+/// Lambda's error report carries the kind and the code, so a failed invocation's
+/// `errorType` already says whether the retry that follows can help.
+impl From<ProcessingError> for lambda_runtime::Diagnostic {
+    fn from(err: ProcessingError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: format!("{}.{}", err.kind, err.code),
+            error_message: err.reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_code_kind_and_reason() {
+        let err = ProcessingError::rejected("NOT_VIDEO", "no video stream");
+        assert_eq!(err.to_string(), "NOT_VIDEO (rejected): no video stream");
+        assert!(!err.is_retryable());
+    }
+
+    #[test]
+    fn diagnostic_error_type_carries_kind_and_code() {
+        let diagnostic: lambda_runtime::Diagnostic =
+            ProcessingError::retryable("AWS_TIMEOUT", "slow").into();
+        assert_eq!(diagnostic.error_type, "retryable.AWS_TIMEOUT");
+        assert_eq!(diagnostic.error_message, "slow");
+    }
+}

@@ -1,0 +1,32 @@
+//! What every function of the suite shares.
+//!
+//! * [`config`]: typed configuration read once from the environment, naming every bad variable.
+//! * [`clients`]: the AWS SDK configuration and clients, built once at cold start.
+//! * [`s3_event`]: S3 event key decoding and the `s3:TestEvent` check.
+//! * [`ffmpeg`]: ffmpeg/ffprobe as supervised children with an argument vector and a deadline.
+//! * [`probe`]: ffprobe's report as typed data.
+//! * [`storage`]: streaming S3 download and (multipart) upload, never buffering a whole object.
+//! * [`contracts`]: the messages the functions exchange, versioned, with JSON fixtures.
+//! * [`profiles`]: rendition profiles, read from `job-templates/renditions/`.
+//! * [`error`]: one error type that says whether retrying can help.
+//! * [`sqs`]: per-message outcomes for SQS batches (`ReportBatchItemFailures`).
+//! * [`logging`]: `tracing` set up for Lambda (JSON lines).
+//!
+//! Crate choices: `thiserror` for error enums (the runtime's own examples use it), `tracing` with
+//! `tracing-subscriber`'s JSON formatter (what the Lambda runtime integrates with), and
+//! `percent-encoding` for S3 keys (the `url` crate's decoder, without pulling in a URL parser).
+
+pub mod clients;
+pub mod config;
+pub mod contracts;
+pub mod error;
+pub mod ffmpeg;
+pub mod logging;
+pub mod probe;
+pub mod profiles;
+pub mod publish;
+pub mod s3_event;
+pub mod sqs;
+pub mod storage;
+
+pub use error::{ErrorKind, ProcessingError};

@@ -1,0 +1,29 @@
+//! Publishing JSON messages on SNS topics, with string message attributes for filter policies.
+
+use aws_sdk_sns::types::MessageAttributeValue;
+use serde::Serialize;
+
+use crate::ProcessingError;
+
+/// Publishes `message` as JSON on `topic_arn`. Any failure is retryable: the caller keeps the
+/// triggering message (batch failure / async retry) so the result is never lost.
+pub async fn publish_json(
+    sns: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    message: &impl Serialize,
+    attributes: &[(&str, String)],
+) -> Result<String, ProcessingError> {
+    let body = serde_json::to_string(message)
+        .map_err(|e| ProcessingError::failed("SERIALIZE_FAILED", e.to_string()))?;
+    let mut request = sns.publish().topic_arn(topic_arn).message(body);
+    for (name, value) in attributes {
+        let value = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .map_err(|e| ProcessingError::failed("SERIALIZE_FAILED", e.to_string()))?;
+        request = request.message_attributes(*name, value);
+    }
+    let output = request.send().await.map_err(|e| ProcessingError::from_sdk("SNS Publish", e))?;
+    Ok(output.message_id.unwrap_or_default())
+}

@@ -1,0 +1,73 @@
+//! S3 event notifications: key decoding and the test event S3 sends when a notification is set up.
+//!
+//! S3 writes object keys in events form-urlencoded: a space arrives as `+`, a literal `+` as
+//! `%2B`, and non-ASCII as percent-encoded UTF-8 (some emulators even encode `/` as `%2F`).
+//! A key must be decoded (first `+` → space, then percent-decoding) before it is used with
+//! GetObject; the seed's MediaConvert function broke on spaces because it skipped this.
+
+use percent_encoding::percent_decode_str;
+
+use crate::ProcessingError;
+
+/// Decodes an S3 event's object key. Fails (as a rejection) only when the decoded bytes are
+/// not UTF-8, which S3 itself never produces.
+pub fn decode_key(encoded: &str) -> Result<String, ProcessingError> {
+    let plus_as_space = encoded.replace('+', " ");
+    percent_decode_str(&plus_as_space).decode_utf8().map(|k| k.into_owned()).map_err(|e| {
+        ProcessingError::rejected(
+            "MALFORMED_EVENT",
+            format!("object key {encoded:?} does not decode to UTF-8: {e}"),
+        )
+    })
+}
+
+/// S3 sends `{"Service":"Amazon S3","Event":"s3:TestEvent",...}` (no `Records`) once, when a
+/// notification configuration is saved. It carries no object and is skipped.
+pub fn is_test_event(event: &serde_json::Value) -> bool {
+    event.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_spaces_plus_percent_and_unicode() {
+        let cases = [
+            ("plain.mp4", "plain.mp4"),
+            ("my+video.mp4", "my video.mp4"),
+            ("a%2Bb.mp4", "a+b.mp4"),
+            ("100%25+done.mp4", "100% done.mp4"),
+            ("caf%C3%A9+%F0%9F%8E%AC.mov", "café 🎬.mov"),
+            ("uploads/2024/01/clip.mp4", "uploads/2024/01/clip.mp4"),
+            ("uploads%2Fnested%2Fclip.mp4", "uploads/nested/clip.mp4"),
+            ("my+demo%2Bclip.mp4", "my demo+clip.mp4"),
+            ("%E6%97%A5%E6%9C%AC/%E5%8B%95%E7%94%BB.mp4", "日本/動画.mp4"),
+        ];
+        for (encoded, expected) in cases {
+            assert_eq!(decode_key(encoded).unwrap(), expected, "decoding {encoded}");
+        }
+    }
+
+    #[test]
+    fn a_lone_percent_sign_is_kept_literally() {
+        // Not valid percent-encoding: nothing to decode, so the key is taken as written.
+        assert_eq!(decode_key("50%off.mp4").unwrap(), "50%off.mp4");
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_named_rejection() {
+        let err = decode_key("bad%FF.mp4").unwrap_err();
+        assert_eq!(err.code, "MALFORMED_EVENT");
+    }
+
+    #[test]
+    fn recognises_the_test_event() {
+        let test_event = serde_json::json!({
+            "Service": "Amazon S3", "Event": "s3:TestEvent",
+            "Time": "2024-01-01T00:00:00.000Z", "Bucket": "b", "RequestId": "r", "HostId": "h"
+        });
+        assert!(is_test_event(&test_event));
+        assert!(!is_test_event(&serde_json::json!({"Records": []})));
+    }
+}
