@@ -5,6 +5,12 @@
 #   infra/local/stack.sh down    stop it (graceful SIGTERM so state is saved, then its process group)
 #   infra/local/stack.sh status  running/healthy or not (exit 0 only if healthy)
 #   infra/local/stack.sh env     print the exports a client shell needs (eval "$(stack.sh env)")
+#   infra/local/stack.sh run CMD...  run a client command against the stack, e.g.
+#       infra/local/stack.sh run sam deploy --template-file infra/template.yaml --stack-name NAME \
+#           --resolve-s3 --capabilities CAPABILITY_IAM --no-confirm-changeset --no-fail-on-empty-changeset
+#     (endpoint + dummy credentials + region, .venv/bin first on PATH, SAM_CLI_TELEMETRY=0, and
+#     HOME=.local/home so SAM CLI writes .local/home/.aws-sam instead of ~/.aws-sam; RUSTUP_HOME and
+#     CARGO_HOME keep pointing at the real toolchain, which a bare HOME override would break)
 #
 # All state lives in <repo>/.local/ (git-ignored by its own .gitignore):
 #   .local/ministack.pid  .local/ministack.log  .local/state/  .local/s3/  .local/tmp/
@@ -52,6 +58,25 @@ export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=$REGION
 export AWS_DEFAULT_REGION=$REGION
 EOF
+}
+
+cmd_run() {
+  (($# > 0)) || { log "usage: $0 run CMD [ARGS...]"; return 2; }
+  mkdir -p "$LOCAL_DIR/home"
+  [[ -f "$LOCAL_DIR/.gitignore" ]] || printf '*\n' >"$LOCAL_DIR/.gitignore"
+  local real_home="${HOME:-/root}"
+  exec env \
+    RUSTUP_HOME="${RUSTUP_HOME:-$real_home/.rustup}" \
+    CARGO_HOME="${CARGO_HOME:-$real_home/.cargo}" \
+    HOME="$LOCAL_DIR/home" \
+    PATH="$REPO_ROOT/.venv/bin:${CARGO_HOME:-$real_home/.cargo}/bin:$PATH" \
+    SAM_CLI_TELEMETRY=0 \
+    AWS_ENDPOINT_URL="$ENDPOINT" \
+    AWS_ACCESS_KEY_ID=test \
+    AWS_SECRET_ACCESS_KEY=test \
+    AWS_REGION="$REGION" \
+    AWS_DEFAULT_REGION="$REGION" \
+    "$@"
 }
 
 cmd_up() {
@@ -167,8 +192,9 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   env) print_env ;;
+  run) shift; cmd_run "$@" ;;
   *)
-    echo "usage: $0 {up|down|status|env}" >&2
+    echo "usage: $0 {up|down|status|env|run CMD...}" >&2
     exit 2
     ;;
 esac

@@ -51,20 +51,35 @@ impl EnvReader {
                 )
             })
             .collect();
-        Self { vars, problems: Vec::new() }
+        Self {
+            vars,
+            problems: Vec::new(),
+        }
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let vars = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-        Self { vars, problems: Vec::new() }
+        let vars = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Self {
+            vars,
+            problems: Vec::new(),
+        }
     }
 
     fn raw(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
     }
 
     fn problem(&mut self, name: &str, problem: impl Into<String>) {
-        self.problems.push(ConfigProblem { variable: name.to_owned(), problem: problem.into() });
+        self.problems.push(ConfigProblem {
+            variable: name.to_owned(),
+            problem: problem.into(),
+        });
     }
 
     /// A required variable. Returns a placeholder when it is missing or malformed; the problem
@@ -153,7 +168,9 @@ impl EnvReader {
         if self.problems.is_empty() {
             Ok(())
         } else {
-            Err(ConfigError { problems: self.problems })
+            Err(ConfigError {
+                problems: self.problems,
+            })
         }
     }
 }

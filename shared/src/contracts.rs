@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::publish::Attribute;
 use crate::ProcessingError;
 
 /// The version of the message contracts in this module.
@@ -84,7 +85,10 @@ pub struct Reason {
 
 impl From<&ProcessingError> for Reason {
     fn from(err: &ProcessingError) -> Self {
-        Reason { code: err.code.to_owned(), message: err.reason.clone() }
+        Reason {
+            code: err.code.to_owned(),
+            message: err.reason.clone(),
+        }
     }
 }
 
@@ -121,7 +125,12 @@ pub struct PipelineResult {
 
 impl PipelineResult {
     /// A rejected or failed result for `err` (which must not be retryable).
-    pub fn from_error(job: Job, source: ObjectRef, profile: Option<String>, err: &ProcessingError) -> Self {
+    pub fn from_error(
+        job: Job,
+        source: ObjectRef,
+        profile: Option<String>,
+        err: &ProcessingError,
+    ) -> Self {
         let status = match err.kind {
             crate::ErrorKind::Failed => ResultStatus::Failed,
             _ => ResultStatus::Rejected,
@@ -138,15 +147,38 @@ impl PipelineResult {
     }
 
     /// SNS message attributes, so subscribers can filter (`job`, `status`, `profile`).
-    pub fn attributes(&self) -> Vec<(&'static str, String)> {
-        let mut attributes = vec![("job", self.job.as_str().to_owned()), ("status", self.status.as_str().to_owned())];
+    pub fn attributes(&self) -> Vec<(&'static str, Attribute)> {
+        let mut attributes = vec![
+            ("job", Attribute::Text(self.job.as_str().to_owned())),
+            ("status", Attribute::Text(self.status.as_str().to_owned())),
+        ];
         if let Some(profile) = &self.profile {
-            attributes.push(("profile", profile.clone()));
+            attributes.push(("profile", Attribute::Text(profile.clone())));
         }
         if let Some(reason) = &self.reason {
-            attributes.push(("reason", reason.code.clone()));
+            attributes.push(("reason", Attribute::Text(reason.code.clone())));
         }
         attributes
+    }
+}
+
+impl UploadNotice {
+    /// SNS message attributes for the uploads topic's subscription filter policies: the file
+    /// extension (lowercase) and the size in bytes.
+    pub fn attributes(&self) -> Vec<(&'static str, Attribute)> {
+        vec![
+            ("extension", Attribute::Text(extension_of(&self.key))),
+            ("sizeBytes", Attribute::Number(self.size)),
+        ]
+    }
+}
+
+/// The lowercase extension of a key's last path segment, `""` when it has none.
+pub fn extension_of(key: &str) -> String {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => ext.to_ascii_lowercase(),
+        _ => String::new(),
     }
 }
 
@@ -158,8 +190,9 @@ mod tests {
     where
         T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
     {
-        let text = std::fs::read_to_string(format!("{}/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        let text =
+            std::fs::read_to_string(format!("{}/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap_or_else(|e| panic!("{fixture}: {e}"));
         let parsed: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{fixture}: {e}"));
         let written = serde_json::to_value(&parsed).unwrap();
         let original: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -180,14 +213,30 @@ mod tests {
         let err = ProcessingError::rejected("NOT_VIDEO", "a text file");
         let result = PipelineResult::from_error(
             Job::Upload,
-            ObjectRef { bucket: "b".into(), key: "notes.txt".into(), etag: None },
+            ObjectRef {
+                bucket: "b".into(),
+                key: "notes.txt".into(),
+                etag: None,
+            },
             None,
             &err,
         );
         assert_eq!(result.status, ResultStatus::Rejected);
         assert_eq!(
             result.attributes(),
-            vec![("job", "upload".to_owned()), ("status", "rejected".to_owned()), ("reason", "NOT_VIDEO".to_owned())]
+            vec![
+                ("job", Attribute::Text("upload".into())),
+                ("status", Attribute::Text("rejected".into())),
+                ("reason", Attribute::Text("NOT_VIDEO".into()))
+            ]
         );
+    }
+
+    #[test]
+    fn extensions() {
+        assert_eq!(extension_of("a/b/Clip.MP4"), "mp4");
+        assert_eq!(extension_of("a.dir/noext"), "");
+        assert_eq!(extension_of(".hidden"), "");
+        assert_eq!(extension_of("my demo+clip.tar.gz"), "gz");
     }
 }

@@ -46,15 +46,27 @@ pub struct ProcessingError {
 
 impl ProcessingError {
     pub fn retryable(code: &'static str, reason: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Retryable, code, reason: reason.into() }
+        Self {
+            kind: ErrorKind::Retryable,
+            code,
+            reason: reason.into(),
+        }
     }
 
     pub fn rejected(code: &'static str, reason: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Rejected, code, reason: reason.into() }
+        Self {
+            kind: ErrorKind::Rejected,
+            code,
+            reason: reason.into(),
+        }
     }
 
     pub fn failed(code: &'static str, reason: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Failed, code, reason: reason.into() }
+        Self {
+            kind: ErrorKind::Failed,
+            code,
+            reason: reason.into(),
+        }
     }
 
     pub fn is_retryable(&self) -> bool {
@@ -100,7 +112,10 @@ impl ProcessingError {
                 }
                 Self::retryable(
                     "AWS_SERVICE_ERROR",
-                    format!("{operation}: {code} (HTTP {}): {message}", fmt_status(status)),
+                    format!(
+                        "{operation}: {code} (HTTP {}): {message}",
+                        fmt_status(status)
+                    ),
                 )
             }
             _ => {
@@ -112,7 +127,11 @@ impl ProcessingError {
                 }
                 Self::retryable(
                     "AWS_ERROR",
-                    format!("{operation} (HTTP {}): {}", fmt_status(status), DisplayErrorChain(&err)),
+                    format!(
+                        "{operation} (HTTP {}): {}",
+                        fmt_status(status),
+                        DisplayErrorChain(&err)
+                    ),
                 )
             }
         }

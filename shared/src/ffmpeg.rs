@@ -35,7 +35,10 @@ impl Deadline {
     /// From a Lambda context's deadline (milliseconds since the Unix epoch), less `margin`
     /// kept for the work after the child (upload, publish).
     pub fn from_epoch_millis(deadline_ms: u64, margin: Duration) -> Self {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
         let left = Duration::from_millis((deadline_ms as u128).saturating_sub(now_ms) as u64);
         Deadline(Instant::now() + left.saturating_sub(margin))
     }
@@ -101,13 +104,29 @@ impl ProgressParser {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("could not start {program}: {source}")]
-    Spawn { program: String, source: std::io::Error },
-    #[error("{program} still running at the deadline after {elapsed:?}; killed. stderr: {stderr_tail}")]
-    Timeout { program: String, elapsed: Duration, stderr_tail: String },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{program} still running at the deadline after {elapsed:?}; killed. stderr: {stderr_tail}"
+    )]
+    Timeout {
+        program: String,
+        elapsed: Duration,
+        stderr_tail: String,
+    },
     #[error("{program} exited with {status}. stderr: {stderr_tail}")]
-    Exit { program: String, status: ExitStatus, stderr_tail: String },
+    Exit {
+        program: String,
+        status: ExitStatus,
+        stderr_tail: String,
+    },
     #[error("reading {program}'s output failed: {source}")]
-    Io { program: String, source: std::io::Error },
+    Io {
+        program: String,
+        source: std::io::Error,
+    },
 }
 
 impl RunError {
@@ -153,7 +172,12 @@ pub struct Supervised<'a> {
 
 impl<'a> Supervised<'a> {
     pub fn new(program: impl AsRef<Path>, deadline: Deadline) -> Self {
-        Self { program: program.as_ref().to_owned(), args: Vec::new(), deadline, on_progress: None }
+        Self {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            deadline,
+            on_progress: None,
+        }
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -166,7 +190,8 @@ impl<'a> Supervised<'a> {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
@@ -194,7 +219,10 @@ impl<'a> Supervised<'a> {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| RunError::Spawn { program: program_name.clone(), source })?;
+            .map_err(|source| RunError::Spawn {
+                program: program_name.clone(),
+                source,
+            })?;
         tracing::debug!(program = %program_name, args = ?args, "started child");
 
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -223,12 +251,26 @@ impl<'a> Supervised<'a> {
             }
         };
         let stderr_tail = stderr_task.await.unwrap_or_default();
-        let status = status.map_err(|source| RunError::Io { program: program_name.clone(), source })?;
+        let status = status.map_err(|source| RunError::Io {
+            program: program_name.clone(),
+            source,
+        })?;
         if !status.success() {
-            return Err(RunError::Exit { program: program_name, status, stderr_tail });
+            return Err(RunError::Exit {
+                program: program_name,
+                status,
+                stderr_tail,
+            });
         }
-        let stdout = stdout_result.map_err(|source| RunError::Io { program: program_name, source })?;
-        Ok(RunOutput { stdout, stderr_tail, elapsed: started.elapsed() })
+        let stdout = stdout_result.map_err(|source| RunError::Io {
+            program: program_name,
+            source,
+        })?;
+        Ok(RunOutput {
+            stdout,
+            stderr_tail,
+            elapsed: started.elapsed(),
+        })
     }
 }
 
@@ -249,7 +291,10 @@ async fn read_stdout(
         }
         None => {
             let mut captured = Vec::new();
-            stdout.take(MAX_CAPTURED_STDOUT as u64).read_to_end(&mut captured).await?;
+            stdout
+                .take(MAX_CAPTURED_STDOUT as u64)
+                .read_to_end(&mut captured)
+                .await?;
             Ok(captured)
         }
     }
@@ -280,7 +325,16 @@ async fn keep_tail(stderr: impl AsyncRead + Unpin) -> String {
 /// The arguments every ffmpeg run starts with: no stdin, no banner, no interactive stats,
 /// errors only on stderr, overwrite our own temp outputs.
 pub fn ffmpeg_base_args() -> Vec<OsString> {
-    ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y"].map(OsString::from).to_vec()
+    [
+        "-nostdin",
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-y",
+    ]
+    .map(OsString::from)
+    .to_vec()
 }
 
 #[cfg(test)]
@@ -294,7 +348,11 @@ mod tests {
         let reports: Vec<_> = block.lines().filter_map(|l| parser.feed(l)).collect();
         assert_eq!(
             reports,
-            vec![Progress { out_time: Duration::from_millis(1500), speed: Some(2.5), done: false }]
+            vec![Progress {
+                out_time: Duration::from_millis(1500),
+                speed: Some(2.5),
+                done: false
+            }]
         );
         assert_eq!(parser.feed("out_time_us=N/A"), None);
         let last = parser.feed("progress=end").unwrap();
@@ -321,13 +379,20 @@ mod tests {
             .await
             .unwrap_err();
         match &err {
-            RunError::Exit { status, stderr_tail, .. } => {
+            RunError::Exit {
+                status,
+                stderr_tail,
+                ..
+            } => {
                 assert_eq!(status.code(), Some(3));
                 assert_eq!(stderr_tail, "first | the real reason");
             }
             other => panic!("unexpected {other}"),
         }
-        assert_eq!(err.into_processing_error("TRANSCODE_FAILED").code, "TRANSCODE_FAILED");
+        assert_eq!(
+            err.into_processing_error("TRANSCODE_FAILED").code,
+            "TRANSCODE_FAILED"
+        );
     }
 
     #[tokio::test]
@@ -337,26 +402,39 @@ mod tests {
             .run()
             .await
             .unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), "my video+1.mp4|-i|$(rm -rf /)|");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "my video+1.mp4|-i|$(rm -rf /)|"
+        );
     }
 
     #[tokio::test]
     async fn a_missing_program_is_a_retryable_deployment_fault() {
-        let err = Supervised::new("/nonexistent/ffmpeg", Deadline::after(Duration::from_secs(1)))
-            .run()
-            .await
-            .unwrap_err();
+        let err = Supervised::new(
+            "/nonexistent/ffmpeg",
+            Deadline::after(Duration::from_secs(1)),
+        )
+        .run()
+        .await
+        .unwrap_err();
         let err = err.into_processing_error("X");
         assert_eq!(err.code, "TOOL_UNAVAILABLE");
     }
 
     #[test]
     fn lambda_deadline_keeps_the_margin() {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
         let deadline = Deadline::from_epoch_millis(now_ms + 60_000, Duration::from_secs(10));
         let left = deadline.remaining();
-        assert!(left <= Duration::from_secs(50) && left > Duration::from_secs(45), "{left:?}");
-        let past = Deadline::from_epoch_millis(now_ms.saturating_sub(1000), Duration::from_secs(10));
+        assert!(
+            left <= Duration::from_secs(50) && left > Duration::from_secs(45),
+            "{left:?}"
+        );
+        let past =
+            Deadline::from_epoch_millis(now_ms.saturating_sub(1000), Duration::from_secs(10));
         assert_eq!(past.remaining(), Duration::ZERO);
     }
 }

@@ -65,12 +65,24 @@ impl MediaInfo {
         if video.width == 0 || video.height == 0 {
             return Err(ProcessingError::rejected(
                 "CORRUPT_INPUT",
-                format!("video stream reports a size of {}x{}", video.width, video.height),
+                format!(
+                    "video stream reports a size of {}x{}",
+                    video.width, video.height
+                ),
             ));
         }
         // Still images (png, jpeg, …) are "video" streams to ffprobe; they are not videos.
-        let image_formats = ["image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "gif"];
-        if image_formats.contains(&self.format_name.as_str()) && self.duration_secs.unwrap_or(0.0) <= 0.05 {
+        let image_formats = [
+            "image2",
+            "png_pipe",
+            "jpeg_pipe",
+            "webp_pipe",
+            "bmp_pipe",
+            "gif",
+        ];
+        if image_formats.contains(&self.format_name.as_str())
+            && self.duration_secs.unwrap_or(0.0) <= 0.05
+        {
             return Err(ProcessingError::rejected(
                 "NOT_VIDEO",
                 format!("a still image ({}), not a video", self.format_name),
@@ -87,7 +99,14 @@ pub async fn probe_file(
     deadline: Deadline,
 ) -> Result<MediaInfo, ProcessingError> {
     let output = Supervised::new(ffprobe, deadline)
-        .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"])
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
         .arg(file)
         .run()
         .await
@@ -104,21 +123,32 @@ pub async fn probe_file(
 /// Parses `ffprobe -print_format json -show_format -show_streams`.
 pub fn parse_ffprobe_json(json: &[u8]) -> Result<MediaInfo, ProcessingError> {
     let raw: RawProbe = serde_json::from_slice(json).map_err(|e| {
-        ProcessingError::rejected("CORRUPT_INPUT", format!("ffprobe's report is unreadable: {e}"))
+        ProcessingError::rejected(
+            "CORRUPT_INPUT",
+            format!("ffprobe's report is unreadable: {e}"),
+        )
     })?;
     let format = raw.format.ok_or_else(|| {
         ProcessingError::rejected("CORRUPT_INPUT", "ffprobe found no container format")
     })?;
-    let video = raw.streams.iter().find(|s| {
-        s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0
-    });
-    let audio = raw.streams.iter().find(|s| s.codec_type.as_deref() == Some("audio"));
+    let video = raw
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0);
+    let audio = raw
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("audio"));
     let video = video.map(|s| VideoStream {
         codec: s.codec_name.clone().unwrap_or_default(),
         width: s.width.unwrap_or(0),
         height: s.height.unwrap_or(0),
         rotation: s.rotation(),
-        fps: s.avg_frame_rate.as_deref().and_then(parse_ratio).or_else(|| s.r_frame_rate.as_deref().and_then(parse_ratio)),
+        fps: s
+            .avg_frame_rate
+            .as_deref()
+            .and_then(parse_ratio)
+            .or_else(|| s.r_frame_rate.as_deref().and_then(parse_ratio)),
         pix_fmt: s.pix_fmt.clone(),
         profile: s.profile.clone(),
         bit_rate: s.bit_rate.as_deref().and_then(|b| b.parse().ok()),
@@ -135,7 +165,12 @@ pub fn parse_ffprobe_json(json: &[u8]) -> Result<MediaInfo, ProcessingError> {
         .as_deref()
         .and_then(|d| d.parse::<f64>().ok())
         .or_else(|| video.as_ref().and_then(|v| v.duration_secs));
-    Ok(MediaInfo { format_name: format.format_name.unwrap_or_default(), duration_secs, video, audio })
+    Ok(MediaInfo {
+        format_name: format.format_name.unwrap_or_default(),
+        duration_secs,
+        video,
+        audio,
+    })
 }
 
 /// `30000/1001` → 29.97; `0/0` → None.
@@ -232,7 +267,10 @@ mod tests {
     fn audio_only_is_not_a_video() {
         let report = r#"{"streams":[{"codec_type":"audio","codec_name":"mp3"}],
                          "format":{"format_name":"mp3","duration":"3.0"}}"#;
-        let err = parse_ffprobe_json(report.as_bytes()).unwrap().require_video().unwrap_err();
+        let err = parse_ffprobe_json(report.as_bytes())
+            .unwrap()
+            .require_video()
+            .unwrap_err();
         assert_eq!(err.code, "NOT_VIDEO");
     }
 
@@ -249,13 +287,19 @@ mod tests {
     fn a_still_image_is_not_a_video() {
         let report = r#"{"streams":[{"codec_type":"video","codec_name":"png","width":64,"height":64}],
                          "format":{"format_name":"png_pipe"}}"#;
-        let err = parse_ffprobe_json(report.as_bytes()).unwrap().require_video().unwrap_err();
+        let err = parse_ffprobe_json(report.as_bytes())
+            .unwrap()
+            .require_video()
+            .unwrap_err();
         assert_eq!(err.code, "NOT_VIDEO");
     }
 
     #[test]
     fn garbage_is_corrupt_input() {
-        assert_eq!(parse_ffprobe_json(b"not json").unwrap_err().code, "CORRUPT_INPUT");
+        assert_eq!(
+            parse_ffprobe_json(b"not json").unwrap_err().code,
+            "CORRUPT_INPUT"
+        );
         assert_eq!(parse_ffprobe_json(b"{}").unwrap_err().code, "CORRUPT_INPUT");
     }
 

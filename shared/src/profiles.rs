@@ -14,9 +14,18 @@ use crate::probe::MediaInfo;
 
 /// The profiles shipped in `job-templates/renditions/`.
 pub const BUILT_IN: &[(&str, &str)] = &[
-    ("480p", include_str!("../../job-templates/renditions/480p.json")),
-    ("720p", include_str!("../../job-templates/renditions/720p.json")),
-    ("1080p", include_str!("../../job-templates/renditions/1080p.json")),
+    (
+        "480p",
+        include_str!("../../job-templates/renditions/480p.json"),
+    ),
+    (
+        "720p",
+        include_str!("../../job-templates/renditions/720p.json"),
+    ),
+    (
+        "1080p",
+        include_str!("../../job-templates/renditions/1080p.json"),
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,7 +113,10 @@ impl RenditionProfile {
         let scale = (box_w as f64 / src_w as f64).min(box_h as f64 / src_h as f64);
         let upscale_avoided = scale > 1.0;
         let scale = scale.min(1.0);
-        let fps_cap = video.fps.filter(|fps| *fps > self.video.max_fps + 0.01).map(|_| self.video.max_fps);
+        let fps_cap = video
+            .fps
+            .filter(|fps| *fps > self.video.max_fps + 0.01)
+            .map(|_| self.video.max_fps);
         Some(RenditionPlan {
             width: even(src_w as f64 * scale),
             height: even(src_h as f64 * scale),
@@ -122,7 +134,10 @@ impl RenditionProfile {
         if let Some(fps) = plan.fps_cap {
             filters.push(format!("fps={fps}"));
         }
-        filters.push(format!("scale={}:{}:flags=bicubic", plan.width, plan.height));
+        filters.push(format!(
+            "scale={}:{}:flags=bicubic",
+            plan.width, plan.height
+        ));
         filters.push("setsar=1".to_owned());
         let mut args = ffmpeg_base_args();
         let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
@@ -164,7 +179,10 @@ impl RenditionProfile {
                 a.sample_rate.to_string(),
                 // Downmix only: `-ac 2` on a mono source would invent a channel.
                 "-af".into(),
-                format!("aformat=channel_layouts=mono|stereo{}", if a.max_channels >= 6 { "|5.1" } else { "" }),
+                format!(
+                    "aformat=channel_layouts=mono|stereo{}",
+                    if a.max_channels >= 6 { "|5.1" } else { "" }
+                ),
             ]);
         }
         if self.container.faststart {
@@ -202,7 +220,11 @@ mod tests {
                 frame_count: None,
                 duration_secs: None,
             }),
-            audio: audio.then(|| AudioStream { codec: "aac".into(), channels: Some(2), sample_rate: Some(48000) }),
+            audio: audio.then(|| AudioStream {
+                codec: "aac".into(),
+                channels: Some(2),
+                sample_rate: Some(48000),
+            }),
         }
     }
 
@@ -219,14 +241,20 @@ mod tests {
     #[test]
     fn seed_targets_are_kept() {
         let kbps = |n| RenditionProfile::built_in(n).unwrap().video.bitrate_kbps;
-        assert_eq!((kbps("480p"), kbps("720p"), kbps("1080p")), (1000, 2000, 5000));
+        assert_eq!(
+            (kbps("480p"), kbps("720p"), kbps("1080p")),
+            (1000, 2000, 5000)
+        );
     }
 
     #[test]
     fn downscales_keeping_aspect_ratio() {
         let p = RenditionProfile::built_in("720p").unwrap();
         let plan = p.plan(&source(1920, 1080, 25.0, 0, true)).unwrap();
-        assert_eq!((plan.width, plan.height, plan.upscale_avoided, plan.fps_cap), (1280, 720, false, None));
+        assert_eq!(
+            (plan.width, plan.height, plan.upscale_avoided, plan.fps_cap),
+            (1280, 720, false, None)
+        );
         // 4:3 inside 16:9 box: height bound.
         let plan = p.plan(&source(1440, 1080, 25.0, 0, true)).unwrap();
         assert_eq!((plan.width, plan.height), (960, 720));
@@ -239,7 +267,10 @@ mod tests {
     fn never_upscales() {
         let p = RenditionProfile::built_in("1080p").unwrap();
         let plan = p.plan(&source(640, 360, 30.0, 0, true)).unwrap();
-        assert_eq!((plan.width, plan.height, plan.upscale_avoided), (640, 360, true));
+        assert_eq!(
+            (plan.width, plan.height, plan.upscale_avoided),
+            (640, 360, true)
+        );
         // Odd sizes are evened down to what 4:2:0 allows.
         let plan = p.plan(&source(641, 361, 30.0, 0, true)).unwrap();
         assert_eq!((plan.width % 2, plan.height % 2), (0, 0));
@@ -258,21 +289,44 @@ mod tests {
     #[test]
     fn frame_rate_is_capped_not_raised() {
         let p = RenditionProfile::built_in("720p").unwrap();
-        assert_eq!(p.plan(&source(1280, 720, 59.94, 0, true)).unwrap().fps_cap, Some(30.0));
-        assert_eq!(p.plan(&source(1280, 720, 29.97, 0, true)).unwrap().fps_cap, None);
-        assert_eq!(p.plan(&source(1280, 720, 30.0, 0, true)).unwrap().fps_cap, None);
+        assert_eq!(
+            p.plan(&source(1280, 720, 59.94, 0, true)).unwrap().fps_cap,
+            Some(30.0)
+        );
+        assert_eq!(
+            p.plan(&source(1280, 720, 29.97, 0, true)).unwrap().fps_cap,
+            None
+        );
+        assert_eq!(
+            p.plan(&source(1280, 720, 30.0, 0, true)).unwrap().fps_cap,
+            None
+        );
     }
 
     #[test]
     fn ffmpeg_arguments_are_a_vector_with_the_profile_settings() {
         let p = RenditionProfile::built_in("720p").unwrap();
         let plan = p.plan(&source(1920, 1080, 60.0, 0, true)).unwrap();
-        let args = p.ffmpeg_args(&plan, Path::new("/tmp/my source+1.mov"), Path::new("/tmp/out.mp4"));
-        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        let pos = |flag: &str| args.iter().position(|a| a == flag).unwrap_or_else(|| panic!("{flag} missing"));
+        let args = p.ffmpeg_args(
+            &plan,
+            Path::new("/tmp/my source+1.mov"),
+            Path::new("/tmp/out.mp4"),
+        );
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let pos = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .unwrap_or_else(|| panic!("{flag} missing"))
+        };
         assert_eq!(args[0], "-nostdin");
         assert_eq!(args[pos("-i") + 1], "/tmp/my source+1.mov");
-        assert_eq!(args[pos("-vf") + 1], "fps=30,scale=1280:720:flags=bicubic,setsar=1");
+        assert_eq!(
+            args[pos("-vf") + 1],
+            "fps=30,scale=1280:720:flags=bicubic,setsar=1"
+        );
         assert_eq!(args[pos("-c:v") + 1], "libx264");
         assert_eq!(args[pos("-b:v") + 1], "2000k");
         assert_eq!(args[pos("-c:a") + 1], "aac");

@@ -13,12 +13,15 @@ use crate::ProcessingError;
 /// not UTF-8, which S3 itself never produces.
 pub fn decode_key(encoded: &str) -> Result<String, ProcessingError> {
     let plus_as_space = encoded.replace('+', " ");
-    percent_decode_str(&plus_as_space).decode_utf8().map(|k| k.into_owned()).map_err(|e| {
-        ProcessingError::rejected(
-            "MALFORMED_EVENT",
-            format!("object key {encoded:?} does not decode to UTF-8: {e}"),
-        )
-    })
+    percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .map_err(|e| {
+            ProcessingError::rejected(
+                "MALFORMED_EVENT",
+                format!("object key {encoded:?} does not decode to UTF-8: {e}"),
+            )
+        })
 }
 
 /// S3 sends `{"Service":"Amazon S3","Event":"s3:TestEvent",...}` (no `Records`) once, when a

@@ -19,27 +19,42 @@ use crate::ProcessingError;
 /// without raw message delivery wraps the message in `{"Type":"Notification","Message":…}`).
 pub fn unwrap_sns_envelope(body: &str) -> Result<String, ProcessingError> {
     let value: serde_json::Value = serde_json::from_str(body).map_err(|e| {
-        ProcessingError::rejected("MALFORMED_MESSAGE", format!("message body is not JSON: {e}"))
+        ProcessingError::rejected(
+            "MALFORMED_MESSAGE",
+            format!("message body is not JSON: {e}"),
+        )
     })?;
     let is_envelope = value.get("Type").and_then(|t| t.as_str()) == Some("Notification")
         && value.get("TopicArn").is_some();
     if is_envelope {
-        return value.get("Message").and_then(|m| m.as_str()).map(str::to_owned).ok_or_else(|| {
-            ProcessingError::rejected("MALFORMED_MESSAGE", "SNS envelope without a Message string")
-        });
+        return value
+            .get("Message")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ProcessingError::rejected(
+                    "MALFORMED_MESSAGE",
+                    "SNS envelope without a Message string",
+                )
+            });
     }
     Ok(body.to_owned())
 }
 
 /// Parses a message body (envelope or raw) into `T`, naming what is wrong with it.
-pub fn parse_body<T: serde::de::DeserializeOwned>(record: &SqsMessage) -> Result<T, ProcessingError> {
+pub fn parse_body<T: serde::de::DeserializeOwned>(
+    record: &SqsMessage,
+) -> Result<T, ProcessingError> {
     let body = record
         .body
         .as_deref()
         .ok_or_else(|| ProcessingError::rejected("MALFORMED_MESSAGE", "message has no body"))?;
     let inner = unwrap_sns_envelope(body)?;
     serde_json::from_str(&inner).map_err(|e| {
-        ProcessingError::rejected("MALFORMED_MESSAGE", format!("message does not match the contract: {e}"))
+        ProcessingError::rejected(
+            "MALFORMED_MESSAGE",
+            format!("message does not match the contract: {e}"),
+        )
     })
 }
 
@@ -73,7 +88,10 @@ where
         if message_id.is_empty() {
             // Without an id the message cannot be named as failed; an error fails the batch
             // would be the only alternative. Lambda always sets it, so this is a broken event.
-            tracing::error!(index, "SQS record without a messageId; it cannot be acknowledged individually");
+            tracing::error!(
+                index,
+                "SQS record without a messageId; it cannot be acknowledged individually"
+            );
             continue;
         }
         if out_of_time || deadline.remaining() < min_time_per_message {
@@ -100,15 +118,28 @@ pub async fn park_in_dead_letter_queue(
     err: &ProcessingError,
 ) -> Disposition {
     let attribute = |value: &str| {
-        MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .expect("data type is set")
     };
     let sent = sqs
         .send_message()
         .queue_url(dead_letter_queue_url)
-        .message_body(record.body.clone().filter(|b| !b.is_empty()).unwrap_or_else(|| "(empty body)".to_owned()))
+        .message_body(
+            record
+                .body
+                .clone()
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| "(empty body)".to_owned()),
+        )
         .message_attributes("rejection_code", attribute(err.code))
         .message_attributes("rejection_reason", attribute(&truncate(&err.reason, 1000)))
-        .message_attributes("original_message_id", attribute(record.message_id.as_deref().unwrap_or("")))
+        .message_attributes(
+            "original_message_id",
+            attribute(record.message_id.as_deref().unwrap_or("")),
+        )
         .send()
         .await;
     match sent {
@@ -146,11 +177,19 @@ mod tests {
             Deadline::after(Duration::from_secs(60)),
             Duration::from_secs(1),
             |record| async move {
-                if record.message_id.as_deref() == Some("b") { Disposition::Retry } else { Disposition::Done }
+                if record.message_id.as_deref() == Some("b") {
+                    Disposition::Retry
+                } else {
+                    Disposition::Done
+                }
             },
         )
         .await;
-        let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
         assert_eq!(failed, ["b"]);
     }
 
@@ -177,6 +216,9 @@ mod tests {
         let envelope = r#"{"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:000000000000:t", "Message": "{\"a\": 1}"}"#;
         assert_eq!(unwrap_sns_envelope(envelope).unwrap(), r#"{"a": 1}"#);
         assert_eq!(unwrap_sns_envelope(r#"{"a":1}"#).unwrap(), r#"{"a":1}"#);
-        assert_eq!(unwrap_sns_envelope("not json").unwrap_err().code, "MALFORMED_MESSAGE");
+        assert_eq!(
+            unwrap_sns_envelope("not json").unwrap_err().code,
+            "MALFORMED_MESSAGE"
+        );
     }
 }

@@ -26,11 +26,19 @@ const PARTS_IN_FLIGHT: usize = 4;
 
 /// Maps "the object is not there" to a rejection: a message about an object that no longer
 /// exists will not succeed on a retry.
-fn missing_source(bucket: &str, key: &str) -> impl FnOnce(&str, Option<u16>) -> Option<ProcessingError> {
+fn missing_source(
+    bucket: &str,
+    key: &str,
+) -> impl FnOnce(&str, Option<u16>) -> Option<ProcessingError> {
     let what = format!("s3://{bucket}/{key}");
     move |code, status| {
         (code == "NoSuchKey" || code == "NoSuchBucket" || code == "NotFound" || status == Some(404))
-            .then(|| ProcessingError::rejected("SOURCE_MISSING", format!("{what} does not exist (any more)")))
+            .then(|| {
+                ProcessingError::rejected(
+                    "SOURCE_MISSING",
+                    format!("{what} does not exist (any more)"),
+                )
+            })
     }
 }
 
@@ -47,16 +55,23 @@ pub async fn download_to_file(
         .key(key)
         .send()
         .await
-        .map_err(|e| ProcessingError::from_sdk_with("S3 GetObject", e, missing_source(bucket, key)))?;
+        .map_err(|e| {
+            ProcessingError::from_sdk_with("S3 GetObject", e, missing_source(bucket, key))
+        })?;
     let mut body = response.body;
-    let mut file = tokio::fs::File::create(dest).await.map_err(local_io("create", dest))?;
-    let mut written = 0u64;
-    while let Some(chunk) = body
-        .try_next()
+    let mut file = tokio::fs::File::create(dest)
         .await
-        .map_err(|e| ProcessingError::retryable("S3_READ_FAILED", format!("reading s3://{bucket}/{key}: {e}")))?
-    {
-        file.write_all(&chunk).await.map_err(local_io("write", dest))?;
+        .map_err(local_io("create", dest))?;
+    let mut written = 0u64;
+    while let Some(chunk) = body.try_next().await.map_err(|e| {
+        ProcessingError::retryable(
+            "S3_READ_FAILED",
+            format!("reading s3://{bucket}/{key}: {e}"),
+        )
+    })? {
+        file.write_all(&chunk)
+            .await
+            .map_err(local_io("write", dest))?;
         written += chunk.len() as u64;
     }
     file.flush().await.map_err(local_io("flush", dest))?;
@@ -79,19 +94,30 @@ pub async fn upload_file(
     key: &str,
     options: &UploadOptions,
 ) -> Result<u64, ProcessingError> {
-    let size = tokio::fs::metadata(path).await.map_err(local_io("stat", path))?.len();
+    let size = tokio::fs::metadata(path)
+        .await
+        .map_err(local_io("stat", path))?
+        .len();
     if size <= MULTIPART_THRESHOLD {
-        let body = ByteStream::from_path(path)
-            .await
-            .map_err(|e| ProcessingError::retryable("LOCAL_IO", format!("opening {}: {e}", path.display())))?;
-        let mut request = s3.put_object().bucket(bucket).key(key).body(body).content_length(size as i64);
+        let body = ByteStream::from_path(path).await.map_err(|e| {
+            ProcessingError::retryable("LOCAL_IO", format!("opening {}: {e}", path.display()))
+        })?;
+        let mut request = s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body)
+            .content_length(size as i64);
         if let Some(content_type) = &options.content_type {
             request = request.content_type(content_type);
         }
         for (name, value) in &options.metadata {
             request = request.metadata(name, value);
         }
-        request.send().await.map_err(|e| ProcessingError::from_sdk("S3 PutObject", e))?;
+        request
+            .send()
+            .await
+            .map_err(|e| ProcessingError::from_sdk("S3 PutObject", e))?;
     } else {
         upload_multipart(s3, path, size, bucket, key, options).await?;
     }
@@ -113,10 +139,13 @@ async fn upload_multipart(
     for (name, value) in &options.metadata {
         request = request.metadata(name, value);
     }
-    let created = request.send().await.map_err(|e| ProcessingError::from_sdk("S3 CreateMultipartUpload", e))?;
-    let upload_id = created
-        .upload_id
-        .ok_or_else(|| ProcessingError::retryable("AWS_ERROR", "CreateMultipartUpload returned no upload id"))?;
+    let created = request
+        .send()
+        .await
+        .map_err(|e| ProcessingError::from_sdk("S3 CreateMultipartUpload", e))?;
+    let upload_id = created.upload_id.ok_or_else(|| {
+        ProcessingError::retryable("AWS_ERROR", "CreateMultipartUpload returned no upload id")
+    })?;
 
     let part_count = size.div_ceil(PART_SIZE);
     let parts = futures::stream::iter(0..part_count)
@@ -131,7 +160,12 @@ async fn upload_multipart(
                     .length(Length::Exact(length))
                     .build()
                     .await
-                    .map_err(|e| ProcessingError::retryable("LOCAL_IO", format!("reading {}: {e}", path.display())))?;
+                    .map_err(|e| {
+                        ProcessingError::retryable(
+                            "LOCAL_IO",
+                            format!("reading {}: {e}", path.display()),
+                        )
+                    })?;
                 let part_number = (index + 1) as i32;
                 let uploaded = s3
                     .upload_part()
@@ -145,7 +179,10 @@ async fn upload_multipart(
                     .await
                     .map_err(|e| ProcessingError::from_sdk("S3 UploadPart", e))?;
                 Ok::<_, ProcessingError>(
-                    CompletedPart::builder().part_number(part_number).set_e_tag(uploaded.e_tag).build(),
+                    CompletedPart::builder()
+                        .part_number(part_number)
+                        .set_e_tag(uploaded.e_tag)
+                        .build(),
                 )
             }
         })
@@ -154,21 +191,31 @@ async fn upload_multipart(
         .await;
 
     let completed = match parts {
-        Ok(parts) => {
-            s3.complete_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                .send()
-                .await
-                .map_err(|e| ProcessingError::from_sdk("S3 CompleteMultipartUpload", e))
-        }
+        Ok(parts) => s3
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| ProcessingError::from_sdk("S3 CompleteMultipartUpload", e)),
         Err(e) => Err(e),
     };
     if let Err(err) = completed {
         // Best effort: a failed abort leaves parts that the bucket's lifecycle rule removes.
-        if let Err(abort) = s3.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await {
+        if let Err(abort) = s3
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .send()
+            .await
+        {
             tracing::warn!(error = %abort, key, "could not abort the multipart upload");
         }
         return Err(err);
@@ -203,7 +250,10 @@ pub fn metadata_value(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, METADATA).to_string()
 }
 
-fn local_io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ProcessingError + 'a {
+fn local_io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ProcessingError + 'a {
     move |e| ProcessingError::retryable("LOCAL_IO", format!("{action} {}: {e}", path.display()))
 }
 
@@ -218,7 +268,9 @@ mod tests {
         let encoded = metadata_value("café 🎬.mp4");
         assert!(encoded.is_ascii(), "{encoded}");
         assert_eq!(
-            percent_encoding::percent_decode_str(&encoded).decode_utf8().unwrap(),
+            percent_encoding::percent_decode_str(&encoded)
+                .decode_utf8()
+                .unwrap(),
             "café 🎬.mp4"
         );
     }

@@ -1,0 +1,443 @@
+//! Rendition worker: SQS batches of upload notices → one H.264/AAC MP4 per source under this
+//! deployment's profile (720p, 1080p, … from `job-templates/renditions/`), then a result on the
+//! results topic. One crate, deployed once per profile (`RENDITION_PROFILE`).
+//!
+//! Per message: download the source (streamed to local disk), ffprobe it, plan the output
+//! (fit, never upscale, cap fps), transcode under the invocation's deadline, upload under a
+//! deterministic key, publish `available`. A source that is not a usable video is answered
+//! with `rejected` and the message is done; a fault that retrying can fix hands the message
+//! back to the queue (and, past the redrive limit, to its DLQ).
+//!
+//! Redelivery is safe: the output key depends only on the source key and the profile, the
+//! output is written in full locally before one atomic PutObject/CompleteMultipartUpload, and
+//! an output already made from the same source version (its ETag in the object's metadata) is
+//! reused instead of transcoded again.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::LambdaEvent;
+use shared::config::{ConfigError, EnvReader};
+use shared::contracts::{
+    Job, ObjectRef, PipelineResult, RenditionOutput, ResultStatus, UploadNotice, CONTRACT_VERSION,
+};
+use shared::ffmpeg::{Deadline, Supervised};
+use shared::probe::probe_file;
+use shared::profiles::{RenditionPlan, RenditionProfile};
+use shared::publish::publish_json;
+use shared::sqs::{park_in_dead_letter_queue, parse_body, process_batch, Disposition};
+use shared::storage::{download_to_file, head_object, metadata_value, upload_file, UploadOptions};
+use shared::{ErrorKind, ProcessingError};
+use tracing::Instrument;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `RENDITION_PROFILE`: a profile of `job-templates/renditions/` (480p, 720p, 1080p).
+    pub profile: RenditionProfile,
+    /// `OUTPUT_BUCKET`
+    pub output_bucket: String,
+    /// `OUTPUT_PREFIX` (default `renditions/`)
+    pub output_prefix: String,
+    /// `RESULTS_TOPIC_ARN`
+    pub results_topic_arn: String,
+    /// `DEAD_LETTER_QUEUE_URL`: malformed messages are parked there at once, with the reason.
+    pub dead_letter_queue_url: String,
+    /// `FFMPEG_PATH` / `FFPROBE_PATH` (default: found on `PATH`; a Lambda layer puts them in /opt/bin)
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    /// `WORK_DIR` (default: the system temp dir, i.e. Lambda's /tmp)
+    pub work_dir: PathBuf,
+    /// `DEADLINE_MARGIN_SECS` (default 20): time kept after ffmpeg for upload and publish.
+    pub deadline_margin: Duration,
+    /// `MIN_SECS_PER_MESSAGE` (default 30): a message is not started with less time left.
+    pub min_time_per_message: Duration,
+}
+
+impl Config {
+    pub fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
+        let profile_name: String = env.required("RENDITION_PROFILE");
+        let profile = RenditionProfile::built_in(&profile_name);
+        if !profile_name.is_empty() {
+            env.check(
+                profile.is_some(),
+                "RENDITION_PROFILE",
+                &format!(
+                    "names no profile ({profile_name:?}; known: {})",
+                    RenditionProfile::built_in_names().join(", ")
+                ),
+            );
+        }
+        let config = Config {
+            profile: profile
+                .unwrap_or_else(|| RenditionProfile::built_in("720p").expect("built in")),
+            output_bucket: env.required("OUTPUT_BUCKET"),
+            output_prefix: env.optional_or("OUTPUT_PREFIX", "renditions/".to_owned()),
+            results_topic_arn: env.required("RESULTS_TOPIC_ARN"),
+            dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL"),
+            ffmpeg: env.optional_or("FFMPEG_PATH", PathBuf::from("ffmpeg")),
+            ffprobe: env.optional_or("FFPROBE_PATH", PathBuf::from("ffprobe")),
+            work_dir: env.optional_or("WORK_DIR", std::env::temp_dir()),
+            deadline_margin: Duration::from_secs(env.optional_or("DEADLINE_MARGIN_SECS", 20)),
+            min_time_per_message: Duration::from_secs(env.optional_or("MIN_SECS_PER_MESSAGE", 30)),
+        };
+        env.finish()?;
+        Ok(config)
+    }
+
+    /// `renditions/<source key>/<profile>.mp4`: depends only on the source key and profile, so
+    /// a redelivered message overwrites the same object, and two sources never collide.
+    pub fn output_key(&self, source_key: &str) -> String {
+        format!(
+            "{}{}/{}.mp4",
+            self.output_prefix, source_key, self.profile.name
+        )
+    }
+}
+
+pub struct Worker {
+    pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub config: Config,
+}
+
+impl Worker {
+    #[tracing::instrument(skip_all, fields(request_id = %event.context.request_id, profile = %self.config.profile.name))]
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<SqsEvent>,
+    ) -> Result<SqsBatchResponse, ProcessingError> {
+        let deadline =
+            Deadline::from_epoch_millis(event.context.deadline, self.config.deadline_margin);
+        let response = process_batch(
+            event.payload,
+            deadline,
+            self.config.min_time_per_message,
+            |record| self.handle_message(record, deadline),
+        )
+        .await;
+        Ok(response)
+    }
+
+    async fn handle_message(&self, record: SqsMessage, deadline: Deadline) -> Disposition {
+        let notice: UploadNotice = match parse_body(&record) {
+            Ok(notice) => notice,
+            Err(err) => {
+                return park_in_dead_letter_queue(
+                    &self.sqs,
+                    &self.config.dead_letter_queue_url,
+                    &record,
+                    &err,
+                )
+                .await
+            }
+        };
+        let span = tracing::info_span!("source", bucket = %notice.bucket, key = %notice.key);
+        self.render_and_report(notice, deadline)
+            .instrument(span)
+            .await
+    }
+
+    async fn render_and_report(&self, notice: UploadNotice, deadline: Deadline) -> Disposition {
+        let source = ObjectRef {
+            bucket: notice.bucket.clone(),
+            key: notice.key.clone(),
+            etag: notice.etag.clone(),
+        };
+        let profile = Some(self.config.profile.name.clone());
+        let result = match self.render(&notice, deadline).await {
+            Ok(output) => PipelineResult {
+                version: CONTRACT_VERSION,
+                job: Job::Rendition,
+                status: ResultStatus::Available,
+                source,
+                profile,
+                output: Some(output),
+                reason: None,
+            },
+            Err(err) if err.kind == ErrorKind::Retryable => {
+                tracing::warn!(code = err.code, reason = %err.reason, "retryable fault; message handed back");
+                return Disposition::Retry;
+            }
+            Err(err) => {
+                tracing::warn!(code = err.code, reason = %err.reason, kind = %err.kind, "source not rendered");
+                PipelineResult::from_error(Job::Rendition, source, profile, &err)
+            }
+        };
+        match publish_json(
+            &self.sns,
+            &self.config.results_topic_arn,
+            &result,
+            &result.attributes(),
+        )
+        .await
+        {
+            Ok(_) => {
+                tracing::info!(status = result.status.as_str(), "result published");
+                Disposition::Done
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not publish the result; message handed back");
+                Disposition::Retry
+            }
+        }
+    }
+
+    /// Produces (or finds) the rendition of one source.
+    pub async fn render(
+        &self,
+        notice: &UploadNotice,
+        deadline: Deadline,
+    ) -> Result<RenditionOutput, ProcessingError> {
+        let config = &self.config;
+        let output_key = config.output_key(&notice.key);
+        if let Some(existing) = self.existing_output(notice, &output_key).await? {
+            tracing::info!(
+                output_key,
+                "rendition of this source version already exists; reused"
+            );
+            return Ok(existing);
+        }
+
+        let workspace = tempfile::Builder::new()
+            .prefix("rendition-")
+            .tempdir_in(&config.work_dir)
+            .map_err(|e| {
+                ProcessingError::retryable(
+                    "LOCAL_IO",
+                    format!("creating a work dir in {}: {e}", config.work_dir.display()),
+                )
+            })?;
+        // Local names are ours; the user's key never reaches ffmpeg's command line.
+        let source_path = workspace.path().join("source");
+        let output_path = workspace.path().join("output.mp4");
+
+        let downloaded =
+            download_to_file(&self.s3, &notice.bucket, &notice.key, &source_path).await?;
+        tracing::info!(bytes = downloaded, "source downloaded");
+        if downloaded == 0 {
+            return Err(ProcessingError::rejected(
+                "EMPTY_OBJECT",
+                "the source object is empty (0 bytes)",
+            ));
+        }
+        let info = probe_file(&config.ffprobe, &source_path, deadline).await?;
+        info.require_video()?;
+        let plan = config
+            .profile
+            .plan(&info)
+            .expect("a video stream was required above");
+        tracing::info!(width = plan.width, height = plan.height, upscale_avoided = plan.upscale_avoided, fps_cap = ?plan.fps_cap, "transcoding");
+
+        let duration = info.duration_secs.unwrap_or(0.0);
+        let mut last_logged = -1i64;
+        Supervised::new(&config.ffmpeg, deadline)
+            .args(
+                config
+                    .profile
+                    .ffmpeg_args(&plan, &source_path, &output_path),
+            )
+            .on_progress(|progress| {
+                if duration > 0.0 {
+                    let percent =
+                        (progress.out_time.as_secs_f64() / duration * 100.0).min(100.0) as i64;
+                    if percent / 10 > last_logged / 10 || progress.done {
+                        last_logged = percent;
+                        tracing::info!(percent, speed = ?progress.speed, "transcode progress");
+                    }
+                }
+            })
+            .run()
+            .await
+            .map_err(|e| e.into_processing_error("TRANSCODE_FAILED"))?;
+
+        let rendered = probe_file(&config.ffprobe, &output_path, deadline)
+            .await
+            .map_err(|e| {
+                ProcessingError::failed(
+                    "TRANSCODE_FAILED",
+                    format!("ffmpeg's output is unreadable: {}", e.reason),
+                )
+            })?;
+        let video = rendered
+            .require_video()
+            .map_err(|e| ProcessingError::failed("TRANSCODE_FAILED", e.reason))?;
+        let (width, height) = video.display_size();
+        let duration_secs = rendered.duration_secs.unwrap_or(0.0);
+        let note = plan_note(&plan, &info, &config.profile);
+
+        let mut metadata = vec![
+            ("source-bucket".to_owned(), metadata_value(&notice.bucket)),
+            ("source-key".to_owned(), metadata_value(&notice.key)),
+            ("profile".to_owned(), config.profile.name.clone()),
+            ("width".to_owned(), width.to_string()),
+            ("height".to_owned(), height.to_string()),
+            ("duration-secs".to_owned(), format!("{duration_secs:.3}")),
+            (
+                "upscale-avoided".to_owned(),
+                plan.upscale_avoided.to_string(),
+            ),
+        ];
+        if let Some(etag) = &notice.etag {
+            metadata.push(("source-etag".to_owned(), metadata_value(etag)));
+        }
+        let options = UploadOptions {
+            content_type: Some("video/mp4".to_owned()),
+            metadata,
+        };
+        let bytes = upload_file(
+            &self.s3,
+            &output_path,
+            &config.output_bucket,
+            &output_key,
+            &options,
+        )
+        .await?;
+        tracing::info!(
+            output_key,
+            bytes,
+            width,
+            height,
+            duration_secs,
+            "rendition uploaded"
+        );
+        Ok(RenditionOutput {
+            bucket: config.output_bucket.clone(),
+            key: output_key,
+            width,
+            height,
+            duration_secs,
+            bytes,
+            upscale_avoided: plan.upscale_avoided,
+            note,
+        })
+    }
+
+    /// The output already made from this very source version, if any.
+    async fn existing_output(
+        &self,
+        notice: &UploadNotice,
+        output_key: &str,
+    ) -> Result<Option<RenditionOutput>, ProcessingError> {
+        let Some(etag) = &notice.etag else {
+            return Ok(None);
+        };
+        let Some(head) = head_object(&self.s3, &self.config.output_bucket, output_key).await?
+        else {
+            return Ok(None);
+        };
+        let metadata = head.metadata.unwrap_or_default();
+        let get = |name: &str| metadata.get(name).map(String::as_str);
+        if get("source-etag") != Some(metadata_value(etag).as_str())
+            || get("profile") != Some(&self.config.profile.name)
+        {
+            return Ok(None);
+        }
+        let (Some(width), Some(height), Some(duration_secs)) = (
+            get("width").and_then(|w| w.parse().ok()),
+            get("height").and_then(|h| h.parse().ok()),
+            get("duration-secs").and_then(|d| d.parse().ok()),
+        ) else {
+            return Ok(None);
+        };
+        let upscale_avoided = get("upscale-avoided") == Some("true");
+        Ok(Some(RenditionOutput {
+            bucket: self.config.output_bucket.clone(),
+            key: output_key.to_owned(),
+            width,
+            height,
+            duration_secs,
+            bytes: head.content_length.unwrap_or(0).max(0) as u64,
+            upscale_avoided,
+            note: upscale_avoided.then(|| {
+                format!(
+                    "source smaller than {}: kept at its own size, not upscaled",
+                    self.config.profile.name
+                )
+            }),
+        }))
+    }
+}
+
+fn plan_note(
+    plan: &RenditionPlan,
+    info: &shared::probe::MediaInfo,
+    profile: &RenditionProfile,
+) -> Option<String> {
+    let mut notes = Vec::new();
+    if plan.upscale_avoided {
+        let (w, h) = info
+            .video
+            .as_ref()
+            .map(|v| v.display_size())
+            .unwrap_or_default();
+        notes.push(format!(
+            "source is {w}x{h}, smaller than {}: kept at its own size, not upscaled",
+            profile.name
+        ));
+    }
+    if let Some(fps) = plan.fps_cap {
+        notes.push(format!("frame rate capped at {fps} fps"));
+    }
+    if !plan.has_audio {
+        notes.push("source has no audio".to_owned());
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(extra: &[(&'a str, &'a str)]) -> EnvReader {
+        let mut pairs = vec![
+            ("RENDITION_PROFILE", "720p"),
+            ("OUTPUT_BUCKET", "out"),
+            (
+                "RESULTS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:000000000000:results",
+            ),
+            ("DEAD_LETTER_QUEUE_URL", "http://localhost/000000000000/dlq"),
+        ];
+        pairs.extend_from_slice(extra);
+        EnvReader::from_pairs(pairs)
+    }
+
+    #[test]
+    fn output_keys_are_deterministic_per_source_and_profile() {
+        let config = Config::from_env(env(&[])).unwrap();
+        assert_eq!(
+            config.output_key("uploads/my demo+clip.mov"),
+            "renditions/uploads/my demo+clip.mov/720p.mp4"
+        );
+        assert_eq!(config.output_key("a.mp4"), config.output_key("a.mp4"));
+        assert_ne!(config.output_key("a.mp4"), config.output_key("a.mov"));
+    }
+
+    #[test]
+    fn an_unknown_profile_is_named_with_the_known_ones() {
+        let err = Config::from_env(env(&[("RENDITION_PROFILE", "4k")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("RENDITION_PROFILE names no profile (\"4k\"; known: 480p, 720p, 1080p)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_missing_variable_is_named() {
+        let err = Config::from_env(EnvReader::from_pairs([])).unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.variable.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "RENDITION_PROFILE",
+                "OUTPUT_BUCKET",
+                "RESULTS_TOPIC_ARN",
+                "DEAD_LETTER_QUEUE_URL"
+            ]
+        );
+    }
+}
