@@ -212,17 +212,28 @@ impl<'a> Supervised<'a> {
         if self.on_progress.is_some() {
             args.extend(["-progress", "pipe:1"].map(OsString::from));
         }
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| RunError::Spawn {
-                program: program_name.clone(),
-                source,
-            })?;
+            .kill_on_drop(true);
+        // If the function process itself is killed (Lambda timeout, SIGKILL), the child must
+        // not live on as an orphan still writing files: ask the kernel to kill it too.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|source| RunError::Spawn {
+            program: program_name.clone(),
+            source,
+        })?;
         tracing::debug!(program = %program_name, args = ?args, "started child");
 
         let stderr = child.stderr.take().expect("stderr is piped");

@@ -1,0 +1,127 @@
+# The front door. `make demo` and `make test` work on a fresh machine with only the Rust
+# toolchain: they install what they need (Debian's ffmpeg, two project venvs) on first use.
+#
+#   make demo        the whole pipeline on the local stack with a sample video
+#   make test        unit tests, template checks, then end-to-end tests on the local stack
+#   make bench       benchmarks, each printed beside its baseline
+#   make lint        cargo fmt --check, clippy -D warnings, cfn-lint
+#   make stack       start the local stack and deploy infra/template.yaml into it (leaves it up)
+#   make stack-down  stop the local stack
+#   make build       sam build (cargo lambda build --release for every function)
+#   make deploy      sam build + sam deploy to a real AWS account (your credentials)
+#   make deploy-fn FN=upload-publisher [NAME=function-name]   cargo lambda deploy of one function
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+STACK_NAME ?= video-suite
+AWS_STACK_NAME ?= video-suite
+LOCAL := .local
+VENV := .venv
+VENV_MS := .venv-ministack
+PY ?= python3
+RUN := infra/local/stack.sh run
+SAM_BUILD_DIR := $(LOCAL)/sam-build
+export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
+export SAM_CLI_TELEMETRY := 0
+# Parameters for the local deployment only (same template): tools on the host PATH, short
+# timeouts so that redelivery after a crash is quick to observe.
+LOCAL_PARAMETERS := FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4
+E2E_THREADS ?= 3
+
+.PHONY: help tools demo test unit lint bench stack stack-down stack-up build deploy deploy-fn clean-local
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+
+# ------------------------------------------------------------------ tools
+tools: $(VENV)/.installed $(VENV_MS)/.installed $(LOCAL)/.ffmpeg
+
+$(VENV)/.installed: infra/local/requirements-tools.txt
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(VENV_MS)/.installed: infra/local/requirements-ministack.txt
+	$(PY) -m venv $(VENV_MS)
+	$(VENV_MS)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(LOCAL)/.ffmpeg:
+	@mkdir -p $(LOCAL)
+	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then \
+	  echo "installing ffmpeg (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ffmpeg >/dev/null; \
+	fi
+	@ffmpeg -hide_banner -encoders 2>/dev/null | grep libx264 >/dev/null || { echo "ffmpeg lacks libx264"; exit 1; }
+	touch $@
+
+# ------------------------------------------------------------------ local stack
+stack-up: tools
+	infra/local/stack.sh up
+
+build: tools
+	$(RUN) sam build --template-file infra/template.yaml --build-dir $(SAM_BUILD_DIR)
+
+# Deploys the same template a real account gets, with `sam deploy`, then records the outputs.
+stack: stack-up build
+	$(RUN) sam deploy --template-file $(SAM_BUILD_DIR)/template.yaml --stack-name $(STACK_NAME) \
+	  --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM --no-confirm-changeset \
+	  --no-fail-on-empty-changeset --parameter-overrides $(LOCAL_PARAMETERS) >$(LOCAL)/sam-deploy.log 2>&1 \
+	  || { tail -n 40 $(LOCAL)/sam-deploy.log; exit 1; }
+	$(RUN) sam list stack-outputs --stack-name $(STACK_NAME) --output json >$(LOCAL)/stack-outputs.json
+	$(RUN) $(VENV)/bin/python infra/local/apply_emulator_gaps.py --stack-name $(STACK_NAME) \
+	  --template infra/template.yaml --parameter-overrides $(LOCAL_PARAMETERS)
+	@echo "local stack '$(STACK_NAME)' deployed; outputs in $(LOCAL)/stack-outputs.json"
+
+stack-down:
+	infra/local/stack.sh down
+
+# ------------------------------------------------------------------ demo
+demo: tools
+	@trap 'infra/local/stack.sh down' EXIT; \
+	$(MAKE) --no-print-directory stack; \
+	$(RUN) cargo run --quiet -p devstack -- demo
+
+# ------------------------------------------------------------------ tests
+unit:
+	cargo test --workspace --quiet
+
+lint: tools
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	$(VENV)/bin/cfn-lint infra/template.yaml
+
+test: tools
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(VENV)/bin/pytest -q infra/tests
+	cargo test --workspace
+	@trap 'infra/local/stack.sh down' EXIT; \
+	$(MAKE) --no-print-directory stack; \
+	$(RUN) cargo test -p devstack --test pipeline -- --ignored --test-threads $(E2E_THREADS)
+
+# ------------------------------------------------------------------ bench
+bench: tools
+	@trap 'infra/local/stack.sh down' EXIT; \
+	$(MAKE) --no-print-directory stack; \
+	$(RUN) cargo run --quiet --release -p devstack --bin bench
+
+# ------------------------------------------------------------------ real AWS
+deploy: tools
+	$(VENV)/bin/sam build --template-file infra/template.yaml --build-dir $(SAM_BUILD_DIR)-aws
+	$(VENV)/bin/sam deploy --template-file $(SAM_BUILD_DIR)-aws/template.yaml --stack-name $(AWS_STACK_NAME) \
+	  --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM $(if $(PARAMS),--parameter-overrides $(PARAMS),)
+
+FN ?=
+NAME ?= $(AWS_STACK_NAME)-$(FN)
+deploy-fn: tools
+	@test -n "$(FN)" || { echo "usage: make deploy-fn FN=upload-publisher|rendition-worker [NAME=deployed-function-name]"; exit 1; }
+	cd functions/$(FN) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release
+	cd functions/$(FN) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda deploy --binary-name $(FN) $(NAME)
+
+clean-local: stack-down
+	rm -rf $(LOCAL)

@@ -1,0 +1,72 @@
+"""Applies what the local emulator's CloudFormation does not (yet) apply from the template.
+
+ministack deploys infra/template.yaml, but silently ignores a few properties. Rather than keep a
+second, hand-written copy of them, this script reads them from the same template and applies
+them through the service APIs after `sam deploy`:
+
+* `ReservedConcurrentExecutions` on functions  -> lambda:PutFunctionConcurrency
+* `TimeToLiveSpecification` on DynamoDB tables  -> dynamodb:UpdateTimeToLive
+
+Run through `infra/local/stack.sh run` (endpoint and dummy credentials). Never needed on AWS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import boto3
+from cfnlint.decode import decode
+
+
+def resolve(value, parameters: dict[str, str]):
+    """A literal, or a `Ref` to a template parameter."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return parameters[value["Ref"]]
+    return value
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stack-name", required=True)
+    parser.add_argument("--template", required=True)
+    parser.add_argument("--parameter-overrides", nargs="*", default=[])
+    args = parser.parse_args()
+
+    template, errors = decode(args.template)
+    if errors:
+        print(f"cannot read {args.template}: {errors}", file=sys.stderr)
+        return 1
+    parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    for override in args.parameter_overrides:
+        name, _, value = override.partition("=")
+        parameters[name] = value
+
+    cloudformation = boto3.client("cloudformation")
+    physical = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cloudformation.describe_stack_resources(StackName=args.stack_name)["StackResources"]
+    }
+    lambda_client = boto3.client("lambda")
+    dynamodb = boto3.client("dynamodb")
+    for logical_id, resource in template.get("Resources", {}).items():
+        kind = resource.get("Type")
+        properties = resource.get("Properties", {})
+        if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function") and "ReservedConcurrentExecutions" in properties:
+            reserved = int(resolve(properties["ReservedConcurrentExecutions"], parameters))
+            name = physical[logical_id]
+            lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
+            print(f"gaps: {name}: reserved concurrency {reserved}")
+        if kind == "AWS::DynamoDB::Table" and "TimeToLiveSpecification" in properties:
+            spec = properties["TimeToLiveSpecification"]
+            table = physical[logical_id]
+            dynamodb.update_time_to_live(
+                TableName=table,
+                TimeToLiveSpecification={"Enabled": bool(spec.get("Enabled", True)), "AttributeName": spec["AttributeName"]},
+            )
+            print(f"gaps: {table}: TTL on {spec['AttributeName']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

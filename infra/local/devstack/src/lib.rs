@@ -1,0 +1,376 @@
+//! The local stack seen from outside, as a user (or a test) sees the deployed system: the
+//! stack's outputs, a tap on the results topic, sample media made with ffmpeg, and waiting for
+//! results. Used by `devstack demo` and by the end-to-end tests in `tests/`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::contracts::PipelineResult;
+use shared::ffmpeg::{ffmpeg_base_args, Deadline, Supervised};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The repository root (this crate lives in `infra/local/devstack`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../..")
+        .canonicalize()
+        .expect("repo root exists")
+}
+
+/// The deployed stack's outputs, written by `make stack` to `.local/stack-outputs.json`
+/// (`sam list stack-outputs --output json`).
+#[derive(Debug, Clone)]
+pub struct StackOutputs(HashMap<String, String>);
+
+impl StackOutputs {
+    pub fn load() -> Result<Self, BoxError> {
+        let path = std::env::var_os("STACK_OUTPUTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join(".local/stack-outputs.json"));
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "{}: {e} (is the local stack deployed? run `make stack`)",
+                path.display()
+            )
+        })?;
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Output {
+            output_key: String,
+            output_value: String,
+        }
+        let outputs: Vec<Output> = serde_json::from_str(&text)?;
+        Ok(StackOutputs(
+            outputs
+                .into_iter()
+                .map(|o| (o.output_key, o.output_value))
+                .collect(),
+        ))
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .get(name)
+            .unwrap_or_else(|| panic!("stack output {name} missing; redeploy with `make stack`"))
+    }
+}
+
+/// Clients for the local stack (endpoint and credentials from the environment that
+/// `infra/local/stack.sh run` sets).
+#[derive(Clone)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Clients {
+    pub async fn from_env() -> Self {
+        if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+            // Never talk to a real account by accident.
+            std::env::set_var("AWS_ENDPOINT_URL", "http://127.0.0.1:4566");
+        }
+        for (name, value) in [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
+            if std::env::var_os(name).is_none() {
+                std::env::set_var(name, value);
+            }
+        }
+        let sdk = shared::clients::load_sdk_config().await;
+        Clients {
+            s3: shared::clients::s3_client(&sdk),
+            sns: shared::clients::sns_client(&sdk),
+            sqs: shared::clients::sqs_client(&sdk),
+        }
+    }
+}
+
+/// A private SQS queue subscribed (raw delivery) to a topic: how a test or the demo watches
+/// what the system publishes, exactly as a user's own subscriber would.
+pub struct Tap {
+    sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
+    pub queue_url: String,
+    subscription_arn: String,
+}
+
+impl Tap {
+    pub async fn subscribe(
+        clients: &Clients,
+        topic_arn: &str,
+        name: &str,
+    ) -> Result<Tap, BoxError> {
+        let queue_name = format!("tap-{}-{}", sanitize(name), unique_suffix());
+        let queue_url = clients
+            .sqs
+            .create_queue()
+            .queue_name(&queue_name)
+            .send()
+            .await?
+            .queue_url
+            .unwrap_or_default();
+        let attributes = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?;
+        let queue_arn = attributes
+            .attributes
+            .unwrap_or_default()
+            .get(&QueueAttributeName::QueueArn)
+            .cloned()
+            .unwrap_or_default();
+        let subscription = clients
+            .sns
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .return_subscription_arn(true)
+            .send()
+            .await?;
+        Ok(Tap {
+            sqs: clients.sqs.clone(),
+            sns: clients.sns.clone(),
+            queue_url,
+            subscription_arn: subscription.subscription_arn.unwrap_or_default(),
+        })
+    }
+
+    /// Receives whatever has arrived (up to 10 messages, waiting at most 1 s), deleting it.
+    pub async fn poll(&self) -> Result<Vec<serde_json::Value>, BoxError> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await?;
+        let mut bodies = Vec::new();
+        for message in received.messages.unwrap_or_default() {
+            if let Some(body) = &message.body {
+                bodies.push(
+                    serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.clone())),
+                );
+            }
+            if let Some(handle) = message.receipt_handle {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await?;
+            }
+        }
+        Ok(bodies)
+    }
+
+    /// Collects pipeline results until `done` says the set is complete or `timeout` passes;
+    /// `on_tick` is called about once a second with what has arrived so far (progress display).
+    pub async fn collect_results(
+        &self,
+        timeout: Duration,
+        mut keep: impl FnMut(&PipelineResult) -> bool,
+        mut done: impl FnMut(&[PipelineResult]) -> bool,
+        mut on_tick: impl FnMut(&[PipelineResult], Duration),
+    ) -> Result<Vec<PipelineResult>, BoxError> {
+        let started = Instant::now();
+        let mut results = Vec::new();
+        loop {
+            for body in self.poll().await? {
+                if let Ok(result) = serde_json::from_value::<PipelineResult>(body) {
+                    if keep(&result) {
+                        results.push(result);
+                    }
+                }
+            }
+            on_tick(&results, started.elapsed());
+            if done(&results) {
+                return Ok(results);
+            }
+            if started.elapsed() > timeout {
+                return Err(
+                    format!("timed out after {timeout:?}; results so far: {results:#?}").into(),
+                );
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self
+            .sns
+            .unsubscribe()
+            .subscription_arn(&self.subscription_arn)
+            .send()
+            .await;
+        let _ = self
+            .sqs
+            .delete_queue()
+            .queue_url(&self.queue_url)
+            .send()
+            .await;
+    }
+}
+
+/// Messages now in a queue, left in place (received with visibility timeout 0).
+pub async fn peek_queue(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<Vec<aws_sdk_sqs::types::Message>, BoxError> {
+    let mut seen = HashMap::new();
+    for _ in 0..3 {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        for message in received.messages.unwrap_or_default() {
+            seen.insert(message.message_id.clone().unwrap_or_default(), message);
+        }
+    }
+    Ok(seen.into_values().collect())
+}
+
+/// A sample video made by ffmpeg's lavfi sources: a test pattern with a running clock, and a
+/// tone when `with_audio`.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleSpec {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub seconds: f64,
+    pub with_audio: bool,
+}
+
+pub async fn make_sample(spec: SampleSpec, output: &Path) -> Result<(), BoxError> {
+    let mut args = ffmpeg_base_args();
+    let video = format!(
+        "testsrc2=size={}x{}:rate={}:duration={}",
+        spec.width, spec.height, spec.fps, spec.seconds
+    );
+    args.extend(["-f", "lavfi", "-i"].map(Into::into));
+    args.push(video.into());
+    if spec.with_audio {
+        let audio = format!(
+            "sine=frequency=440:sample_rate=48000:duration={}",
+            spec.seconds
+        );
+        args.extend(["-f", "lavfi", "-i"].map(Into::into));
+        args.push(audio.into());
+    }
+    args.extend(
+        [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+        ]
+        .map(Into::into),
+    );
+    args.push((spec.fps * 2).to_string().into());
+    if spec.with_audio {
+        args.extend(["-c:a", "aac", "-b:a", "96k"].map(Into::into));
+    }
+    args.extend(["-movflags", "+faststart", "-f", "mp4"].map(Into::into));
+    args.push(output.into());
+    Supervised::new("ffmpeg", Deadline::after(Duration::from_secs(120)))
+        .args(args)
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// Uploads a local file with a plain PutObject, as a user's client would.
+pub async fn upload(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    file: &Path,
+) -> Result<(), BoxError> {
+    let body = aws_sdk_s3::primitives::ByteStream::from_path(file).await?;
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body)
+        .send()
+        .await?;
+    Ok(())
+}
+
+pub async fn upload_bytes(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    bytes: Vec<u8>,
+) -> Result<(), BoxError> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(bytes.into())
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Keys under `prefix` in `bucket`.
+pub async fn list_keys(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, BoxError> {
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        keys.extend(
+            page?
+                .contents
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|o| o.key),
+        );
+    }
+    Ok(keys)
+}
+
+/// A name unique to this run (tests re-run against a long-lived stack must not collide).
+pub fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{}-{:x}", std::process::id(), nanos % 0xffff_ffff)
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect()
+}

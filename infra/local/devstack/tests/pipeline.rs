@@ -1,0 +1,489 @@
+//! End-to-end tests of upload → SNS → 720p/1080p on the local stack, with real ffmpeg.
+//!
+//! They need the deployed local stack, so they are `#[ignore]`d for a plain `cargo test`;
+//! `make test` deploys the stack and runs them with `--ignored`. Every key is unique to the run,
+//! so the tests can share one long-lived stack and run in parallel.
+
+use std::path::Path;
+use std::time::Duration;
+
+use devstack::{
+    list_keys, make_sample, peek_queue, unique_suffix, upload, upload_bytes, Clients, SampleSpec,
+    StackOutputs, Tap,
+};
+use shared::contracts::{Job, PipelineResult, ResultStatus, UploadNotice, CONTRACT_VERSION};
+use shared::ffmpeg::Deadline;
+use shared::probe::{probe_file, MediaInfo};
+
+const WAIT: Duration = Duration::from_secs(240);
+
+struct Env {
+    outputs: StackOutputs,
+    clients: Clients,
+    work: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    Env {
+        outputs: StackOutputs::load().expect("stack outputs (run `make stack`)"),
+        clients: Clients::from_env().await,
+        work: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Env {
+    fn source_bucket(&self) -> &str {
+        self.outputs.get("SourceBucketName")
+    }
+
+    async fn tap(&self, name: &str) -> Tap {
+        Tap::subscribe(&self.clients, self.outputs.get("ResultsTopicArn"), name)
+            .await
+            .unwrap()
+    }
+
+    async fn sample(&self, name: &str, spec: SampleSpec) -> std::path::PathBuf {
+        let path = self.work.path().join(name);
+        make_sample(spec, &path).await.unwrap();
+        path
+    }
+
+    async fn probe(&self, bucket: &str, key: &str) -> MediaInfo {
+        let local = self
+            .work
+            .path()
+            .join(format!("probe-{}.mp4", unique_suffix()));
+        shared::storage::download_to_file(&self.clients.s3, bucket, key, &local)
+            .await
+            .unwrap();
+        probe_file(
+            Path::new("ffprobe"),
+            &local,
+            Deadline::after(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Messages in the rendition DLQs that mention `needle`.
+    async fn dead_letters_mentioning(&self, needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for queue in [
+            "Rendition720DeadLetterQueueUrl",
+            "Rendition1080DeadLetterQueueUrl",
+        ] {
+            for message in peek_queue(&self.clients.sqs, self.outputs.get(queue))
+                .await
+                .unwrap()
+            {
+                let body = message.body.unwrap_or_default();
+                if body.contains(needle) {
+                    found.push(format!("{queue}: {body}"));
+                }
+            }
+        }
+        found
+    }
+}
+
+/// Waits for one result per profile (or any number `count` of results) for `key`.
+async fn results_for(tap: &Tap, key: &str, count: usize) -> Vec<PipelineResult> {
+    let key = key.to_owned();
+    tap.collect_results(
+        WAIT,
+        |r| r.source.key == key,
+        |rs| rs.len() >= count,
+        |_, _| {},
+    )
+    .await
+    .unwrap()
+}
+
+fn by_profile<'a>(results: &'a [PipelineResult], profile: &str) -> &'a PipelineResult {
+    results
+        .iter()
+        .find(|r| r.profile.as_deref() == Some(profile))
+        .unwrap_or_else(|| panic!("no {profile} result in {results:#?}"))
+}
+
+const HD: SampleSpec = SampleSpec {
+    width: 1920,
+    height: 1080,
+    fps: 30,
+    seconds: 3.0,
+    with_audio: true,
+};
+
+#[tokio::test]
+#[ignore = "needs the local stack: `make test` runs it"]
+async fn an_upload_becomes_720p_and_1080p_renditions_with_audio_and_the_same_duration() {
+    let env = env().await;
+    let sample = env.sample("hd.mp4", HD).await;
+    let source = probe_file(
+        Path::new("ffprobe"),
+        &sample,
+        Deadline::after(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    let tap = env.tap("hd").await;
+    let key = format!("e2e/{}/my clip+1 é.mp4", unique_suffix());
+    upload(&env.clients.s3, env.source_bucket(), &key, &sample)
+        .await
+        .unwrap();
+    let results = results_for(&tap, &key, 2).await;
+    tap.close().await;
+
+    let frame = 1.0 / 30.0;
+    for (profile, width, height) in [("720p", 1280, 720), ("1080p", 1920, 1080)] {
+        let result = by_profile(&results, profile);
+        assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
+        assert_eq!(result.job, Job::Rendition);
+        let output = result.output.as_ref().unwrap();
+        assert_eq!((output.width, output.height), (width, height));
+        assert!(!output.upscale_avoided);
+        assert_eq!(output.key, format!("renditions/{key}/{profile}.mp4"));
+        let info = env.probe(&output.bucket, &output.key).await;
+        let video = info.video.as_ref().unwrap();
+        assert_eq!(
+            (video.width, video.height, video.codec.as_str()),
+            (width, height, "h264")
+        );
+        assert_eq!(
+            info.audio.as_ref().map(|a| a.codec.as_str()),
+            Some("aac"),
+            "audio kept"
+        );
+        let (src_video, out_video) = (
+            source.video.as_ref().unwrap().duration_secs.unwrap(),
+            video.duration_secs.unwrap(),
+        );
+        assert!(
+            (src_video - out_video).abs() <= frame + 1e-6,
+            "{profile}: video duration {out_video} vs source {src_video}"
+        );
+        assert!(output.bytes > 0);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: `make test` runs it"]
+async fn a_source_without_audio_gives_renditions_without_audio() {
+    let env = env().await;
+    let sample = env
+        .sample(
+            "silent.mp4",
+            SampleSpec {
+                with_audio: false,
+                ..HD
+            },
+        )
+        .await;
+    let tap = env.tap("silent").await;
+    let key = format!("e2e/{}/silent.mp4", unique_suffix());
+    upload(&env.clients.s3, env.source_bucket(), &key, &sample)
+        .await
+        .unwrap();
+    let results = results_for(&tap, &key, 2).await;
+    tap.close().await;
+    for profile in ["720p", "1080p"] {
+        let result = by_profile(&results, profile);
+        assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
+        let output = result.output.as_ref().unwrap();
+        assert!(
+            output.note.as_deref().unwrap_or("").contains("no audio"),
+            "{output:?}"
+        );
+        let info = env.probe(&output.bucket, &output.key).await;
+        assert!(info.audio.is_none());
+        assert!(info.video.is_some());
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: `make test` runs it"]
+async fn a_360p_source_is_not_upscaled() {
+    let env = env().await;
+    let sample = env
+        .sample(
+            "small.mp4",
+            SampleSpec {
+                width: 640,
+                height: 360,
+                ..HD
+            },
+        )
+        .await;
+    let tap = env.tap("small").await;
+    let key = format!("e2e/{}/small 360p.mp4", unique_suffix());
+    upload(&env.clients.s3, env.source_bucket(), &key, &sample)
+        .await
+        .unwrap();
+    let results = results_for(&tap, &key, 2).await;
+    tap.close().await;
+    for profile in ["720p", "1080p"] {
+        let output = by_profile(&results, profile).output.clone().unwrap();
+        assert_eq!((output.width, output.height), (640, 360));
+        assert!(output.upscale_avoided);
+        assert!(output
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("not upscaled"));
+        let info = env.probe(&output.bucket, &output.key).await;
+        let video = info.video.unwrap();
+        assert_eq!((video.width, video.height), (640, 360));
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: `make test` runs it"]
+async fn a_corrupt_mp4_and_a_text_file_get_named_rejections_and_nothing_reaches_the_dlq() {
+    let env = env().await;
+    let tap = env.tap("rejections").await;
+    let run = unique_suffix();
+    let corrupt_key = format!("e2e/{run}/broken.mp4");
+    let text_key = format!("e2e/{run}/notes.txt");
+    // Looks like an MP4 for three bytes, then noise.
+    let mut corrupt = b"\x00\x00\x00\x18ftypmp42".to_vec();
+    corrupt.extend((0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    upload_bytes(&env.clients.s3, env.source_bucket(), &corrupt_key, corrupt)
+        .await
+        .unwrap();
+    upload_bytes(
+        &env.clients.s3,
+        env.source_bucket(),
+        &text_key,
+        b"not a video\n".to_vec(),
+    )
+    .await
+    .unwrap();
+
+    let corrupt_results = results_for(&tap, &corrupt_key, 2).await;
+    for profile in ["720p", "1080p"] {
+        let result = by_profile(&corrupt_results, profile);
+        assert_eq!(result.status, ResultStatus::Rejected);
+        assert_eq!(
+            result.reason.as_ref().unwrap().code,
+            "CORRUPT_INPUT",
+            "{result:#?}"
+        );
+    }
+    let text_results = results_for(&tap, &text_key, 1).await;
+    tap.close().await;
+    assert_eq!(text_results[0].job, Job::Upload);
+    assert_eq!(text_results[0].status, ResultStatus::Rejected);
+    assert_eq!(text_results[0].reason.as_ref().unwrap().code, "NOT_VIDEO");
+    assert!(
+        env.dead_letters_mentioning(&run).await.is_empty(),
+        "nothing of this run may be in a DLQ"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: `make test` runs it"]
+async fn the_same_message_delivered_twice_yields_one_object() {
+    let env = env().await;
+    let sample = env
+        .sample(
+            "twice.mp4",
+            SampleSpec {
+                width: 320,
+                height: 240,
+                seconds: 2.0,
+                ..HD
+            },
+        )
+        .await;
+    let key = format!("e2e/{}/twice.mp4", unique_suffix());
+    upload(&env.clients.s3, env.source_bucket(), &key, &sample)
+        .await
+        .unwrap();
+    let tap = env.tap("twice").await;
+    // The upload itself announced the video once; deliver the same notice twice more, raw,
+    // straight to the 720p queue, as an at-least-once queue may.
+    let head = env
+        .clients
+        .s3
+        .head_object()
+        .bucket(env.source_bucket())
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let notice = UploadNotice {
+        version: CONTRACT_VERSION,
+        bucket: env.source_bucket().to_owned(),
+        key: key.clone(),
+        size: head.content_length.unwrap() as u64,
+        etag: head.e_tag.map(|e| e.trim_matches('"').to_owned()),
+        version_id: None,
+        sequencer: None,
+        event_time: "2026-11-21T09:00:00.000Z".into(),
+    };
+    let body = serde_json::to_string(&notice).unwrap();
+    for _ in 0..2 {
+        env.clients
+            .sqs
+            .send_message()
+            .queue_url(env.outputs.get("Rendition720QueueUrl"))
+            .message_body(&body)
+            .send()
+            .await
+            .unwrap();
+    }
+    // 720p: the upload's own message plus two copies; 1080p: the upload's own message.
+    let results = tap
+        .collect_results(
+            WAIT,
+            |r| r.source.key == key,
+            |rs| {
+                rs.iter()
+                    .filter(|r| r.profile.as_deref() == Some("720p"))
+                    .count()
+                    >= 3
+                    && rs.iter().any(|r| r.profile.as_deref() == Some("1080p"))
+            },
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    tap.close().await;
+    assert!(
+        results.iter().all(|r| r.status == ResultStatus::Available),
+        "{results:#?}"
+    );
+    let outputs: std::collections::BTreeSet<_> = results
+        .iter()
+        .filter(|r| r.profile.as_deref() == Some("720p"))
+        .map(|r| r.output.as_ref().unwrap().key.clone())
+        .collect();
+    assert_eq!(outputs.len(), 1, "every delivery names the same output key");
+    let keys = list_keys(
+        &env.clients.s3,
+        env.outputs.get("OutputBucketName"),
+        &format!("renditions/{key}/"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        keys,
+        vec![
+            format!("renditions/{key}/1080p.mp4"),
+            format!("renditions/{key}/720p.mp4")
+        ]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: `make test` runs it"]
+async fn one_bad_message_in_a_batch_of_ten_does_not_make_the_others_redo() {
+    let env = env().await;
+    let sample = env
+        .sample(
+            "batch.mp4",
+            SampleSpec {
+                width: 320,
+                height: 240,
+                seconds: 1.0,
+                with_audio: false,
+                fps: 30,
+            },
+        )
+        .await;
+    let run = unique_suffix();
+    let bucket = env.source_bucket().to_owned();
+    let mut bodies = Vec::new();
+    // Stored under keys without a video extension, so the upload publisher rejects them and
+    // the only rendition messages for them are the ten sent below in one batch.
+    for i in 0..8 {
+        let key = format!("e2e/{run}/batch-{i}.bin");
+        upload(&env.clients.s3, &bucket, &key, &sample)
+            .await
+            .unwrap();
+        bodies.push(notice_body(&bucket, &key));
+    }
+    let corrupt_key = format!("e2e/{run}/batch-corrupt.bin");
+    upload_bytes(&env.clients.s3, &bucket, &corrupt_key, vec![7u8; 4096])
+        .await
+        .unwrap();
+    bodies.push(notice_body(&bucket, &corrupt_key));
+    bodies.push(format!("this is not json {run}"));
+    let tap = env.tap("batch").await;
+    let queue = env.outputs.get("Rendition720QueueUrl");
+    let entries: Vec<_> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(format!("m{i}"))
+                .message_body(body)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    env.clients
+        .sqs
+        .send_message_batch()
+        .queue_url(queue)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .unwrap();
+
+    let prefix = format!("e2e/{run}/batch-");
+    let results = tap
+        .collect_results(
+            WAIT,
+            |r| r.job == Job::Rendition && r.source.key.starts_with(&prefix),
+            |rs| rs.len() >= 9,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    tap.close().await;
+    let available = results
+        .iter()
+        .filter(|r| r.status == ResultStatus::Available)
+        .count();
+    let rejected: Vec<_> = results
+        .iter()
+        .filter(|r| r.status == ResultStatus::Rejected)
+        .collect();
+    assert_eq!(available, 8, "{results:#?}");
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].source.key, corrupt_key);
+    assert_eq!(results.len(), 9, "each message answered once");
+    // The malformed message was parked in the DLQ at once, with its reason.
+    let parked = peek_queue(
+        &env.clients.sqs,
+        env.outputs.get("Rendition720DeadLetterQueueUrl"),
+    )
+    .await
+    .unwrap();
+    let parked: Vec<_> = parked
+        .iter()
+        .filter(|m| m.body.as_deref().unwrap_or("").contains(&run))
+        .collect();
+    assert_eq!(parked.len(), 1, "{parked:#?}");
+    let code = parked[0]
+        .message_attributes
+        .as_ref()
+        .and_then(|a| a.get("rejection_code"))
+        .and_then(|v| v.string_value.clone());
+    assert_eq!(code.as_deref(), Some("MALFORMED_MESSAGE"));
+}
+
+fn notice_body(bucket: &str, key: &str) -> String {
+    serde_json::to_string(&UploadNotice {
+        version: CONTRACT_VERSION,
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        size: 1,
+        etag: None,
+        version_id: None,
+        sequencer: None,
+        event_time: "2026-11-21T09:00:00.000Z".into(),
+    })
+    .unwrap()
+}

@@ -1,0 +1,157 @@
+"""Checks of infra/template.yaml that the local emulator cannot make (it does not enforce IAM).
+
+Least privilege: each function has its own role whose inline policy grants exactly the
+actions, on exactly the resources, that the function's code uses (the table below says where
+in the code each one is used). Plus the storage and messaging guarantees the issues require.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+
+LOGS = {("logs:CreateLogStream", "{fn}LogGroup"), ("logs:PutLogEvents", "{fn}LogGroup")}
+
+# function logical id -> {(action, resource)}; resources are logical ids, with a path for S3.
+EXPECTED = {
+    "UploadPublisherFunction": {
+        # shared::publish::publish_json: uploads (videos) and results (rejections)
+        ("sns:Publish", "UploadsTopic"),
+        ("sns:Publish", "ResultsTopic"),
+        # Lambda's on-failure destination for events that exhausted the async retries
+        ("sqs:SendMessage", "UploadPublisherDeadLetterQueue"),
+    },
+    **{
+        f"Rendition{p}Function": {
+            # the SQS event source mapping
+            ("sqs:ReceiveMessage", f"Rendition{p}Queue"),
+            ("sqs:DeleteMessage", f"Rendition{p}Queue"),
+            ("sqs:GetQueueAttributes", f"Rendition{p}Queue"),
+            ("sqs:ChangeMessageVisibility", f"Rendition{p}Queue"),
+            # shared::sqs::park_in_dead_letter_queue
+            ("sqs:SendMessage", f"Rendition{p}DeadLetterQueue"),
+            # shared::storage::download_to_file
+            ("s3:GetObject", "SourceBucket/*"),
+            # shared::storage::{head_object (reuse), upload_file (put, multipart, abort)}
+            ("s3:GetObject", "OutputBucket/renditions/*"),
+            ("s3:PutObject", "OutputBucket/renditions/*"),
+            ("s3:AbortMultipartUpload", "OutputBucket/renditions/*"),
+            # results
+            ("sns:Publish", "ResultsTopic"),
+        }
+        for p in ("720", "1080")
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def template():
+    decoded, errors = decode(str(TEMPLATE))
+    assert not errors, errors
+    return decoded
+
+
+def resources_of(template, kind):
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def resource_name(ref) -> str:
+    """!Ref X / !GetAtt X.Arn / !Sub 'arn:...:s3:::${X}/path' -> 'X' or 'X/path'."""
+    if isinstance(ref, dict):
+        if "Ref" in ref:
+            return ref["Ref"]
+        if "Fn::GetAtt" in ref:
+            target = ref["Fn::GetAtt"]
+            target = target if isinstance(target, list) else target.split(".")
+            assert target[1] == "Arn", ref
+            return target[0]
+        if "Fn::Sub" in ref:
+            text = ref["Fn::Sub"]
+            match = re.fullmatch(r"arn:\$\{AWS::Partition\}:s3:::\$\{(\w+)\}(/.*)?", text)
+            assert match, f"unrecognised resource {text}"
+            return match.group(1) + (match.group(2) or "")
+    raise AssertionError(f"a resource must name a template resource, not {ref!r}")
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def granted(template, function_id):
+    function = template["Resources"][function_id]["Properties"]
+    assert "Policies" not in function, f"{function_id}: policies belong on its own role"
+    role_id = resource_name(function["Role"])
+    role = template["Resources"][role_id]["Properties"]
+    assert "ManagedPolicyArns" not in role, f"{role_id}: managed policies grant more than the function uses"
+    grants = set()
+    for policy in role["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"]):
+                assert "*" not in action, f"{role_id}: wildcard action {action}"
+                for resource in as_list(statement["Resource"]):
+                    grants.add((action, resource_name(resource)))
+    return grants
+
+
+def test_every_function_is_covered():
+    assert set(EXPECTED) == set(resources_of(decode(str(TEMPLATE))[0], "AWS::Serverless::Function"))
+
+
+@pytest.mark.parametrize("function_id", sorted(EXPECTED))
+def test_each_function_policy_grants_only_what_it_uses(template, function_id):
+    stem = function_id.removesuffix("Function")
+    expected = EXPECTED[function_id] | {(a, r.format(fn=stem)) for a, r in LOGS}
+    assert granted(template, function_id) == expected
+
+
+def test_roles_are_not_shared(template):
+    roles = [resource_name(f["Properties"]["Role"]) for f in resources_of(template, "AWS::Serverless::Function").values()]
+    assert len(roles) == len(set(roles))
+
+
+@pytest.mark.parametrize("bucket_id", ["SourceBucket", "OutputBucket"])
+def test_buckets_are_private_encrypted_and_tls_only(template, bucket_id):
+    bucket = template["Resources"][bucket_id]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    policies = [p for p in resources_of(template, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
+    assert len(policies) == 1
+    statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    ), "TLS-only deny statement"
+
+
+def test_every_work_queue_has_a_dead_letter_queue_and_reports_item_failures(template):
+    queues = resources_of(template, "AWS::SQS::Queue")
+    work_queues = {k for k in queues if not k.endswith("DeadLetterQueue")}
+    for queue_id in work_queues:
+        redrive = queues[queue_id]["Properties"]["RedrivePolicy"]
+        assert resource_name(redrive["deadLetterTargetArn"]).endswith("DeadLetterQueue")
+    consumed = set()
+    for function in resources_of(template, "AWS::Serverless::Function").values():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "SQS":
+                assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+                consumed.add(resource_name(event["Properties"]["Queue"]))
+    assert consumed == work_queues
+
+
+def test_functions_are_rust_on_al2023_built_by_cargo_lambda(template):
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "provided.al2023"
+    assert globals_["Handler"] == "bootstrap"
+    for function_id, function in resources_of(template, "AWS::Serverless::Function").items():
+        assert function["Metadata"]["BuildMethod"] == "rust-cargolambda", function_id
+        assert (TEMPLATE.parent / function["Properties"]["CodeUri"] / "Cargo.toml").exists(), function_id
