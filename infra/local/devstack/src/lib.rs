@@ -158,6 +158,9 @@ impl Tap {
             .await?;
         let mut bodies = Vec::new();
         for message in received.messages.unwrap_or_default() {
+            if std::env::var_os("DEVSTACK_DEBUG").is_some() {
+                eprintln!("tap {}: {:?}", self.queue_url, message.body);
+            }
             if let Some(body) = &message.body {
                 bodies.push(
                     serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.clone())),

@@ -259,7 +259,20 @@ async fn a_corrupt_mp4_and_a_text_file_get_named_rejections_and_nothing_reaches_
     .await
     .unwrap();
 
-    let corrupt_results = results_for(&tap, &corrupt_key, 2).await;
+    // One wait for all three results: a tap hands over (and deletes) what it receives.
+    let results = tap
+        .collect_results(
+            WAIT,
+            |r| r.source.key == corrupt_key || r.source.key == text_key,
+            |rs| rs.len() >= 3,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    tap.close().await;
+    let (corrupt_results, text_results): (Vec<_>, Vec<_>) = results
+        .into_iter()
+        .partition(|r| r.source.key == corrupt_key);
     for profile in ["720p", "1080p"] {
         let result = by_profile(&corrupt_results, profile);
         assert_eq!(result.status, ResultStatus::Rejected);
@@ -269,8 +282,7 @@ async fn a_corrupt_mp4_and_a_text_file_get_named_rejections_and_nothing_reaches_
             "{result:#?}"
         );
     }
-    let text_results = results_for(&tap, &text_key, 1).await;
-    tap.close().await;
+    assert_eq!(text_results.len(), 1, "{text_results:#?}");
     assert_eq!(text_results[0].job, Job::Upload);
     assert_eq!(text_results[0].status, ResultStatus::Rejected);
     assert_eq!(text_results[0].reason.as_ref().unwrap().code, "NOT_VIDEO");
