@@ -102,13 +102,14 @@ test: tools
 	cargo test --workspace
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \
+	$(RUN) infra/local/check_cargo_lambda_deploy.sh; \
 	$(RUN) cargo test -p devstack --test pipeline -- --ignored --test-threads $(E2E_THREADS)
 
 # ------------------------------------------------------------------ bench
 bench: tools
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \
-	$(RUN) cargo run --quiet --release -p devstack --bin bench
+	$(RUN) cargo run --quiet -p devstack --bin bench
 
 # ------------------------------------------------------------------ real AWS
 deploy: tools

@@ -373,3 +373,132 @@ mod tests {
         assert_eq!(config.video_extensions, ["mp4", "mov"]);
     }
 }
+
+/// The handler against a mocked SNS (the SDK's own `aws-smithy-mocks`): which messages go to
+/// which topic, and what a failed publish does to the invocation.
+#[cfg(test)]
+mod handler_tests {
+    use super::*;
+    use aws_sdk_sns::operation::publish::PublishOutput;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use lambda_runtime::Context;
+
+    const UPLOADS: &str = "arn:aws:sns:us-east-1:000000000000:uploads";
+    const RESULTS: &str = "arn:aws:sns:us-east-1:000000000000:results";
+
+    fn publisher(sns: aws_sdk_sns::Client) -> Publisher {
+        let config = Config::from_env(EnvReader::from_pairs([
+            ("UPLOADS_TOPIC_ARN", UPLOADS),
+            ("RESULTS_TOPIC_ARN", RESULTS),
+        ]))
+        .unwrap();
+        Publisher { sns, config }
+    }
+
+    fn event(keys: &[&str]) -> Value {
+        let fixture: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/s3-put.json")).unwrap();
+        let records: Vec<Value> = keys
+            .iter()
+            .map(|key| {
+                let mut record = fixture["Records"][0].clone();
+                record["s3"]["object"]["key"] = (*key).into();
+                record
+            })
+            .collect();
+        serde_json::json!({ "Records": records })
+    }
+
+    #[tokio::test]
+    async fn every_record_is_answered_on_the_right_topic() {
+        let to_uploads = mock!(aws_sdk_sns::Client::publish)
+            .match_requests(|r| r.topic_arn() == Some(UPLOADS))
+            .then_output(|| PublishOutput::builder().message_id("u").build());
+        let to_results = mock!(aws_sdk_sns::Client::publish)
+            .match_requests(|r| {
+                r.topic_arn() == Some(RESULTS)
+                    && r.message().unwrap_or("").contains("\"NOT_VIDEO\"")
+            })
+            .then_output(|| PublishOutput::builder().message_id("r").build());
+        let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&to_uploads, &to_results]);
+        let summary = publisher(sns)
+            .handle(LambdaEvent::new(
+                event(&["a.mp4", "notes.txt", "b+c.mov"]),
+                Context::default(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            summary,
+            Summary {
+                published: 2,
+                rejected: 1,
+                skipped: 0
+            }
+        );
+        assert_eq!(to_uploads.num_calls(), 2);
+        assert_eq!(to_results.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_fails_the_invocation_as_retryable_after_trying_every_record() {
+        let failing = mock!(aws_sdk_sns::Client::publish)
+            .match_requests(|r| r.message().unwrap_or("").contains("a.mp4"))
+            .then_http_response(|| {
+                aws_smithy_runtime_api::http::Response::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
+                    aws_smithy_types::body::SdkBody::from("<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>"),
+                )
+            });
+        let working = mock!(aws_sdk_sns::Client::publish)
+            .then_output(|| PublishOutput::builder().message_id("ok").build());
+        let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&failing, &working], |c| c
+            .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled()));
+        let err = publisher(sns)
+            .handle(LambdaEvent::new(
+                event(&["a.mp4", "b.mp4"]),
+                Context::default(),
+            ))
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert_eq!(
+            working.num_calls(),
+            1,
+            "the other record was still announced"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_s3_test_event_is_skipped_without_publishing() {
+        let any =
+            mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().build());
+        let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&any]);
+        let test_event: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/s3-test-event.json")).unwrap();
+        let summary = publisher(sns)
+            .handle(LambdaEvent::new(test_event, Context::default()))
+            .await
+            .unwrap();
+        assert_eq!(summary.skipped, 1);
+        assert_eq!(any.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_event_without_records_is_a_named_rejection() {
+        let sns = mock_client!(
+            aws_sdk_sns,
+            RuleMode::MatchAny,
+            Vec::<&aws_smithy_mocks::Rule>::new()
+        );
+        let err = publisher(sns)
+            .handle(LambdaEvent::new(
+                serde_json::json!({"hello": "world"}),
+                Context::default(),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "MALFORMED_EVENT");
+        assert!(!err.is_retryable());
+    }
+}

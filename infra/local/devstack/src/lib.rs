@@ -2,6 +2,8 @@
 //! stack's outputs, a tap on the results topic, sample media made with ffmpeg, and waiting for
 //! results. Used by `devstack demo` and by the end-to-end tests in `tests/`.
 
+pub mod runtime_api;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,0 +1,345 @@
+//! `make bench`: each figure measured beside its baseline in one run, ratios printed.
+//! Nothing here is asserted: the machine is shared and timings are noisy.
+//!
+//! 1. Cold init (process start → first Runtime API `/next`) of each function binary, against a
+//!    Python 3 + boto3 bootstrap doing the same client set-up, started the same way.
+//! 2. Peak RSS of the rendition worker process (ffmpeg is a child and not counted) for a 10 MB
+//!    and a 500 MB source.
+//! 3. Rendition worker wall time (download + probe + transcode + upload + publish) against the
+//!    raw ffmpeg command it runs, on the same file.
+//!
+//! The function binaries are the Lambda builds from `sam build` (`.local/sam-build`), run under
+//! a stand-in Runtime API ([`devstack::runtime_api`]) against the local stack's S3/SNS/SQS.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use devstack::runtime_api::FakeRuntimeApi;
+use devstack::{make_sample, repo_root, BoxError, Clients, SampleSpec, StackOutputs};
+use shared::contracts::{UploadNotice, CONTRACT_VERSION};
+use shared::ffmpeg::{Deadline, Supervised};
+use shared::profiles::RenditionProfile;
+use tokio::process::Command;
+
+const COLD_RUNS: usize = 15;
+
+#[tokio::main]
+async fn main() {
+    if let Err(err) = run().await {
+        eprintln!("bench: {err}");
+        std::process::exit(1);
+    }
+}
+
+struct Bench {
+    root: PathBuf,
+    outputs: StackOutputs,
+    clients: Clients,
+    work: PathBuf,
+}
+
+async fn run() -> Result<(), BoxError> {
+    let root = repo_root();
+    let work = root.join(".local/bench");
+    std::fs::create_dir_all(&work)?;
+    let bench = Bench {
+        outputs: StackOutputs::load()?,
+        clients: Clients::from_env().await,
+        work,
+        root,
+    };
+    bench.cold_init().await?;
+    bench.peak_rss().await?;
+    bench.overhead_over_ffmpeg().await?;
+    Ok(())
+}
+
+impl Bench {
+    fn binary(&self, function: &str) -> PathBuf {
+        self.root
+            .join(".local/sam-build")
+            .join(function)
+            .join("bootstrap")
+    }
+
+    fn publisher_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "UPLOADS_TOPIC_ARN".into(),
+                self.outputs.get("UploadsTopicArn").into(),
+            ),
+            (
+                "RESULTS_TOPIC_ARN".into(),
+                self.outputs.get("ResultsTopicArn").into(),
+            ),
+        ]
+    }
+
+    fn worker_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("RENDITION_PROFILE".into(), "720p".into()),
+            (
+                "OUTPUT_BUCKET".into(),
+                self.outputs.get("OutputBucketName").into(),
+            ),
+            (
+                "RESULTS_TOPIC_ARN".into(),
+                self.outputs.get("ResultsTopicArn").into(),
+            ),
+            (
+                "DEAD_LETTER_QUEUE_URL".into(),
+                self.outputs.get("Rendition720DeadLetterQueueUrl").into(),
+            ),
+            ("FFMPEG_PATH".into(), "ffmpeg".into()),
+            ("FFPROBE_PATH".into(), "ffprobe".into()),
+            ("WORK_DIR".into(), self.work.display().to_string()),
+            ("RUST_LOG".into(), "warn".into()),
+        ]
+    }
+
+    /// Starts `program` as Lambda would: Runtime API address and function identity in the
+    /// environment, stdin closed.
+    fn spawn(
+        &self,
+        program: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+        api: &FakeRuntimeApi,
+    ) -> std::io::Result<tokio::process::Child> {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .envs(env.iter().cloned())
+            .env("AWS_LAMBDA_RUNTIME_API", api.address.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        command.spawn()
+    }
+
+    async fn cold_once(
+        &self,
+        program: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Duration, BoxError> {
+        let api = FakeRuntimeApi::start().await?;
+        let started = Instant::now();
+        let mut child = self.spawn(program, args, env, &api)?;
+        let first = api
+            .wait_for_first_next(Duration::from_secs(30))
+            .await
+            .ok_or_else(|| format!("{} never asked for work", program.display()))?;
+        child.kill().await?;
+        Ok(first - started)
+    }
+
+    async fn cold_init(&self) -> Result<(), BoxError> {
+        println!("== cold init: process start → first Runtime API /next (median of {COLD_RUNS})");
+        let python = self.root.join(".venv/bin/python");
+        let baseline = self
+            .root
+            .join("infra/local/bench/python_baseline_bootstrap.py");
+        let baseline = baseline.to_str().unwrap();
+        for (label, function, role, env) in [
+            (
+                "upload-publisher",
+                "UploadPublisherFunction",
+                "publisher",
+                self.publisher_env(),
+            ),
+            (
+                "rendition-worker",
+                "Rendition720Function",
+                "worker",
+                self.worker_env(),
+            ),
+        ] {
+            let binary = self.binary(function);
+            let (mut rust, mut py) = (Vec::new(), Vec::new());
+            for _ in 0..COLD_RUNS {
+                // Interleaved, so a burst of load on the machine hits both alike.
+                rust.push(self.cold_once(&binary, &[], &env).await?);
+                py.push(self.cold_once(&python, &[baseline, role], &env).await?);
+            }
+            let (rust, py) = (median(&mut rust), median(&mut py));
+            println!(
+                "   {label:<17} rust {:>7.1} ms   python+boto3 {:>7.1} ms   python/rust = {:>5.1}x   (goal: ≥ 20x, rust ≤ 25 ms)",
+                ms(rust),
+                ms(py),
+                py.as_secs_f64() / rust.as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+
+    /// Uploads a bench input under a key the upload publisher rejects (`.bench`), so that the
+    /// deployed workers do not transcode it at the same time and skew the figures.
+    async fn stage(&self, local: &Path, name: &str) -> Result<UploadNotice, BoxError> {
+        let bucket = self.outputs.get("SourceBucketName");
+        let key = format!("bench/{name}.bench");
+        let size = shared::storage::upload_file(
+            &self.clients.s3,
+            local,
+            bucket,
+            &key,
+            &Default::default(),
+        )
+        .await?;
+        Ok(UploadNotice {
+            version: CONTRACT_VERSION,
+            bucket: bucket.to_owned(),
+            key,
+            size,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+            event_time: "2026-11-21T00:00:00.000Z".into(),
+        })
+    }
+
+    /// One invocation of a fresh worker process; returns its wall time and peak RSS (VmHWM).
+    async fn run_worker(&self, notice: &UploadNotice) -> Result<(Duration, u64), BoxError> {
+        let api = FakeRuntimeApi::start().await?;
+        let mut child = self.spawn(
+            &self.binary("Rendition720Function"),
+            &[],
+            &self.worker_env(),
+            &api,
+        )?;
+        let pid = child.id().ok_or("worker exited at once")?;
+        api.wait_for_first_next(Duration::from_secs(30))
+            .await
+            .ok_or("worker never asked for work")?;
+        let event = serde_json::json!({"Records": [{
+            "messageId": "bench-message", "receiptHandle": "bench", "body": serde_json::to_string(notice)?,
+            "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:bench", "awsRegion": "us-east-1"
+        }]});
+        let (elapsed, response) = api.invoke(&event).await?;
+        let failures = response["batchItemFailures"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
+        if failures > 0 {
+            return Err(format!("the worker failed the message: {response}").into());
+        }
+        let hwm = peak_rss_kib(pid)?;
+        child.kill().await?;
+        Ok((elapsed, hwm))
+    }
+
+    async fn peak_rss(&self) -> Result<(), BoxError> {
+        println!("== peak RSS of the rendition worker process (ffmpeg excluded), 720p profile");
+        let mut figures = Vec::new();
+        for megabytes in [10u64, 500] {
+            // Raw 640x360 yuv420p video: the size is exact and making it costs nothing.
+            let frame_bytes = 640 * 360 * 3 / 2;
+            let frames = megabytes * 1_000_000 / frame_bytes;
+            let local = self.work.join(format!("raw-{megabytes}mb.mkv"));
+            if !local.exists() {
+                Supervised::new("ffmpeg", Deadline::after(Duration::from_secs(300)))
+                    .args(shared::ffmpeg::ffmpeg_base_args())
+                    .args([
+                        "-f",
+                        "lavfi",
+                        "-i",
+                        "testsrc2=size=640x360:rate=30,format=yuv420p",
+                        "-frames:v",
+                        &frames.to_string(),
+                    ])
+                    .args(["-c:v", "rawvideo", "-f", "matroska"])
+                    .arg(&local)
+                    .run()
+                    .await?;
+            }
+            let notice = self
+                .stage(&local, &format!("raw-{megabytes}mb.mkv"))
+                .await?;
+            let (elapsed, hwm) = self.run_worker(&notice).await?;
+            println!(
+                "   {:>4} MB source ({} bytes): peak RSS {:>6.1} MB, invocation {:.1} s",
+                megabytes,
+                notice.size,
+                hwm as f64 / 1024.0,
+                elapsed.as_secs_f64()
+            );
+            figures.push(hwm);
+        }
+        println!(
+            "   growth 10 MB → 500 MB: {:+.1} MB   (goal: ≤ 10 MB)",
+            (figures[1] as f64 - figures[0] as f64) / 1024.0
+        );
+        Ok(())
+    }
+
+    async fn overhead_over_ffmpeg(&self) -> Result<(), BoxError> {
+        println!("== rendition worker wall time / raw ffmpeg on the same file (1080p 20 s source → 720p)");
+        let local = self.work.join("hd-20s.mp4");
+        if !local.exists() {
+            make_sample(
+                SampleSpec {
+                    width: 1920,
+                    height: 1080,
+                    fps: 30,
+                    seconds: 20.0,
+                    with_audio: true,
+                },
+                &local,
+            )
+            .await?;
+        }
+        let notice = self.stage(&local, "hd-20s.mp4").await?;
+        let profile = RenditionProfile::built_in("720p").unwrap();
+        let info = shared::probe::probe_file(
+            Path::new("ffprobe"),
+            &local,
+            Deadline::after(Duration::from_secs(30)),
+        )
+        .await?;
+        let plan = profile.plan(&info).ok_or("no video")?;
+        let output = self.work.join("raw-ffmpeg-out.mp4");
+        let args = profile.ffmpeg_args(&plan, &local, &output);
+        let (mut raw, mut worker) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let started = Instant::now();
+            Supervised::new("ffmpeg", Deadline::after(Duration::from_secs(600)))
+                .args(&args)
+                .run()
+                .await?;
+            raw.push(started.elapsed());
+            worker.push(self.run_worker(&notice).await?.0);
+        }
+        let (raw, worker) = (median(&mut raw), median(&mut worker));
+        println!(
+            "   raw ffmpeg {:.2} s   worker {:.2} s   worker/ffmpeg = {:.3}   (goal: ≤ 1.05)",
+            raw.as_secs_f64(),
+            worker.as_secs_f64(),
+            worker.as_secs_f64() / raw.as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .ok_or("no VmHWM")?;
+    Ok(line.split_whitespace().nth(1).ok_or("bad VmHWM")?.parse()?)
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
