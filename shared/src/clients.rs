@@ -17,11 +17,7 @@ pub fn endpoint_overridden(service_env_suffix: &str) -> bool {
     let ignored = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
         .map(|v| v.eq_ignore_ascii_case("true"))
         .unwrap_or(false);
-    let set = |name: &str| {
-        std::env::var(name)
-            .map(|v| !v.trim().is_empty())
-            .unwrap_or(false)
-    };
+    let set = |name: &str| std::env::var(name).map(|v| !v.trim().is_empty()).unwrap_or(false);
     !ignored && (set(&format!("AWS_ENDPOINT_URL_{service_env_suffix}")) || set("AWS_ENDPOINT_URL"))
 }
 

@@ -58,10 +58,7 @@ impl EnvReader {
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let vars = pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let vars = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         Self {
             vars,
             problems: Vec::new(),
@@ -69,10 +66,7 @@ impl EnvReader {
     }
 
     fn raw(&self, name: &str) -> Option<&str> {
-        self.vars
-            .get(name)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
+        self.vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
     fn problem(&mut self, name: &str, problem: impl Into<String>) {

@@ -125,12 +125,7 @@ pub struct PipelineResult {
 
 impl PipelineResult {
     /// A rejected or failed result for `err` (which must not be retryable).
-    pub fn from_error(
-        job: Job,
-        source: ObjectRef,
-        profile: Option<String>,
-        err: &ProcessingError,
-    ) -> Self {
+    pub fn from_error(job: Job, source: ObjectRef, profile: Option<String>, err: &ProcessingError) -> Self {
         let status = match err.kind {
             crate::ErrorKind::Failed => ResultStatus::Failed,
             _ => ResultStatus::Rejected,
@@ -190,9 +185,8 @@ mod tests {
     where
         T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
     {
-        let text =
-            std::fs::read_to_string(format!("{}/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR")))
-                .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        let text = std::fs::read_to_string(format!("{}/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap_or_else(|e| panic!("{fixture}: {e}"));
         let parsed: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{fixture}: {e}"));
         let written = serde_json::to_value(&parsed).unwrap();
         let original: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -96,9 +96,7 @@ impl ProcessingError {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         match &err {
-            SdkError::TimeoutError(_) => {
-                Self::retryable("AWS_TIMEOUT", format!("{operation}: request timed out"))
-            }
+            SdkError::TimeoutError(_) => Self::retryable("AWS_TIMEOUT", format!("{operation}: request timed out")),
             SdkError::DispatchFailure(failure) => Self::retryable(
                 "AWS_UNREACHABLE",
                 format!("{operation}: could not reach the service: {failure:?}"),
@@ -112,10 +110,7 @@ impl ProcessingError {
                 }
                 Self::retryable(
                     "AWS_SERVICE_ERROR",
-                    format!(
-                        "{operation}: {code} (HTTP {}): {message}",
-                        fmt_status(status)
-                    ),
+                    format!("{operation}: {code} (HTTP {}): {message}", fmt_status(status)),
                 )
             }
             _ => {
@@ -127,11 +122,7 @@ impl ProcessingError {
                 }
                 Self::retryable(
                     "AWS_ERROR",
-                    format!(
-                        "{operation} (HTTP {}): {}",
-                        fmt_status(status),
-                        DisplayErrorChain(&err)
-                    ),
+                    format!("{operation} (HTTP {}): {}", fmt_status(status), DisplayErrorChain(&err)),
                 )
             }
         }
@@ -185,8 +176,7 @@ mod tests {
 
     #[test]
     fn diagnostic_error_type_carries_kind_and_code() {
-        let diagnostic: lambda_runtime::Diagnostic =
-            ProcessingError::retryable("AWS_TIMEOUT", "slow").into();
+        let diagnostic: lambda_runtime::Diagnostic = ProcessingError::retryable("AWS_TIMEOUT", "slow").into();
         assert_eq!(diagnostic.error_type, "retryable.AWS_TIMEOUT");
         assert_eq!(diagnostic.error_message, "slow");
     }

@@ -104,13 +104,8 @@ impl ProgressParser {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("could not start {program}: {source}")]
-    Spawn {
-        program: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "{program} still running at the deadline after {elapsed:?}; killed. stderr: {stderr_tail}"
-    )]
+    Spawn { program: String, source: std::io::Error },
+    #[error("{program} still running at the deadline after {elapsed:?}; killed. stderr: {stderr_tail}")]
     Timeout {
         program: String,
         elapsed: Duration,
@@ -123,18 +118,13 @@ pub enum RunError {
         stderr_tail: String,
     },
     #[error("reading {program}'s output failed: {source}")]
-    Io {
-        program: String,
-        source: std::io::Error,
-    },
+    Io { program: String, source: std::io::Error },
 }
 
 impl RunError {
     pub fn stderr_tail(&self) -> &str {
         match self {
-            RunError::Timeout { stderr_tail, .. } | RunError::Exit { stderr_tail, .. } => {
-                stderr_tail
-            }
+            RunError::Timeout { stderr_tail, .. } | RunError::Exit { stderr_tail, .. } => stderr_tail,
             _ => "",
         }
     }
@@ -190,8 +180,7 @@ impl<'a> Supervised<'a> {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
@@ -336,16 +325,9 @@ async fn keep_tail(stderr: impl AsyncRead + Unpin) -> String {
 /// The arguments every ffmpeg run starts with: no stdin, no banner, no interactive stats,
 /// errors only on stderr, overwrite our own temp outputs.
 pub fn ffmpeg_base_args() -> Vec<OsString> {
-    [
-        "-nostdin",
-        "-hide_banner",
-        "-nostats",
-        "-loglevel",
-        "error",
-        "-y",
-    ]
-    .map(OsString::from)
-    .to_vec()
+    ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y"]
+        .map(OsString::from)
+        .to_vec()
 }
 
 #[cfg(test)]
@@ -391,19 +373,14 @@ mod tests {
             .unwrap_err();
         match &err {
             RunError::Exit {
-                status,
-                stderr_tail,
-                ..
+                status, stderr_tail, ..
             } => {
                 assert_eq!(status.code(), Some(3));
                 assert_eq!(stderr_tail, "first | the real reason");
             }
             other => panic!("unexpected {other}"),
         }
-        assert_eq!(
-            err.into_processing_error("TRANSCODE_FAILED").code,
-            "TRANSCODE_FAILED"
-        );
+        assert_eq!(err.into_processing_error("TRANSCODE_FAILED").code, "TRANSCODE_FAILED");
     }
 
     #[tokio::test]
@@ -413,39 +390,29 @@ mod tests {
             .run()
             .await
             .unwrap();
-        assert_eq!(
-            String::from_utf8(out.stdout).unwrap(),
-            "my video+1.mp4|-i|$(rm -rf /)|"
-        );
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "my video+1.mp4|-i|$(rm -rf /)|");
     }
 
     #[tokio::test]
     async fn a_missing_program_is_a_retryable_deployment_fault() {
-        let err = Supervised::new(
-            "/nonexistent/ffmpeg",
-            Deadline::after(Duration::from_secs(1)),
-        )
-        .run()
-        .await
-        .unwrap_err();
+        let err = Supervised::new("/nonexistent/ffmpeg", Deadline::after(Duration::from_secs(1)))
+            .run()
+            .await
+            .unwrap_err();
         let err = err.into_processing_error("X");
         assert_eq!(err.code, "TOOL_UNAVAILABLE");
     }
 
     #[test]
     fn lambda_deadline_keeps_the_margin() {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         let deadline = Deadline::from_epoch_millis(now_ms + 60_000, Duration::from_secs(10));
         let left = deadline.remaining();
         assert!(
             left <= Duration::from_secs(50) && left > Duration::from_secs(45),
             "{left:?}"
         );
-        let past =
-            Deadline::from_epoch_millis(now_ms.saturating_sub(1000), Duration::from_secs(10));
+        let past = Deadline::from_epoch_millis(now_ms.saturating_sub(1000), Duration::from_secs(10));
         assert_eq!(past.remaining(), Duration::ZERO);
     }
 }

@@ -65,24 +65,12 @@ impl MediaInfo {
         if video.width == 0 || video.height == 0 {
             return Err(ProcessingError::rejected(
                 "CORRUPT_INPUT",
-                format!(
-                    "video stream reports a size of {}x{}",
-                    video.width, video.height
-                ),
+                format!("video stream reports a size of {}x{}", video.width, video.height),
             ));
         }
         // Still images (png, jpeg, …) are "video" streams to ffprobe; they are not videos.
-        let image_formats = [
-            "image2",
-            "png_pipe",
-            "jpeg_pipe",
-            "webp_pipe",
-            "bmp_pipe",
-            "gif",
-        ];
-        if image_formats.contains(&self.format_name.as_str())
-            && self.duration_secs.unwrap_or(0.0) <= 0.05
-        {
+        let image_formats = ["image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "gif"];
+        if image_formats.contains(&self.format_name.as_str()) && self.duration_secs.unwrap_or(0.0) <= 0.05 {
             return Err(ProcessingError::rejected(
                 "NOT_VIDEO",
                 format!("a still image ({}), not a video", self.format_name),
@@ -93,20 +81,9 @@ impl MediaInfo {
 }
 
 /// Runs ffprobe on a local file. A file ffprobe cannot read is rejected as `CORRUPT_INPUT`.
-pub async fn probe_file(
-    ffprobe: &Path,
-    file: &Path,
-    deadline: Deadline,
-) -> Result<MediaInfo, ProcessingError> {
+pub async fn probe_file(ffprobe: &Path, file: &Path, deadline: Deadline) -> Result<MediaInfo, ProcessingError> {
     let output = Supervised::new(ffprobe, deadline)
-        .args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-        ])
+        .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"])
         .arg(file)
         .run()
         .await
@@ -122,23 +99,16 @@ pub async fn probe_file(
 
 /// Parses `ffprobe -print_format json -show_format -show_streams`.
 pub fn parse_ffprobe_json(json: &[u8]) -> Result<MediaInfo, ProcessingError> {
-    let raw: RawProbe = serde_json::from_slice(json).map_err(|e| {
-        ProcessingError::rejected(
-            "CORRUPT_INPUT",
-            format!("ffprobe's report is unreadable: {e}"),
-        )
-    })?;
-    let format = raw.format.ok_or_else(|| {
-        ProcessingError::rejected("CORRUPT_INPUT", "ffprobe found no container format")
-    })?;
+    let raw: RawProbe = serde_json::from_slice(json)
+        .map_err(|e| ProcessingError::rejected("CORRUPT_INPUT", format!("ffprobe's report is unreadable: {e}")))?;
+    let format = raw
+        .format
+        .ok_or_else(|| ProcessingError::rejected("CORRUPT_INPUT", "ffprobe found no container format"))?;
     let video = raw
         .streams
         .iter()
         .find(|s| s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0);
-    let audio = raw
-        .streams
-        .iter()
-        .find(|s| s.codec_type.as_deref() == Some("audio"));
+    let audio = raw.streams.iter().find(|s| s.codec_type.as_deref() == Some("audio"));
     let video = video.map(|s| VideoStream {
         codec: s.codec_name.clone().unwrap_or_default(),
         width: s.width.unwrap_or(0),
@@ -296,10 +266,7 @@ mod tests {
 
     #[test]
     fn garbage_is_corrupt_input() {
-        assert_eq!(
-            parse_ffprobe_json(b"not json").unwrap_err().code,
-            "CORRUPT_INPUT"
-        );
+        assert_eq!(parse_ffprobe_json(b"not json").unwrap_err().code, "CORRUPT_INPUT");
         assert_eq!(parse_ffprobe_json(b"{}").unwrap_err().code, "CORRUPT_INPUT");
     }
 

@@ -14,18 +14,9 @@ use crate::probe::MediaInfo;
 
 /// The profiles shipped in `job-templates/renditions/`.
 pub const BUILT_IN: &[(&str, &str)] = &[
-    (
-        "480p",
-        include_str!("../../job-templates/renditions/480p.json"),
-    ),
-    (
-        "720p",
-        include_str!("../../job-templates/renditions/720p.json"),
-    ),
-    (
-        "1080p",
-        include_str!("../../job-templates/renditions/1080p.json"),
-    ),
+    ("480p", include_str!("../../job-templates/renditions/480p.json")),
+    ("720p", include_str!("../../job-templates/renditions/720p.json")),
+    ("1080p", include_str!("../../job-templates/renditions/1080p.json")),
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,10 +125,7 @@ impl RenditionProfile {
         if let Some(fps) = plan.fps_cap {
             filters.push(format!("fps={fps}"));
         }
-        filters.push(format!(
-            "scale={}:{}:flags=bicubic",
-            plan.width, plan.height
-        ));
+        filters.push(format!("scale={}:{}:flags=bicubic", plan.width, plan.height));
         filters.push("setsar=1".to_owned());
         let mut args = ffmpeg_base_args();
         let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
@@ -241,10 +229,7 @@ mod tests {
     #[test]
     fn seed_targets_are_kept() {
         let kbps = |n| RenditionProfile::built_in(n).unwrap().video.bitrate_kbps;
-        assert_eq!(
-            (kbps("480p"), kbps("720p"), kbps("1080p")),
-            (1000, 2000, 5000)
-        );
+        assert_eq!((kbps("480p"), kbps("720p"), kbps("1080p")), (1000, 2000, 5000));
     }
 
     #[test]
@@ -267,10 +252,7 @@ mod tests {
     fn never_upscales() {
         let p = RenditionProfile::built_in("1080p").unwrap();
         let plan = p.plan(&source(640, 360, 30.0, 0, true)).unwrap();
-        assert_eq!(
-            (plan.width, plan.height, plan.upscale_avoided),
-            (640, 360, true)
-        );
+        assert_eq!((plan.width, plan.height, plan.upscale_avoided), (640, 360, true));
         // Odd sizes are evened down to what 4:2:0 allows.
         let plan = p.plan(&source(641, 361, 30.0, 0, true)).unwrap();
         assert_eq!((plan.width % 2, plan.height % 2), (0, 0));
@@ -289,33 +271,17 @@ mod tests {
     #[test]
     fn frame_rate_is_capped_not_raised() {
         let p = RenditionProfile::built_in("720p").unwrap();
-        assert_eq!(
-            p.plan(&source(1280, 720, 59.94, 0, true)).unwrap().fps_cap,
-            Some(30.0)
-        );
-        assert_eq!(
-            p.plan(&source(1280, 720, 29.97, 0, true)).unwrap().fps_cap,
-            None
-        );
-        assert_eq!(
-            p.plan(&source(1280, 720, 30.0, 0, true)).unwrap().fps_cap,
-            None
-        );
+        assert_eq!(p.plan(&source(1280, 720, 59.94, 0, true)).unwrap().fps_cap, Some(30.0));
+        assert_eq!(p.plan(&source(1280, 720, 29.97, 0, true)).unwrap().fps_cap, None);
+        assert_eq!(p.plan(&source(1280, 720, 30.0, 0, true)).unwrap().fps_cap, None);
     }
 
     #[test]
     fn ffmpeg_arguments_are_a_vector_with_the_profile_settings() {
         let p = RenditionProfile::built_in("720p").unwrap();
         let plan = p.plan(&source(1920, 1080, 60.0, 0, true)).unwrap();
-        let args = p.ffmpeg_args(
-            &plan,
-            Path::new("/tmp/my source+1.mov"),
-            Path::new("/tmp/out.mp4"),
-        );
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let args = p.ffmpeg_args(&plan, Path::new("/tmp/my source+1.mov"), Path::new("/tmp/out.mp4"));
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
         let pos = |flag: &str| {
             args.iter()
                 .position(|a| a == flag)
@@ -323,10 +289,7 @@ mod tests {
         };
         assert_eq!(args[0], "-nostdin");
         assert_eq!(args[pos("-i") + 1], "/tmp/my source+1.mov");
-        assert_eq!(
-            args[pos("-vf") + 1],
-            "fps=30,scale=1280:720:flags=bicubic,setsar=1"
-        );
+        assert_eq!(args[pos("-vf") + 1], "fps=30,scale=1280:720:flags=bicubic,setsar=1");
         assert_eq!(args[pos("-c:v") + 1], "libx264");
         assert_eq!(args[pos("-b:v") + 1], "2000k");
         assert_eq!(args[pos("-c:a") + 1], "aac");

@@ -26,8 +26,8 @@ pub async fn publish_json(
     message: &impl Serialize,
     attributes: &[(&str, Attribute)],
 ) -> Result<String, ProcessingError> {
-    let body = serde_json::to_string(message)
-        .map_err(|e| ProcessingError::failed("SERIALIZE_FAILED", e.to_string()))?;
+    let body =
+        serde_json::to_string(message).map_err(|e| ProcessingError::failed("SERIALIZE_FAILED", e.to_string()))?;
     let mut request = sns.publish().topic_arn(topic_arn).message(body);
     for (name, value) in attributes {
         let (data_type, text) = match value {

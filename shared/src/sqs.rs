@@ -18,43 +18,29 @@ use crate::ProcessingError;
 /// The body of an SQS message, with the SNS envelope removed when there is one (a subscription
 /// without raw message delivery wraps the message in `{"Type":"Notification","Message":…}`).
 pub fn unwrap_sns_envelope(body: &str) -> Result<String, ProcessingError> {
-    let value: serde_json::Value = serde_json::from_str(body).map_err(|e| {
-        ProcessingError::rejected(
-            "MALFORMED_MESSAGE",
-            format!("message body is not JSON: {e}"),
-        )
-    })?;
-    let is_envelope = value.get("Type").and_then(|t| t.as_str()) == Some("Notification")
-        && value.get("TopicArn").is_some();
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| ProcessingError::rejected("MALFORMED_MESSAGE", format!("message body is not JSON: {e}")))?;
+    let is_envelope =
+        value.get("Type").and_then(|t| t.as_str()) == Some("Notification") && value.get("TopicArn").is_some();
     if is_envelope {
         return value
             .get("Message")
             .and_then(|m| m.as_str())
             .map(str::to_owned)
-            .ok_or_else(|| {
-                ProcessingError::rejected(
-                    "MALFORMED_MESSAGE",
-                    "SNS envelope without a Message string",
-                )
-            });
+            .ok_or_else(|| ProcessingError::rejected("MALFORMED_MESSAGE", "SNS envelope without a Message string"));
     }
     Ok(body.to_owned())
 }
 
 /// Parses a message body (envelope or raw) into `T`, naming what is wrong with it.
-pub fn parse_body<T: serde::de::DeserializeOwned>(
-    record: &SqsMessage,
-) -> Result<T, ProcessingError> {
+pub fn parse_body<T: serde::de::DeserializeOwned>(record: &SqsMessage) -> Result<T, ProcessingError> {
     let body = record
         .body
         .as_deref()
         .ok_or_else(|| ProcessingError::rejected("MALFORMED_MESSAGE", "message has no body"))?;
     let inner = unwrap_sns_envelope(body)?;
     serde_json::from_str(&inner).map_err(|e| {
-        ProcessingError::rejected(
-            "MALFORMED_MESSAGE",
-            format!("message does not match the contract: {e}"),
-        )
+        ProcessingError::rejected("MALFORMED_MESSAGE", format!("message does not match the contract: {e}"))
     })
 }
 
@@ -216,9 +202,6 @@ mod tests {
         let envelope = r#"{"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:000000000000:t", "Message": "{\"a\": 1}"}"#;
         assert_eq!(unwrap_sns_envelope(envelope).unwrap(), r#"{"a": 1}"#);
         assert_eq!(unwrap_sns_envelope(r#"{"a":1}"#).unwrap(), r#"{"a":1}"#);
-        assert_eq!(
-            unwrap_sns_envelope("not json").unwrap_err().code,
-            "MALFORMED_MESSAGE"
-        );
+        assert_eq!(unwrap_sns_envelope("not json").unwrap_err().code, "MALFORMED_MESSAGE");
     }
 }

@@ -26,19 +26,11 @@ const PARTS_IN_FLIGHT: usize = 4;
 
 /// Maps "the object is not there" to a rejection: a message about an object that no longer
 /// exists will not succeed on a retry.
-fn missing_source(
-    bucket: &str,
-    key: &str,
-) -> impl FnOnce(&str, Option<u16>) -> Option<ProcessingError> {
+fn missing_source(bucket: &str, key: &str) -> impl FnOnce(&str, Option<u16>) -> Option<ProcessingError> {
     let what = format!("s3://{bucket}/{key}");
     move |code, status| {
         (code == "NoSuchKey" || code == "NoSuchBucket" || code == "NotFound" || status == Some(404))
-            .then(|| {
-                ProcessingError::rejected(
-                    "SOURCE_MISSING",
-                    format!("{what} does not exist (any more)"),
-                )
-            })
+            .then(|| ProcessingError::rejected("SOURCE_MISSING", format!("{what} does not exist (any more)")))
     }
 }
 
@@ -55,23 +47,16 @@ pub async fn download_to_file(
         .key(key)
         .send()
         .await
-        .map_err(|e| {
-            ProcessingError::from_sdk_with("S3 GetObject", e, missing_source(bucket, key))
-        })?;
+        .map_err(|e| ProcessingError::from_sdk_with("S3 GetObject", e, missing_source(bucket, key)))?;
     let mut body = response.body;
-    let mut file = tokio::fs::File::create(dest)
-        .await
-        .map_err(local_io("create", dest))?;
+    let mut file = tokio::fs::File::create(dest).await.map_err(local_io("create", dest))?;
     let mut written = 0u64;
-    while let Some(chunk) = body.try_next().await.map_err(|e| {
-        ProcessingError::retryable(
-            "S3_READ_FAILED",
-            format!("reading s3://{bucket}/{key}: {e}"),
-        )
-    })? {
-        file.write_all(&chunk)
-            .await
-            .map_err(local_io("write", dest))?;
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| ProcessingError::retryable("S3_READ_FAILED", format!("reading s3://{bucket}/{key}: {e}")))?
+    {
+        file.write_all(&chunk).await.map_err(local_io("write", dest))?;
         written += chunk.len() as u64;
     }
     file.flush().await.map_err(local_io("flush", dest))?;
@@ -94,14 +79,11 @@ pub async fn upload_file(
     key: &str,
     options: &UploadOptions,
 ) -> Result<u64, ProcessingError> {
-    let size = tokio::fs::metadata(path)
-        .await
-        .map_err(local_io("stat", path))?
-        .len();
+    let size = tokio::fs::metadata(path).await.map_err(local_io("stat", path))?.len();
     if size <= MULTIPART_THRESHOLD {
-        let body = ByteStream::from_path(path).await.map_err(|e| {
-            ProcessingError::retryable("LOCAL_IO", format!("opening {}: {e}", path.display()))
-        })?;
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| ProcessingError::retryable("LOCAL_IO", format!("opening {}: {e}", path.display())))?;
         let mut request = s3
             .put_object()
             .bucket(bucket)
@@ -143,9 +125,9 @@ async fn upload_multipart(
         .send()
         .await
         .map_err(|e| ProcessingError::from_sdk("S3 CreateMultipartUpload", e))?;
-    let upload_id = created.upload_id.ok_or_else(|| {
-        ProcessingError::retryable("AWS_ERROR", "CreateMultipartUpload returned no upload id")
-    })?;
+    let upload_id = created
+        .upload_id
+        .ok_or_else(|| ProcessingError::retryable("AWS_ERROR", "CreateMultipartUpload returned no upload id"))?;
 
     let part_count = size.div_ceil(PART_SIZE);
     let parts = futures::stream::iter(0..part_count)
@@ -160,12 +142,7 @@ async fn upload_multipart(
                     .length(Length::Exact(length))
                     .build()
                     .await
-                    .map_err(|e| {
-                        ProcessingError::retryable(
-                            "LOCAL_IO",
-                            format!("reading {}: {e}", path.display()),
-                        )
-                    })?;
+                    .map_err(|e| ProcessingError::retryable("LOCAL_IO", format!("reading {}: {e}", path.display())))?;
                 let part_number = (index + 1) as i32;
                 let uploaded = s3
                     .upload_part()
@@ -196,11 +173,7 @@ async fn upload_multipart(
             .bucket(bucket)
             .key(key)
             .upload_id(&upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
             .await
             .map_err(|e| ProcessingError::from_sdk("S3 CompleteMultipartUpload", e)),
@@ -250,10 +223,7 @@ pub fn metadata_value(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, METADATA).to_string()
 }
 
-fn local_io<'a>(
-    action: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(std::io::Error) -> ProcessingError + 'a {
+fn local_io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ProcessingError + 'a {
     move |e| ProcessingError::retryable("LOCAL_IO", format!("{action} {}: {e}", path.display()))
 }
 
@@ -268,9 +238,7 @@ mod tests {
         let encoded = metadata_value("café 🎬.mp4");
         assert!(encoded.is_ascii(), "{encoded}");
         assert_eq!(
-            percent_encoding::percent_decode_str(&encoded)
-                .decode_utf8()
-                .unwrap(),
+            percent_encoding::percent_decode_str(&encoded).decode_utf8().unwrap(),
             "café 🎬.mp4"
         );
     }

@@ -69,8 +69,7 @@ impl Config {
             );
         }
         let config = Config {
-            profile: profile
-                .unwrap_or_else(|| RenditionProfile::built_in("720p").expect("built in")),
+            profile: profile.unwrap_or_else(|| RenditionProfile::built_in("720p").expect("built in")),
             output_bucket: env.required("OUTPUT_BUCKET"),
             output_prefix: env.optional_or("OUTPUT_PREFIX", "renditions/".to_owned()),
             results_topic_arn: env.required("RESULTS_TOPIC_ARN"),
@@ -88,10 +87,7 @@ impl Config {
     /// `renditions/<source key>/<profile>.mp4`: depends only on the source key and profile, so
     /// a redelivered message overwrites the same object, and two sources never collide.
     pub fn output_key(&self, source_key: &str) -> String {
-        format!(
-            "{}{}/{}.mp4",
-            self.output_prefix, source_key, self.profile.name
-        )
+        format!("{}{}/{}.mp4", self.output_prefix, source_key, self.profile.name)
     }
 }
 
@@ -104,18 +100,11 @@ pub struct Worker {
 
 impl Worker {
     #[tracing::instrument(skip_all, fields(request_id = %event.context.request_id, profile = %self.config.profile.name))]
-    pub async fn handle(
-        &self,
-        event: LambdaEvent<SqsEvent>,
-    ) -> Result<SqsBatchResponse, ProcessingError> {
-        let deadline =
-            Deadline::from_epoch_millis(event.context.deadline, self.config.deadline_margin);
-        let response = process_batch(
-            event.payload,
-            deadline,
-            self.config.min_time_per_message,
-            |record| self.handle_message(record, deadline),
-        )
+    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, ProcessingError> {
+        let deadline = Deadline::from_epoch_millis(event.context.deadline, self.config.deadline_margin);
+        let response = process_batch(event.payload, deadline, self.config.min_time_per_message, |record| {
+            self.handle_message(record, deadline)
+        })
         .await;
         Ok(response)
     }
@@ -124,19 +113,11 @@ impl Worker {
         let notice: UploadNotice = match parse_body(&record) {
             Ok(notice) => notice,
             Err(err) => {
-                return park_in_dead_letter_queue(
-                    &self.sqs,
-                    &self.config.dead_letter_queue_url,
-                    &record,
-                    &err,
-                )
-                .await
+                return park_in_dead_letter_queue(&self.sqs, &self.config.dead_letter_queue_url, &record, &err).await
             }
         };
         let span = tracing::info_span!("source", bucket = %notice.bucket, key = %notice.key);
-        self.render_and_report(notice, deadline)
-            .instrument(span)
-            .await
+        self.render_and_report(notice, deadline).instrument(span).await
     }
 
     async fn render_and_report(&self, notice: UploadNotice, deadline: Deadline) -> Disposition {
@@ -165,14 +146,7 @@ impl Worker {
                 PipelineResult::from_error(Job::Rendition, source, profile, &err)
             }
         };
-        match publish_json(
-            &self.sns,
-            &self.config.results_topic_arn,
-            &result,
-            &result.attributes(),
-        )
-        .await
-        {
+        match publish_json(&self.sns, &self.config.results_topic_arn, &result, &result.attributes()).await {
             Ok(_) => {
                 tracing::info!(status = result.status.as_str(), "result published");
                 Disposition::Done
@@ -185,18 +159,11 @@ impl Worker {
     }
 
     /// Produces (or finds) the rendition of one source.
-    pub async fn render(
-        &self,
-        notice: &UploadNotice,
-        deadline: Deadline,
-    ) -> Result<RenditionOutput, ProcessingError> {
+    pub async fn render(&self, notice: &UploadNotice, deadline: Deadline) -> Result<RenditionOutput, ProcessingError> {
         let config = &self.config;
         let output_key = config.output_key(&notice.key);
         if let Some(existing) = self.existing_output(notice, &output_key).await? {
-            tracing::info!(
-                output_key,
-                "rendition of this source version already exists; reused"
-            );
+            tracing::info!(output_key, "rendition of this source version already exists; reused");
             return Ok(existing);
         }
 
@@ -213,8 +180,7 @@ impl Worker {
         let source_path = workspace.path().join("source");
         let output_path = workspace.path().join("output.mp4");
 
-        let downloaded =
-            download_to_file(&self.s3, &notice.bucket, &notice.key, &source_path).await?;
+        let downloaded = download_to_file(&self.s3, &notice.bucket, &notice.key, &source_path).await?;
         tracing::info!(bytes = downloaded, "source downloaded");
         if downloaded == 0 {
             return Err(ProcessingError::rejected(
@@ -224,24 +190,16 @@ impl Worker {
         }
         let info = probe_file(&config.ffprobe, &source_path, deadline).await?;
         info.require_video()?;
-        let plan = config
-            .profile
-            .plan(&info)
-            .expect("a video stream was required above");
+        let plan = config.profile.plan(&info).expect("a video stream was required above");
         tracing::info!(width = plan.width, height = plan.height, upscale_avoided = plan.upscale_avoided, fps_cap = ?plan.fps_cap, "transcoding");
 
         let duration = info.duration_secs.unwrap_or(0.0);
         let mut last_logged = -1i64;
         Supervised::new(&config.ffmpeg, deadline)
-            .args(
-                config
-                    .profile
-                    .ffmpeg_args(&plan, &source_path, &output_path),
-            )
+            .args(config.profile.ffmpeg_args(&plan, &source_path, &output_path))
             .on_progress(|progress| {
                 if duration > 0.0 {
-                    let percent =
-                        (progress.out_time.as_secs_f64() / duration * 100.0).min(100.0) as i64;
+                    let percent = (progress.out_time.as_secs_f64() / duration * 100.0).min(100.0) as i64;
                     if percent / 10 > last_logged / 10 || progress.done {
                         last_logged = percent;
                         tracing::info!(percent, speed = ?progress.speed, "transcode progress");
@@ -252,14 +210,12 @@ impl Worker {
             .await
             .map_err(|e| e.into_processing_error("TRANSCODE_FAILED"))?;
 
-        let rendered = probe_file(&config.ffprobe, &output_path, deadline)
-            .await
-            .map_err(|e| {
-                ProcessingError::failed(
-                    "TRANSCODE_FAILED",
-                    format!("ffmpeg's output is unreadable: {}", e.reason),
-                )
-            })?;
+        let rendered = probe_file(&config.ffprobe, &output_path, deadline).await.map_err(|e| {
+            ProcessingError::failed(
+                "TRANSCODE_FAILED",
+                format!("ffmpeg's output is unreadable: {}", e.reason),
+            )
+        })?;
         let video = rendered
             .require_video()
             .map_err(|e| ProcessingError::failed("TRANSCODE_FAILED", e.reason))?;
@@ -274,10 +230,7 @@ impl Worker {
             ("width".to_owned(), width.to_string()),
             ("height".to_owned(), height.to_string()),
             ("duration-secs".to_owned(), format!("{duration_secs:.3}")),
-            (
-                "upscale-avoided".to_owned(),
-                plan.upscale_avoided.to_string(),
-            ),
+            ("upscale-avoided".to_owned(), plan.upscale_avoided.to_string()),
         ];
         if let Some(etag) = &notice.etag {
             metadata.push(("source-etag".to_owned(), metadata_value(etag)));
@@ -286,22 +239,8 @@ impl Worker {
             content_type: Some("video/mp4".to_owned()),
             metadata,
         };
-        let bytes = upload_file(
-            &self.s3,
-            &output_path,
-            &config.output_bucket,
-            &output_key,
-            &options,
-        )
-        .await?;
-        tracing::info!(
-            output_key,
-            bytes,
-            width,
-            height,
-            duration_secs,
-            "rendition uploaded"
-        );
+        let bytes = upload_file(&self.s3, &output_path, &config.output_bucket, &output_key, &options).await?;
+        tracing::info!(output_key, bytes, width, height, duration_secs, "rendition uploaded");
         Ok(RenditionOutput {
             bucket: config.output_bucket.clone(),
             key: output_key,
@@ -323,8 +262,7 @@ impl Worker {
         let Some(etag) = &notice.etag else {
             return Ok(None);
         };
-        let Some(head) = head_object(&self.s3, &self.config.output_bucket, output_key).await?
-        else {
+        let Some(head) = head_object(&self.s3, &self.config.output_bucket, output_key).await? else {
             return Ok(None);
         };
         let metadata = head.metadata.unwrap_or_default();
@@ -360,18 +298,10 @@ impl Worker {
     }
 }
 
-fn plan_note(
-    plan: &RenditionPlan,
-    info: &shared::probe::MediaInfo,
-    profile: &RenditionProfile,
-) -> Option<String> {
+fn plan_note(plan: &RenditionPlan, info: &shared::probe::MediaInfo, profile: &RenditionProfile) -> Option<String> {
     let mut notes = Vec::new();
     if plan.upscale_avoided {
-        let (w, h) = info
-            .video
-            .as_ref()
-            .map(|v| v.display_size())
-            .unwrap_or_default();
+        let (w, h) = info.video.as_ref().map(|v| v.display_size()).unwrap_or_default();
         notes.push(format!(
             "source is {w}x{h}, smaller than {}: kept at its own size, not upscaled",
             profile.name
@@ -394,10 +324,7 @@ mod tests {
         let mut pairs = vec![
             ("RENDITION_PROFILE", "720p"),
             ("OUTPUT_BUCKET", "out"),
-            (
-                "RESULTS_TOPIC_ARN",
-                "arn:aws:sns:us-east-1:000000000000:results",
-            ),
+            ("RESULTS_TOPIC_ARN", "arn:aws:sns:us-east-1:000000000000:results"),
             ("DEAD_LETTER_QUEUE_URL", "http://localhost/000000000000/dlq"),
         ];
         pairs.extend_from_slice(extra);

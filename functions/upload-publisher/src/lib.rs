@@ -12,17 +12,14 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::config::{ConfigError, EnvReader};
-use shared::contracts::{
-    extension_of, Job, ObjectRef, PipelineResult, UploadNotice, CONTRACT_VERSION,
-};
+use shared::contracts::{extension_of, Job, ObjectRef, PipelineResult, UploadNotice, CONTRACT_VERSION};
 use shared::publish::publish_json;
 use shared::s3_event::{decode_key, is_test_event};
 use shared::ProcessingError;
 
 /// Extensions treated as video when `VIDEO_EXTENSIONS` is not set.
 pub const DEFAULT_VIDEO_EXTENSIONS: &[&str] = &[
-    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "m2ts", "mts", "3gp", "flv",
-    "wmv", "ogv", "mxf",
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "m2ts", "mts", "3gp", "flv", "wmv", "ogv", "mxf",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,10 +40,7 @@ impl Config {
             video_extensions: env
                 .list_or(
                     "VIDEO_EXTENSIONS",
-                    DEFAULT_VIDEO_EXTENSIONS
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect(),
+                    DEFAULT_VIDEO_EXTENSIONS.iter().map(|e| e.to_string()).collect(),
                 )
                 .into_iter()
                 .map(|e: String| e.trim_start_matches('.').to_ascii_lowercase())
@@ -76,9 +70,7 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
     if !event_name.starts_with("ObjectCreated:") {
         return Decision::Skip(format!("event {event_name:?} is not an object creation"));
     }
-    let (Some(bucket), Some(encoded_key)) =
-        (record.s3.bucket.name.clone(), record.s3.object.key.clone())
-    else {
+    let (Some(bucket), Some(encoded_key)) = (record.s3.bucket.name.clone(), record.s3.object.key.clone()) else {
         return reject_malformed(
             &serde_json::to_value(&record).unwrap_or_default(),
             "record has no bucket or key".into(),
@@ -119,26 +111,14 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
         key,
         size,
         etag,
-        version_id: record
-            .s3
-            .object
-            .version_id
-            .clone()
-            .filter(|v| !v.is_empty()),
+        version_id: record.s3.object.version_id.clone().filter(|v| !v.is_empty()),
         sequencer: record.s3.object.sequencer.clone().filter(|s| !s.is_empty()),
         // RFC 3339 with milliseconds, as S3 writes `eventTime`.
-        event_time: record
-            .event_time
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        event_time: record.event_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     })
 }
 
-fn rejection(
-    bucket: &str,
-    key: &str,
-    etag: Option<String>,
-    err: &ProcessingError,
-) -> PipelineResult {
+fn rejection(bucket: &str, key: &str, etag: Option<String>, err: &ProcessingError) -> PipelineResult {
     let source = ObjectRef {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -156,12 +136,7 @@ fn reject_malformed(record: &Value, reason: String) -> Decision {
             .to_owned()
     };
     let err = ProcessingError::rejected("MALFORMED_EVENT", reason);
-    Decision::Reject(rejection(
-        &text("/s3/bucket/name"),
-        &text("/s3/object/key"),
-        None,
-        &err,
-    ))
+    Decision::Reject(rejection(&text("/s3/bucket/name"), &text("/s3/object/key"), None, &err))
 }
 
 /// What one invocation did, returned to the caller (and logged).
@@ -189,27 +164,19 @@ impl Publisher {
                 ..Summary::default()
             });
         }
-        let records = payload
-            .get("Records")
-            .and_then(Value::as_array)
-            .ok_or_else(|| {
-                ProcessingError::rejected(
-                    "MALFORMED_EVENT",
-                    "the event has no Records array: not an S3 notification",
-                )
-            })?;
+        let records = payload.get("Records").and_then(Value::as_array).ok_or_else(|| {
+            ProcessingError::rejected(
+                "MALFORMED_EVENT",
+                "the event has no Records array: not an S3 notification",
+            )
+        })?;
         let mut summary = Summary::default();
         let mut first_failure: Option<ProcessingError> = None;
         for (index, record) in records.iter().enumerate() {
             let outcome = match decide(record, &self.config) {
                 Decision::Publish(notice) => {
-                    let sent = publish_json(
-                        &self.sns,
-                        &self.config.uploads_topic_arn,
-                        &notice,
-                        &notice.attributes(),
-                    )
-                    .await;
+                    let sent =
+                        publish_json(&self.sns, &self.config.uploads_topic_arn, &notice, &notice.attributes()).await;
                     if sent.is_ok() {
                         summary.published += 1;
                         tracing::info!(index, bucket = %notice.bucket, key = %notice.key, size = notice.size, "video announced");
@@ -217,20 +184,11 @@ impl Publisher {
                     sent
                 }
                 Decision::Reject(result) => {
-                    let sent = publish_json(
-                        &self.sns,
-                        &self.config.results_topic_arn,
-                        &result,
-                        &result.attributes(),
-                    )
-                    .await;
+                    let sent =
+                        publish_json(&self.sns, &self.config.results_topic_arn, &result, &result.attributes()).await;
                     if sent.is_ok() {
                         summary.rejected += 1;
-                        let reason = result
-                            .reason
-                            .as_ref()
-                            .map(|r| r.code.as_str())
-                            .unwrap_or("");
+                        let reason = result.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("");
                         tracing::warn!(index, key = %result.source.key, reason, "object rejected");
                     }
                     sent
@@ -259,14 +217,8 @@ mod tests {
 
     fn config() -> Config {
         Config::from_env(EnvReader::from_pairs([
-            (
-                "UPLOADS_TOPIC_ARN",
-                "arn:aws:sns:us-east-1:000000000000:uploads",
-            ),
-            (
-                "RESULTS_TOPIC_ARN",
-                "arn:aws:sns:us-east-1:000000000000:results",
-            ),
+            ("UPLOADS_TOPIC_ARN", "arn:aws:sns:us-east-1:000000000000:uploads"),
+            ("RESULTS_TOPIC_ARN", "arn:aws:sns:us-east-1:000000000000:results"),
         ]))
         .unwrap()
     }
@@ -292,10 +244,7 @@ mod tests {
                 assert_eq!(notice.key, "uploads/my demo+clip é.mp4");
                 assert_eq!(notice.bucket, "video-suite-source");
                 assert_eq!(notice.size, 1024);
-                assert_eq!(
-                    notice.etag.as_deref(),
-                    Some("0123456789abcdef0123456789abcdef")
-                );
+                assert_eq!(notice.etag.as_deref(), Some("0123456789abcdef0123456789abcdef"));
                 assert_eq!(notice.sequencer.as_deref(), Some("0A1B2C3D4E5F678901"));
                 assert_eq!(notice.event_time, "2026-11-21T09:00:00.000Z");
             }
@@ -356,8 +305,7 @@ mod tests {
         let err = Config::from_env(EnvReader::from_pairs([])).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("UPLOADS_TOPIC_ARN is missing")
-                && text.contains("RESULTS_TOPIC_ARN is missing"),
+            text.contains("UPLOADS_TOPIC_ARN is missing") && text.contains("RESULTS_TOPIC_ARN is missing"),
             "{text}"
         );
     }
@@ -396,8 +344,7 @@ mod handler_tests {
     }
 
     fn event(keys: &[&str]) -> Value {
-        let fixture: Value =
-            serde_json::from_str(include_str!("../tests/fixtures/s3-put.json")).unwrap();
+        let fixture: Value = serde_json::from_str(include_str!("../tests/fixtures/s3-put.json")).unwrap();
         let records: Vec<Value> = keys
             .iter()
             .map(|key| {
@@ -415,10 +362,7 @@ mod handler_tests {
             .match_requests(|r| r.topic_arn() == Some(UPLOADS))
             .then_output(|| PublishOutput::builder().message_id("u").build());
         let to_results = mock!(aws_sdk_sns::Client::publish)
-            .match_requests(|r| {
-                r.topic_arn() == Some(RESULTS)
-                    && r.message().unwrap_or("").contains("\"NOT_VIDEO\"")
-            })
+            .match_requests(|r| r.topic_arn() == Some(RESULTS) && r.message().unwrap_or("").contains("\"NOT_VIDEO\""))
             .then_output(|| PublishOutput::builder().message_id("r").build());
         let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&to_uploads, &to_results]);
         let summary = publisher(sns)
@@ -447,35 +391,28 @@ mod handler_tests {
             .then_http_response(|| {
                 aws_smithy_runtime_api::http::Response::new(
                     aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
-                    aws_smithy_types::body::SdkBody::from("<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>"),
+                    aws_smithy_types::body::SdkBody::from(
+                        "<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>",
+                    ),
                 )
             });
-        let working = mock!(aws_sdk_sns::Client::publish)
-            .then_output(|| PublishOutput::builder().message_id("ok").build());
+        let working =
+            mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("ok").build());
         let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&failing, &working], |c| c
             .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled()));
         let err = publisher(sns)
-            .handle(LambdaEvent::new(
-                event(&["a.mp4", "b.mp4"]),
-                Context::default(),
-            ))
+            .handle(LambdaEvent::new(event(&["a.mp4", "b.mp4"]), Context::default()))
             .await
             .unwrap_err();
         assert!(err.is_retryable(), "{err}");
-        assert_eq!(
-            working.num_calls(),
-            1,
-            "the other record was still announced"
-        );
+        assert_eq!(working.num_calls(), 1, "the other record was still announced");
     }
 
     #[tokio::test]
     async fn the_s3_test_event_is_skipped_without_publishing() {
-        let any =
-            mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().build());
+        let any = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().build());
         let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&any]);
-        let test_event: Value =
-            serde_json::from_str(include_str!("../tests/fixtures/s3-test-event.json")).unwrap();
+        let test_event: Value = serde_json::from_str(include_str!("../tests/fixtures/s3-test-event.json")).unwrap();
         let summary = publisher(sns)
             .handle(LambdaEvent::new(test_event, Context::default()))
             .await
@@ -486,11 +423,7 @@ mod handler_tests {
 
     #[tokio::test]
     async fn an_event_without_records_is_a_named_rejection() {
-        let sns = mock_client!(
-            aws_sdk_sns,
-            RuleMode::MatchAny,
-            Vec::<&aws_smithy_mocks::Rule>::new()
-        );
+        let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, Vec::<&aws_smithy_mocks::Rule>::new());
         let err = publisher(sns)
             .handle(LambdaEvent::new(
                 serde_json::json!({"hello": "world"}),

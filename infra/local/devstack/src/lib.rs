@@ -46,10 +46,7 @@ impl StackOutputs {
         }
         let outputs: Vec<Output> = serde_json::from_str(&text)?;
         Ok(StackOutputs(
-            outputs
-                .into_iter()
-                .map(|o| (o.output_key, o.output_value))
-                .collect(),
+            outputs.into_iter().map(|o| (o.output_key, o.output_value)).collect(),
         ))
     }
 
@@ -103,11 +100,7 @@ pub struct Tap {
 }
 
 impl Tap {
-    pub async fn subscribe(
-        clients: &Clients,
-        topic_arn: &str,
-        name: &str,
-    ) -> Result<Tap, BoxError> {
+    pub async fn subscribe(clients: &Clients, topic_arn: &str, name: &str) -> Result<Tap, BoxError> {
         let queue_name = format!("tap-{}-{}", sanitize(name), unique_suffix());
         let queue_url = clients
             .sqs
@@ -164,9 +157,7 @@ impl Tap {
                 eprintln!("tap {}: {:?}", self.queue_url, message.body);
             }
             if let Some(body) = &message.body {
-                bodies.push(
-                    serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.clone())),
-                );
+                bodies.push(serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.clone())));
             }
             if let Some(handle) = message.receipt_handle {
                 self.sqs
@@ -204,9 +195,7 @@ impl Tap {
                 return Ok(results);
             }
             if started.elapsed() > timeout {
-                return Err(
-                    format!("timed out after {timeout:?}; results so far: {results:#?}").into(),
-                );
+                return Err(format!("timed out after {timeout:?}; results so far: {results:#?}").into());
             }
         }
     }
@@ -218,12 +207,7 @@ impl Tap {
             .subscription_arn(&self.subscription_arn)
             .send()
             .await;
-        let _ = self
-            .sqs
-            .delete_queue()
-            .queue_url(&self.queue_url)
-            .send()
-            .await;
+        let _ = self.sqs.delete_queue().queue_url(&self.queue_url).send().await;
     }
 }
 
@@ -269,25 +253,11 @@ pub async fn make_sample(spec: SampleSpec, output: &Path) -> Result<(), BoxError
     args.extend(["-f", "lavfi", "-i"].map(Into::into));
     args.push(video.into());
     if spec.with_audio {
-        let audio = format!(
-            "sine=frequency=440:sample_rate=48000:duration={}",
-            spec.seconds
-        );
+        let audio = format!("sine=frequency=440:sample_rate=48000:duration={}", spec.seconds);
         args.extend(["-f", "lavfi", "-i"].map(Into::into));
         args.push(audio.into());
     }
-    args.extend(
-        [
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-        ]
-        .map(Into::into),
-    );
+    args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g"].map(Into::into));
     args.push((spec.fps * 2).to_string().into());
     if spec.with_audio {
         args.extend(["-c:a", "aac", "-b:a", "96k"].map(Into::into));
@@ -302,28 +272,13 @@ pub async fn make_sample(spec: SampleSpec, output: &Path) -> Result<(), BoxError
 }
 
 /// Uploads a local file with a plain PutObject, as a user's client would.
-pub async fn upload(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    file: &Path,
-) -> Result<(), BoxError> {
+pub async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, file: &Path) -> Result<(), BoxError> {
     let body = aws_sdk_s3::primitives::ByteStream::from_path(file).await?;
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(body)
-        .send()
-        .await?;
+    s3.put_object().bucket(bucket).key(key).body(body).send().await?;
     Ok(())
 }
 
-pub async fn upload_bytes(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    bytes: Vec<u8>,
-) -> Result<(), BoxError> {
+pub async fn upload_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), BoxError> {
     s3.put_object()
         .bucket(bucket)
         .key(key)
@@ -334,11 +289,7 @@ pub async fn upload_bytes(
 }
 
 /// Keys under `prefix` in `bucket`.
-pub async fn list_keys(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-) -> Result<Vec<String>, BoxError> {
+pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, BoxError> {
     let mut keys = Vec::new();
     let mut pages = s3
         .list_objects_v2()
@@ -347,13 +298,7 @@ pub async fn list_keys(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        keys.extend(
-            page?
-                .contents
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|o| o.key),
-        );
+        keys.extend(page?.contents.unwrap_or_default().into_iter().filter_map(|o| o.key));
     }
     Ok(keys)
 }
@@ -369,13 +314,7 @@ pub fn unique_suffix() -> String {
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
         .take(40)
         .collect()
 }

@@ -46,10 +46,7 @@ async fn demo() -> Result<(), BoxError> {
     );
     make_sample(spec, &sample).await?;
 
-    let key = format!(
-        "uploads/demo {}/my demo+clip.mp4",
-        devstack::unique_suffix()
-    );
+    let key = format!("uploads/demo {}/my demo+clip.mp4", devstack::unique_suffix());
     let tap = Tap::subscribe(&clients, outputs.get("ResultsTopicArn"), "demo").await?;
     println!("2/4  uploading to s3://{source_bucket}/{key}");
     upload(&clients.s3, source_bucket, &key, &sample).await?;
@@ -67,12 +64,10 @@ async fn demo() -> Result<(), BoxError> {
                     || rs.iter().any(|r| r.status != ResultStatus::Available)
             },
             |rs, elapsed| {
-                let state =
-                    |profile: &str| match rs.iter().find(|r| r.profile.as_deref() == Some(profile))
-                    {
-                        Some(r) => r.status.as_str().to_owned(),
-                        None => "working…".to_owned(),
-                    };
+                let state = |profile: &str| match rs.iter().find(|r| r.profile.as_deref() == Some(profile)) {
+                    Some(r) => r.status.as_str().to_owned(),
+                    None => "working…".to_owned(),
+                };
                 print!(
                     "\r     {:>5.1} s   720p: {:<10} 1080p: {:<10}",
                     elapsed.as_secs_f64(),
@@ -94,14 +89,10 @@ async fn demo() -> Result<(), BoxError> {
         match (&result.status, &result.output) {
             (ResultStatus::Available, Some(output)) => {
                 let local = work.join(format!("{profile}.mp4"));
-                shared::storage::download_to_file(&clients.s3, &output.bucket, &output.key, &local)
-                    .await?;
-                let info = shared::probe::probe_file(
-                    "ffprobe".as_ref(),
-                    &local,
-                    Deadline::after(Duration::from_secs(30)),
-                )
-                .await?;
+                shared::storage::download_to_file(&clients.s3, &output.bucket, &output.key, &local).await?;
+                let info =
+                    shared::probe::probe_file("ffprobe".as_ref(), &local, Deadline::after(Duration::from_secs(30)))
+                        .await?;
                 let video = info.require_video()?;
                 println!(
                     "     {profile:>5}: {}x{} {} {:.2} s, audio {}, {} bytes\n            s3://{}/{}\n            {}",
@@ -122,9 +113,7 @@ async fn demo() -> Result<(), BoxError> {
     if !failures.is_empty() {
         return Err(format!("the pipeline did not deliver: {}", failures.join("; ")).into());
     }
-    println!(
-        "done: both renditions are in s3://{output_bucket}/renditions/ and checked with ffprobe"
-    );
+    println!("done: both renditions are in s3://{output_bucket}/renditions/ and checked with ffprobe");
     Ok(())
 }
 

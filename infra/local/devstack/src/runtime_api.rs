@@ -44,8 +44,7 @@ impl FakeRuntimeApi {
             while let Ok((stream, _)) = listener.accept().await {
                 let shared = server_shared.clone();
                 tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request| handle(shared.clone(), request));
+                    let service = hyper::service::service_fn(move |request| handle(shared.clone(), request));
                     let io = hyper_util::rt::TokioIo::new(stream);
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(io, service)
@@ -79,14 +78,10 @@ impl FakeRuntimeApi {
     }
 
     /// Hands `event` to the function and waits for its answer; returns it with the time taken.
-    pub async fn invoke(
-        &self,
-        event: &serde_json::Value,
-    ) -> Result<(Duration, serde_json::Value), String> {
+    pub async fn invoke(&self, event: &serde_json::Value) -> Result<(Duration, serde_json::Value), String> {
         let id = format!(
             "bench-{}",
-            self.next_id
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            self.next_id.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         );
         let (reply, answer) = oneshot::channel();
         let started = Instant::now();
@@ -94,9 +89,7 @@ impl FakeRuntimeApi {
             .send((id, Bytes::from(serde_json::to_vec(event).unwrap()), reply))
             .await
             .map_err(|_| "runtime API stopped".to_owned())?;
-        let outcome = answer
-            .await
-            .map_err(|_| "the function never answered".to_owned())?;
+        let outcome = answer.await.map_err(|_| "the function never answered".to_owned())?;
         let elapsed = started.elapsed();
         match outcome {
             Ok(body) => Ok((
@@ -115,11 +108,7 @@ async fn handle(
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     if method == Method::GET && path == "/2018-06-01/runtime/invocation/next" {
-        shared
-            .first_next
-            .lock()
-            .unwrap()
-            .get_or_insert_with(Instant::now);
+        shared.first_next.lock().unwrap().get_or_insert_with(Instant::now);
         let next = shared.queue.lock().await.recv().await;
         let Some((id, event, reply)) = next else {
             return Ok(status(StatusCode::GONE));
@@ -137,10 +126,7 @@ async fn handle(
                 "Lambda-Runtime-Invoked-Function-Arn",
                 "arn:aws:lambda:us-east-1:000000000000:function:bench",
             )
-            .header(
-                "Lambda-Runtime-Trace-Id",
-                "Root=1-00000000-000000000000000000000000",
-            )
+            .header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
             .body(Full::new(event))
             .unwrap();
         return Ok(response);
@@ -155,11 +141,7 @@ async fn handle(
         if let Some(rest) = path.strip_prefix("/2018-06-01/runtime/invocation/") {
             let (id, kind) = rest.split_once('/').unwrap_or((rest, ""));
             if let Some(reply) = shared.waiting.lock().unwrap().remove(id) {
-                let _ = reply.send(if kind == "response" {
-                    Ok(body)
-                } else {
-                    Err(body)
-                });
+                let _ = reply.send(if kind == "response" { Ok(body) } else { Err(body) });
             }
             return Ok(status(StatusCode::ACCEPTED));
         }
@@ -172,8 +154,5 @@ async fn handle(
 }
 
 fn status(code: StatusCode) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(code)
-        .body(Full::new(Bytes::new()))
-        .unwrap()
+    Response::builder().status(code).body(Full::new(Bytes::new())).unwrap()
 }

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use devstack::{
-    list_keys, make_sample, peek_queue, unique_suffix, upload, upload_bytes, Clients, SampleSpec,
-    StackOutputs, Tap,
+    list_keys, make_sample, peek_queue, unique_suffix, upload, upload_bytes, Clients, SampleSpec, StackOutputs, Tap,
 };
 use shared::contracts::{Job, PipelineResult, ResultStatus, UploadNotice, CONTRACT_VERSION};
 use shared::ffmpeg::Deadline;
@@ -49,33 +48,33 @@ impl Env {
     }
 
     async fn probe(&self, bucket: &str, key: &str) -> MediaInfo {
-        let local = self
-            .work
-            .path()
-            .join(format!("probe-{}.mp4", unique_suffix()));
+        let local = self.work.path().join(format!("probe-{}.mp4", unique_suffix()));
         shared::storage::download_to_file(&self.clients.s3, bucket, key, &local)
             .await
             .unwrap();
-        probe_file(
-            Path::new("ffprobe"),
-            &local,
-            Deadline::after(Duration::from_secs(30)),
-        )
-        .await
-        .unwrap()
+        probe_file(Path::new("ffprobe"), &local, Deadline::after(Duration::from_secs(30)))
+            .await
+            .unwrap()
+    }
+
+    /// Makes a sample, uploads it under `e2e/<run>/<name>` and waits for both renditions' results.
+    async fn upload_and_wait_for_renditions(&self, name: &str, spec: SampleSpec) -> (String, Vec<PipelineResult>) {
+        let sample = self.sample(&format!("{}.mp4", unique_suffix()), spec).await;
+        let tap = self.tap("renditions").await;
+        let key = format!("e2e/{}/{name}", unique_suffix());
+        upload(&self.clients.s3, self.source_bucket(), &key, &sample)
+            .await
+            .unwrap();
+        let results = results_for(&tap, &key, 2).await;
+        tap.close().await;
+        (key, results)
     }
 
     /// Messages in the rendition DLQs that mention `needle`.
     async fn dead_letters_mentioning(&self, needle: &str) -> Vec<String> {
         let mut found = Vec::new();
-        for queue in [
-            "Rendition720DeadLetterQueueUrl",
-            "Rendition1080DeadLetterQueueUrl",
-        ] {
-            for message in peek_queue(&self.clients.sqs, self.outputs.get(queue))
-                .await
-                .unwrap()
-            {
+        for queue in ["Rendition720DeadLetterQueueUrl", "Rendition1080DeadLetterQueueUrl"] {
+            for message in peek_queue(&self.clients.sqs, self.outputs.get(queue)).await.unwrap() {
                 let body = message.body.unwrap_or_default();
                 if body.contains(needle) {
                     found.push(format!("{queue}: {body}"));
@@ -89,14 +88,9 @@ impl Env {
 /// Waits for one result per profile (or any number `count` of results) for `key`.
 async fn results_for(tap: &Tap, key: &str, count: usize) -> Vec<PipelineResult> {
     let key = key.to_owned();
-    tap.collect_results(
-        WAIT,
-        |r| r.source.key == key,
-        |rs| rs.len() >= count,
-        |_, _| {},
-    )
-    .await
-    .unwrap()
+    tap.collect_results(WAIT, |r| r.source.key == key, |rs| rs.len() >= count, |_, _| {})
+        .await
+        .unwrap()
 }
 
 fn by_profile<'a>(results: &'a [PipelineResult], profile: &str) -> &'a PipelineResult {
@@ -119,13 +113,9 @@ const HD: SampleSpec = SampleSpec {
 async fn an_upload_becomes_720p_and_1080p_renditions_with_audio_and_the_same_duration() {
     let env = env().await;
     let sample = env.sample("hd.mp4", HD).await;
-    let source = probe_file(
-        Path::new("ffprobe"),
-        &sample,
-        Deadline::after(Duration::from_secs(30)),
-    )
-    .await
-    .unwrap();
+    let source = probe_file(Path::new("ffprobe"), &sample, Deadline::after(Duration::from_secs(30)))
+        .await
+        .unwrap();
     let tap = env.tap("hd").await;
     let key = format!("e2e/{}/my clip+1 é.mp4", unique_suffix());
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
@@ -149,11 +139,7 @@ async fn an_upload_becomes_720p_and_1080p_renditions_with_audio_and_the_same_dur
             (video.width, video.height, video.codec.as_str()),
             (width, height, "h264")
         );
-        assert_eq!(
-            info.audio.as_ref().map(|a| a.codec.as_str()),
-            Some("aac"),
-            "audio kept"
-        );
+        assert_eq!(info.audio.as_ref().map(|a| a.codec.as_str()), Some("aac"), "audio kept");
         let (src_video, out_video) = (
             source.video.as_ref().unwrap().duration_secs.unwrap(),
             video.duration_secs.unwrap(),
@@ -170,8 +156,8 @@ async fn an_upload_becomes_720p_and_1080p_renditions_with_audio_and_the_same_dur
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn a_source_without_audio_gives_renditions_without_audio() {
     let env = env().await;
-    let sample = env
-        .sample(
+    let (_key, results) = env
+        .upload_and_wait_for_renditions(
             "silent.mp4",
             SampleSpec {
                 with_audio: false,
@@ -179,21 +165,11 @@ async fn a_source_without_audio_gives_renditions_without_audio() {
             },
         )
         .await;
-    let tap = env.tap("silent").await;
-    let key = format!("e2e/{}/silent.mp4", unique_suffix());
-    upload(&env.clients.s3, env.source_bucket(), &key, &sample)
-        .await
-        .unwrap();
-    let results = results_for(&tap, &key, 2).await;
-    tap.close().await;
     for profile in ["720p", "1080p"] {
         let result = by_profile(&results, profile);
         assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
         let output = result.output.as_ref().unwrap();
-        assert!(
-            output.note.as_deref().unwrap_or("").contains("no audio"),
-            "{output:?}"
-        );
+        assert!(output.note.as_deref().unwrap_or("").contains("no audio"), "{output:?}");
         let info = env.probe(&output.bucket, &output.key).await;
         assert!(info.audio.is_none());
         assert!(info.video.is_some());
@@ -204,9 +180,9 @@ async fn a_source_without_audio_gives_renditions_without_audio() {
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn a_360p_source_is_not_upscaled() {
     let env = env().await;
-    let sample = env
-        .sample(
-            "small.mp4",
+    let (_key, results) = env
+        .upload_and_wait_for_renditions(
+            "small 360p.mp4",
             SampleSpec {
                 width: 640,
                 height: 360,
@@ -214,22 +190,11 @@ async fn a_360p_source_is_not_upscaled() {
             },
         )
         .await;
-    let tap = env.tap("small").await;
-    let key = format!("e2e/{}/small 360p.mp4", unique_suffix());
-    upload(&env.clients.s3, env.source_bucket(), &key, &sample)
-        .await
-        .unwrap();
-    let results = results_for(&tap, &key, 2).await;
-    tap.close().await;
     for profile in ["720p", "1080p"] {
         let output = by_profile(&results, profile).output.clone().unwrap();
         assert_eq!((output.width, output.height), (640, 360));
         assert!(output.upscale_avoided);
-        assert!(output
-            .note
-            .as_deref()
-            .unwrap_or("")
-            .contains("not upscaled"));
+        assert!(output.note.as_deref().unwrap_or("").contains("not upscaled"));
         let info = env.probe(&output.bucket, &output.key).await;
         let video = info.video.unwrap();
         assert_eq!((video.width, video.height), (640, 360));
@@ -270,17 +235,12 @@ async fn a_corrupt_mp4_and_a_text_file_get_named_rejections_and_nothing_reaches_
         .await
         .unwrap();
     tap.close().await;
-    let (corrupt_results, text_results): (Vec<_>, Vec<_>) = results
-        .into_iter()
-        .partition(|r| r.source.key == corrupt_key);
+    let (corrupt_results, text_results): (Vec<_>, Vec<_>) =
+        results.into_iter().partition(|r| r.source.key == corrupt_key);
     for profile in ["720p", "1080p"] {
         let result = by_profile(&corrupt_results, profile);
         assert_eq!(result.status, ResultStatus::Rejected);
-        assert_eq!(
-            result.reason.as_ref().unwrap().code,
-            "CORRUPT_INPUT",
-            "{result:#?}"
-        );
+        assert_eq!(result.reason.as_ref().unwrap().code, "CORRUPT_INPUT", "{result:#?}");
     }
     assert_eq!(text_results.len(), 1, "{text_results:#?}");
     assert_eq!(text_results[0].job, Job::Upload);
@@ -350,10 +310,7 @@ async fn the_same_message_delivered_twice_yields_one_object() {
             WAIT,
             |r| r.source.key == key,
             |rs| {
-                rs.iter()
-                    .filter(|r| r.profile.as_deref() == Some("720p"))
-                    .count()
-                    >= 3
+                rs.iter().filter(|r| r.profile.as_deref() == Some("720p")).count() >= 3
                     && rs.iter().any(|r| r.profile.as_deref() == Some("1080p"))
             },
             |_, _| {},
@@ -410,9 +367,7 @@ async fn one_bad_message_in_a_batch_of_ten_does_not_make_the_others_redo() {
     // the only rendition messages for them are the ten sent below in one batch.
     for i in 0..8 {
         let key = format!("e2e/{run}/batch-{i}.bin");
-        upload(&env.clients.s3, &bucket, &key, &sample)
-            .await
-            .unwrap();
+        upload(&env.clients.s3, &bucket, &key, &sample).await.unwrap();
         bodies.push(notice_body(&bucket, &key));
     }
     let corrupt_key = format!("e2e/{run}/batch-corrupt.bin");
@@ -454,25 +409,16 @@ async fn one_bad_message_in_a_batch_of_ten_does_not_make_the_others_redo() {
         .await
         .unwrap();
     tap.close().await;
-    let available = results
-        .iter()
-        .filter(|r| r.status == ResultStatus::Available)
-        .count();
-    let rejected: Vec<_> = results
-        .iter()
-        .filter(|r| r.status == ResultStatus::Rejected)
-        .collect();
+    let available = results.iter().filter(|r| r.status == ResultStatus::Available).count();
+    let rejected: Vec<_> = results.iter().filter(|r| r.status == ResultStatus::Rejected).collect();
     assert_eq!(available, 8, "{results:#?}");
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].source.key, corrupt_key);
     assert_eq!(results.len(), 9, "each message answered once");
     // The malformed message was parked in the DLQ at once, with its reason.
-    let parked = peek_queue(
-        &env.clients.sqs,
-        env.outputs.get("Rendition720DeadLetterQueueUrl"),
-    )
-    .await
-    .unwrap();
+    let parked = peek_queue(&env.clients.sqs, env.outputs.get("Rendition720DeadLetterQueueUrl"))
+        .await
+        .unwrap();
     let parked: Vec<_> = parked
         .iter()
         .filter(|m| m.body.as_deref().unwrap_or("").contains(&run))

@@ -57,36 +57,21 @@ async fn run() -> Result<(), BoxError> {
 
 impl Bench {
     fn binary(&self, function: &str) -> PathBuf {
-        self.root
-            .join(".local/sam-build")
-            .join(function)
-            .join("bootstrap")
+        self.root.join(".local/sam-build").join(function).join("bootstrap")
     }
 
     fn publisher_env(&self) -> Vec<(String, String)> {
         vec![
-            (
-                "UPLOADS_TOPIC_ARN".into(),
-                self.outputs.get("UploadsTopicArn").into(),
-            ),
-            (
-                "RESULTS_TOPIC_ARN".into(),
-                self.outputs.get("ResultsTopicArn").into(),
-            ),
+            ("UPLOADS_TOPIC_ARN".into(), self.outputs.get("UploadsTopicArn").into()),
+            ("RESULTS_TOPIC_ARN".into(), self.outputs.get("ResultsTopicArn").into()),
         ]
     }
 
     fn worker_env(&self) -> Vec<(String, String)> {
         vec![
             ("RENDITION_PROFILE".into(), "720p".into()),
-            (
-                "OUTPUT_BUCKET".into(),
-                self.outputs.get("OutputBucketName").into(),
-            ),
-            (
-                "RESULTS_TOPIC_ARN".into(),
-                self.outputs.get("ResultsTopicArn").into(),
-            ),
+            ("OUTPUT_BUCKET".into(), self.outputs.get("OutputBucketName").into()),
+            ("RESULTS_TOPIC_ARN".into(), self.outputs.get("ResultsTopicArn").into()),
             (
                 "DEAD_LETTER_QUEUE_URL".into(),
                 self.outputs.get("Rendition720DeadLetterQueueUrl").into(),
@@ -122,12 +107,7 @@ impl Bench {
         command.spawn()
     }
 
-    async fn cold_once(
-        &self,
-        program: &Path,
-        args: &[&str],
-        env: &[(String, String)],
-    ) -> Result<Duration, BoxError> {
+    async fn cold_once(&self, program: &Path, args: &[&str], env: &[(String, String)]) -> Result<Duration, BoxError> {
         let api = FakeRuntimeApi::start().await?;
         let started = Instant::now();
         let mut child = self.spawn(program, args, env, &api)?;
@@ -142,9 +122,7 @@ impl Bench {
     async fn cold_init(&self) -> Result<(), BoxError> {
         println!("== cold init: process start → first Runtime API /next (median of {COLD_RUNS})");
         let python = self.root.join(".venv/bin/python");
-        let baseline = self
-            .root
-            .join("infra/local/bench/python_baseline_bootstrap.py");
+        let baseline = self.root.join("infra/local/bench/python_baseline_bootstrap.py");
         let baseline = baseline.to_str().unwrap();
         for (label, function, role, env) in [
             (
@@ -153,12 +131,7 @@ impl Bench {
                 "publisher",
                 self.publisher_env(),
             ),
-            (
-                "rendition-worker",
-                "Rendition720Function",
-                "worker",
-                self.worker_env(),
-            ),
+            ("rendition-worker", "Rendition720Function", "worker", self.worker_env()),
         ] {
             let binary = self.binary(function);
             let (mut rust, mut py) = (Vec::new(), Vec::new());
@@ -183,14 +156,7 @@ impl Bench {
     async fn stage(&self, local: &Path, name: &str) -> Result<UploadNotice, BoxError> {
         let bucket = self.outputs.get("SourceBucketName");
         let key = format!("bench/{name}.bench");
-        let size = shared::storage::upload_file(
-            &self.clients.s3,
-            local,
-            bucket,
-            &key,
-            &Default::default(),
-        )
-        .await?;
+        let size = shared::storage::upload_file(&self.clients.s3, local, bucket, &key, &Default::default()).await?;
         Ok(UploadNotice {
             version: CONTRACT_VERSION,
             bucket: bucket.to_owned(),
@@ -206,12 +172,7 @@ impl Bench {
     /// One invocation of a fresh worker process; returns its wall time and peak RSS (VmHWM).
     async fn run_worker(&self, notice: &UploadNotice) -> Result<(Duration, u64), BoxError> {
         let api = FakeRuntimeApi::start().await?;
-        let mut child = self.spawn(
-            &self.binary("Rendition720Function"),
-            &[],
-            &self.worker_env(),
-            &api,
-        )?;
+        let mut child = self.spawn(&self.binary("Rendition720Function"), &[], &self.worker_env(), &api)?;
         let pid = child.id().ok_or("worker exited at once")?;
         api.wait_for_first_next(Duration::from_secs(30))
             .await
@@ -222,10 +183,7 @@ impl Bench {
             "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:bench", "awsRegion": "us-east-1"
         }]});
         let (elapsed, response) = api.invoke(&event).await?;
-        let failures = response["batchItemFailures"]
-            .as_array()
-            .map(Vec::len)
-            .unwrap_or(0);
+        let failures = response["batchItemFailures"].as_array().map(Vec::len).unwrap_or(0);
         if failures > 0 {
             return Err(format!("the worker failed the message: {response}").into());
         }
@@ -258,9 +216,7 @@ impl Bench {
                     .run()
                     .await?;
             }
-            let notice = self
-                .stage(&local, &format!("raw-{megabytes}mb.mkv"))
-                .await?;
+            let notice = self.stage(&local, &format!("raw-{megabytes}mb.mkv")).await?;
             let (elapsed, hwm) = self.run_worker(&notice).await?;
             println!(
                 "   {:>4} MB source ({} bytes): peak RSS {:>6.1} MB, invocation {:.1} s",
@@ -296,12 +252,8 @@ impl Bench {
         }
         let notice = self.stage(&local, "hd-20s.mp4").await?;
         let profile = RenditionProfile::built_in("720p").unwrap();
-        let info = shared::probe::probe_file(
-            Path::new("ffprobe"),
-            &local,
-            Deadline::after(Duration::from_secs(30)),
-        )
-        .await?;
+        let info =
+            shared::probe::probe_file(Path::new("ffprobe"), &local, Deadline::after(Duration::from_secs(30))).await?;
         let plan = profile.plan(&info).ok_or("no video")?;
         let output = self.work.join("raw-ffmpeg-out.mp4");
         let args = profile.ffmpeg_args(&plan, &local, &output);
@@ -328,10 +280,7 @@ impl Bench {
 
 fn peak_rss_kib(pid: u32) -> Result<u64, BoxError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .ok_or("no VmHWM")?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).ok_or("no VmHWM")?;
     Ok(line.split_whitespace().nth(1).ok_or("bad VmHWM")?.parse()?)
 }
 
