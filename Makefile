@@ -83,7 +83,7 @@ stack-down:
 demo: tools
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \
-	$(RUN) cargo run --quiet -p devstack -- demo
+	$(RUN) cargo run --quiet -p devstack --bin devstack -- demo
 
 # ------------------------------------------------------------------ tests
 unit:
