@@ -85,11 +85,26 @@ impl Config {
     }
 
     /// `renditions/<source key>/<profile>.mp4`: depends only on the source key and profile, so
-    /// a redelivered message overwrites the same object, and two sources never collide.
-    pub fn output_key(&self, source_key: &str) -> String {
-        format!("{}{}/{}.mp4", self.output_prefix, source_key, self.profile.name)
+    /// a redelivered message overwrites the same object, and two sources never collide. A
+    /// source key so long that this would pass S3's 1,024-byte limit is rejected by name rather
+    /// than failing the upload on every retry.
+    pub fn output_key(&self, source_key: &str) -> Result<String, ProcessingError> {
+        let key = format!("{}{}/{}.mp4", self.output_prefix, source_key, self.profile.name);
+        if key.len() > MAX_S3_KEY_BYTES {
+            return Err(ProcessingError::rejected(
+                "KEY_TOO_LONG",
+                format!(
+                    "the output key would be {} bytes; S3 allows {MAX_S3_KEY_BYTES}",
+                    key.len()
+                ),
+            ));
+        }
+        Ok(key)
     }
 }
+
+/// S3's limit on the length of an object key, in UTF-8 bytes.
+const MAX_S3_KEY_BYTES: usize = 1024;
 
 pub struct Worker {
     pub s3: aws_sdk_s3::Client,
@@ -161,7 +176,7 @@ impl Worker {
     /// Produces (or finds) the rendition of one source.
     pub async fn render(&self, notice: &UploadNotice, deadline: Deadline) -> Result<RenditionOutput, ProcessingError> {
         let config = &self.config;
-        let output_key = config.output_key(&notice.key);
+        let output_key = config.output_key(&notice.key)?;
         if let Some(existing) = self.existing_output(notice, &output_key).await? {
             tracing::info!(output_key, "rendition of this source version already exists; reused");
             return Ok(existing);
@@ -334,12 +349,22 @@ mod tests {
     #[test]
     fn output_keys_are_deterministic_per_source_and_profile() {
         let config = Config::from_env(env(&[])).unwrap();
+        let key = |source: &str| config.output_key(source).unwrap();
         assert_eq!(
-            config.output_key("uploads/my demo+clip.mov"),
+            key("uploads/my demo+clip.mov"),
             "renditions/uploads/my demo+clip.mov/720p.mp4"
         );
-        assert_eq!(config.output_key("a.mp4"), config.output_key("a.mp4"));
-        assert_ne!(config.output_key("a.mp4"), config.output_key("a.mov"));
+        assert_eq!(key("a.mp4"), key("a.mp4"));
+        assert_ne!(key("a.mp4"), key("a.mov"));
+    }
+
+    #[test]
+    fn a_source_key_too_long_for_its_output_key_is_a_named_rejection() {
+        let config = Config::from_env(env(&[])).unwrap();
+        let longest_fitting = "k".repeat(1024 - "renditions//720p.mp4".len());
+        assert!(config.output_key(&longest_fitting).is_ok());
+        let err = config.output_key(&format!("{longest_fitting}k")).unwrap_err();
+        assert_eq!((err.code, err.kind), ("KEY_TOO_LONG", ErrorKind::Rejected));
     }
 
     #[test]
