@@ -72,12 +72,11 @@ where
     for (index, record) in event.records.into_iter().enumerate() {
         let message_id = record.message_id.clone().unwrap_or_default();
         if message_id.is_empty() {
-            // Without an id the message cannot be named as failed; an error fails the batch
-            // would be the only alternative. Lambda always sets it, so this is a broken event.
-            tracing::error!(
-                index,
-                "SQS record without a messageId; it cannot be acknowledged individually"
-            );
+            // Lambda always sets the id; without one the message cannot be acknowledged on its
+            // own. Reporting an empty identifier makes Lambda retry the whole batch, which
+            // loses nothing (outputs are idempotent), where skipping it would delete it unseen.
+            tracing::error!(index, "SQS record without a messageId; the whole batch will be retried");
+            response.add_failure(message_id);
             continue;
         }
         if out_of_time || deadline.remaining() < min_time_per_message {
@@ -194,6 +193,20 @@ mod tests {
         .await;
         assert!(started.is_empty());
         assert_eq!(response.batch_item_failures.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_record_without_an_id_is_never_a_silent_success() {
+        let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [{"body": "{}"}]})).unwrap();
+        let response = process_batch(
+            event,
+            Deadline::after(Duration::from_secs(60)),
+            Duration::from_secs(1),
+            |_| async { Disposition::Done },
+        )
+        .await;
+        assert_eq!(response.batch_item_failures.len(), 1);
+        assert_eq!(response.batch_item_failures[0].item_identifier, "");
     }
 
     #[test]
