@@ -94,10 +94,7 @@ lint: tools
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	$(VENV)/bin/cfn-lint infra/template.yaml
 
-test: tools
-	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets --quiet -- -D warnings
-	$(VENV)/bin/cfn-lint infra/template.yaml
+test: lint
 	$(VENV)/bin/pytest -q infra/tests
 	cargo test --workspace
 	@trap 'infra/local/stack.sh down' EXIT; \

@@ -223,6 +223,13 @@ pub fn metadata_value(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, METADATA).to_string()
 }
 
+/// The inverse of [`metadata_value`].
+pub fn decode_metadata_value(value: &str) -> String {
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 fn local_io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ProcessingError + 'a {
     move |e| ProcessingError::retryable("LOCAL_IO", format!("{action} {}: {e}", path.display()))
 }
@@ -237,6 +244,8 @@ mod tests {
         assert_eq!(metadata_value("100%"), "100%25");
         let encoded = metadata_value("café 🎬.mp4");
         assert!(encoded.is_ascii(), "{encoded}");
+        assert_eq!(decode_metadata_value(&encoded), "café 🎬.mp4");
+        assert_eq!(decode_metadata_value(&metadata_value("100% done")), "100% done");
         assert_eq!(
             percent_encoding::percent_decode_str(&encoded).decode_utf8().unwrap(),
             "café 🎬.mp4"

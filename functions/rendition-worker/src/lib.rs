@@ -27,7 +27,9 @@ use shared::probe::probe_file;
 use shared::profiles::{RenditionPlan, RenditionProfile};
 use shared::publish::publish_json;
 use shared::sqs::{park_in_dead_letter_queue, parse_body, process_batch, Disposition};
-use shared::storage::{download_to_file, head_object, metadata_value, upload_file, UploadOptions};
+use shared::storage::{
+    decode_metadata_value, download_to_file, head_object, metadata_value, upload_file, UploadOptions,
+};
 use shared::{ErrorKind, ProcessingError};
 use tracing::Instrument;
 
@@ -250,6 +252,9 @@ impl Worker {
         if let Some(etag) = &notice.etag {
             metadata.push(("source-etag".to_owned(), metadata_value(etag)));
         }
+        if let Some(note) = &note {
+            metadata.push(("note".to_owned(), metadata_value(note)));
+        }
         let options = UploadOptions {
             content_type: Some("video/mp4".to_owned()),
             metadata,
@@ -303,12 +308,8 @@ impl Worker {
             duration_secs,
             bytes: head.content_length.unwrap_or(0).max(0) as u64,
             upscale_avoided,
-            note: upscale_avoided.then(|| {
-                format!(
-                    "source smaller than {}: kept at its own size, not upscaled",
-                    self.config.profile.name
-                )
-            }),
+            // The note written with the object, so a reused output is reported as it was made.
+            note: get("note").map(decode_metadata_value),
         }))
     }
 }

@@ -97,6 +97,9 @@ pub struct Tap {
     sns: aws_sdk_sns::Client,
     pub queue_url: String,
     subscription_arn: String,
+    /// Results received but not (yet) asked for: receiving deletes them from the queue, so a
+    /// later [`Tap::collect_results`] must still see them here.
+    unclaimed: std::sync::Mutex<Vec<PipelineResult>>,
 }
 
 impl Tap {
@@ -138,6 +141,7 @@ impl Tap {
             sns: clients.sns.clone(),
             queue_url,
             subscription_arn: subscription.subscription_arn.unwrap_or_default(),
+            unclaimed: Default::default(),
         })
     }
 
@@ -182,12 +186,16 @@ impl Tap {
     ) -> Result<Vec<PipelineResult>, BoxError> {
         let started = Instant::now();
         let mut results = Vec::new();
+        let mut arrived: Vec<PipelineResult> = std::mem::take(&mut *self.unclaimed.lock().unwrap());
         loop {
             for body in self.poll().await? {
-                if let Ok(result) = serde_json::from_value::<PipelineResult>(body) {
-                    if keep(&result) {
-                        results.push(result);
-                    }
+                arrived.extend(serde_json::from_value::<PipelineResult>(body).ok());
+            }
+            for result in arrived.drain(..) {
+                if keep(&result) {
+                    results.push(result);
+                } else {
+                    self.unclaimed.lock().unwrap().push(result);
                 }
             }
             on_tick(&results, started.elapsed());
@@ -269,6 +277,21 @@ pub async fn make_sample(spec: SampleSpec, output: &Path) -> Result<(), BoxError
         .run()
         .await?;
     Ok(())
+}
+
+/// The notice the upload publisher would send for `s3://bucket/key`, for delivering a message
+/// straight to a worker's queue (duplicates, batches, benchmarks).
+pub fn upload_notice(bucket: &str, key: &str, size: u64, etag: Option<String>) -> shared::contracts::UploadNotice {
+    shared::contracts::UploadNotice {
+        version: shared::contracts::CONTRACT_VERSION,
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        size,
+        etag,
+        version_id: None,
+        sequencer: None,
+        event_time: "2026-11-21T09:00:00.000Z".into(),
+    }
 }
 
 /// Uploads a local file with a plain PutObject, as a user's client would.

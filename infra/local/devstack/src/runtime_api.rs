@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
 type Reply = oneshot::Sender<Result<Bytes, Bytes>>;
 
 struct Shared {
-    first_next: std::sync::Mutex<Option<Instant>>,
+    /// When the function first asked for work; watched, so waiting costs no polling CPU that
+    /// the process being timed would otherwise compete with.
+    first_next: watch::Sender<Option<Instant>>,
     queue: Mutex<mpsc::Receiver<(String, Bytes, Reply)>>,
     waiting: std::sync::Mutex<HashMap<String, Reply>>,
 }
@@ -35,7 +37,7 @@ impl FakeRuntimeApi {
         let address = listener.local_addr()?;
         let (sender, receiver) = mpsc::channel(16);
         let shared = Arc::new(Shared {
-            first_next: std::sync::Mutex::new(None),
+            first_next: watch::Sender::new(None),
             queue: Mutex::new(receiver),
             waiting: std::sync::Mutex::new(HashMap::new()),
         });
@@ -60,21 +62,14 @@ impl FakeRuntimeApi {
         })
     }
 
-    /// When the function first asked for an invocation, if it has.
-    pub fn first_next(&self) -> Option<Instant> {
-        *self.shared.first_next.lock().unwrap()
-    }
-
-    /// Waits until the function asks for work, at most `timeout`.
+    /// Waits until the function asks for work, at most `timeout`; returns when it did.
     pub async fn wait_for_first_next(&self, timeout: Duration) -> Option<Instant> {
-        let started = Instant::now();
-        while started.elapsed() < timeout {
-            if let Some(at) = self.first_next() {
-                return Some(at);
-            }
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
-        None
+        let mut first_next = self.shared.first_next.subscribe();
+        let asked = tokio::time::timeout(timeout, first_next.wait_for(Option::is_some))
+            .await
+            .ok()?
+            .ok()?;
+        *asked
     }
 
     /// Hands `event` to the function and waits for its answer; returns it with the time taken.
@@ -108,7 +103,11 @@ async fn handle(
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     if method == Method::GET && path == "/2018-06-01/runtime/invocation/next" {
-        shared.first_next.lock().unwrap().get_or_insert_with(Instant::now);
+        shared.first_next.send_if_modified(|first| {
+            let unset = first.is_none();
+            first.get_or_insert_with(Instant::now);
+            unset
+        });
         let next = shared.queue.lock().await.recv().await;
         let Some((id, event, reply)) = next else {
             return Ok(status(StatusCode::GONE));

@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use devstack::{
-    list_keys, make_sample, peek_queue, unique_suffix, upload, upload_bytes, Clients, SampleSpec, StackOutputs, Tap,
+    list_keys, make_sample, peek_queue, unique_suffix, upload, upload_bytes, upload_notice, Clients, SampleSpec,
+    StackOutputs, Tap,
 };
-use shared::contracts::{Job, PipelineResult, ResultStatus, UploadNotice, CONTRACT_VERSION};
+use shared::contracts::{Job, PipelineResult, ResultStatus};
 use shared::ffmpeg::Deadline;
 use shared::probe::{probe_file, MediaInfo};
 
@@ -283,16 +284,12 @@ async fn the_same_message_delivered_twice_yields_one_object() {
         .send()
         .await
         .unwrap();
-    let notice = UploadNotice {
-        version: CONTRACT_VERSION,
-        bucket: env.source_bucket().to_owned(),
-        key: key.clone(),
-        size: head.content_length.unwrap() as u64,
-        etag: head.e_tag.map(|e| e.trim_matches('"').to_owned()),
-        version_id: None,
-        sequencer: None,
-        event_time: "2026-11-21T09:00:00.000Z".into(),
-    };
+    let notice = upload_notice(
+        env.source_bucket(),
+        &key,
+        head.content_length.unwrap() as u64,
+        head.e_tag.map(|e| e.trim_matches('"').to_owned()),
+    );
     let body = serde_json::to_string(&notice).unwrap();
     for _ in 0..2 {
         env.clients
@@ -433,15 +430,5 @@ async fn one_bad_message_in_a_batch_of_ten_does_not_make_the_others_redo() {
 }
 
 fn notice_body(bucket: &str, key: &str) -> String {
-    serde_json::to_string(&UploadNotice {
-        version: CONTRACT_VERSION,
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        size: 1,
-        etag: None,
-        version_id: None,
-        sequencer: None,
-        event_time: "2026-11-21T09:00:00.000Z".into(),
-    })
-    .unwrap()
+    serde_json::to_string(&upload_notice(bucket, key, 1, None)).unwrap()
 }

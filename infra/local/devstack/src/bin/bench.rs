@@ -16,8 +16,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use devstack::runtime_api::FakeRuntimeApi;
-use devstack::{make_sample, repo_root, BoxError, Clients, SampleSpec, StackOutputs};
-use shared::contracts::{UploadNotice, CONTRACT_VERSION};
+use devstack::{make_sample, repo_root, upload_notice, BoxError, Clients, SampleSpec, StackOutputs};
+use shared::contracts::UploadNotice;
 use shared::ffmpeg::{Deadline, Supervised};
 use shared::profiles::RenditionProfile;
 use tokio::process::Command;
@@ -157,16 +157,7 @@ impl Bench {
         let bucket = self.outputs.get("SourceBucketName");
         let key = format!("bench/{name}.bench");
         let size = shared::storage::upload_file(&self.clients.s3, local, bucket, &key, &Default::default()).await?;
-        Ok(UploadNotice {
-            version: CONTRACT_VERSION,
-            bucket: bucket.to_owned(),
-            key,
-            size,
-            etag: None,
-            version_id: None,
-            sequencer: None,
-            event_time: "2026-11-21T00:00:00.000Z".into(),
-        })
+        Ok(upload_notice(bucket, &key, size, None))
     }
 
     /// One invocation of a fresh worker process; returns its wall time and peak RSS (VmHWM).
