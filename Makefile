@@ -60,6 +60,7 @@ $(LOCAL)/.ffmpeg:
 
 # ------------------------------------------------------------------ local stack
 stack-up: tools
+	cargo build --quiet -p devstack --bin local-services
 	infra/local/stack.sh up
 
 build: tools

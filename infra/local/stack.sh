@@ -31,6 +31,11 @@ REGION="${AWS_REGION:-us-east-1}"
 MINISTACK_BIN="${MINISTACK_BIN:-$REPO_ROOT/.venv-ministack/bin/ministack}"
 START_TIMEOUT="${LOCAL_STACK_START_TIMEOUT:-60}"   # seconds to wait for health
 STOP_TIMEOUT="${LOCAL_STACK_STOP_TIMEOUT:-20}"     # seconds to wait for a graceful stop
+# The local stand-ins for what no emulator provides (devstack::services), built by `make stack-up`.
+SERVICES_BIN="${LOCAL_SERVICES_BIN:-$REPO_ROOT/target/debug/local-services}"
+SERVICES_PID_FILE="$LOCAL_DIR/services.pid"
+SERVICES_LOG_FILE="$LOCAL_DIR/services.log"
+SERVICES_BASE_PORT=$((PORT + 10))
 
 log() { printf 'stack: %s\n' "$*" >&2; }
 
@@ -57,6 +62,7 @@ export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=$REGION
 export AWS_DEFAULT_REGION=$REGION
+export LOCAL_STACK_PORT=$PORT
 EOF
 }
 
@@ -76,6 +82,8 @@ cmd_run() {
     AWS_SECRET_ACCESS_KEY=test \
     AWS_REGION="$REGION" \
     AWS_DEFAULT_REGION="$REGION" \
+    LOCAL_STACK_PORT="$PORT" \
+    STACK_OUTPUTS="$LOCAL_DIR/stack-outputs.json" \
     "$@"
 }
 
@@ -140,11 +148,59 @@ cmd_up() {
     sleep 0.3
   done
   log "healthy at $ENDPOINT"
+  services_up
+}
+
+services_pid() {
+  [[ -f "$SERVICES_PID_FILE" ]] || return 1
+  local pid
+  pid="$(tr -dc '0-9' <"$SERVICES_PID_FILE")"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q local-services || return 1
+  printf '%s\n' "$pid"
+}
+
+# Starts the local services (if built) next to ministack, with the same client environment.
+services_up() {
+  if services_pid >/dev/null; then return 0; fi
+  if [[ ! -x "$SERVICES_BIN" ]]; then
+    log "local services not built ($SERVICES_BIN); run \`make stack-up\`"
+    return 0
+  fi
+  (
+    cd "$LOCAL_DIR"
+    exec env LOCAL_STACK_PORT="$PORT" AWS_ENDPOINT_URL="$ENDPOINT" AWS_ACCESS_KEY_ID=test \
+      AWS_SECRET_ACCESS_KEY=test AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION" \
+      STACK_OUTPUTS="$LOCAL_DIR/stack-outputs.json" RUST_LOG="${LOCAL_SERVICES_LOG:-info}" \
+      setsid "$SERVICES_BIN" </dev/null >>"$SERVICES_LOG_FILE" 2>&1
+  ) &
+  printf '%s\n' "$!" >"$SERVICES_PID_FILE"
+  local deadline=$((SECONDS + 10))
+  until curl -s --max-time 1 -o /dev/null "http://$HOST:$SERVICES_BASE_PORT/"; do
+    if ! services_pid >/dev/null || ((SECONDS >= deadline)); then
+      log "local services did not start; last log lines:"
+      tail -n 20 "$SERVICES_LOG_FILE" >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+  log "local services up from port $SERVICES_BASE_PORT (log $SERVICES_LOG_FILE)"
+}
+
+services_down() {
+  local pid
+  pid="$(services_pid)" || { rm -f "$SERVICES_PID_FILE"; return 0; }
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 5))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$SERVICES_PID_FILE"
 }
 
 group_alive() { kill -0 -- "-$1" 2>/dev/null; }
 
 cmd_down() {
+  services_down
   local pid
   if ! pid="$(running_pid)"; then
     log "not running"

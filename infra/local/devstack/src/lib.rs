@@ -3,6 +3,7 @@
 //! results. Used by `devstack demo` and by the end-to-end tests in `tests/`.
 
 pub mod runtime_api;
+pub mod services;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

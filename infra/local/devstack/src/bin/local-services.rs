@@ -1,0 +1,22 @@
+//! `local-services`: the local stand-ins of `devstack::services`, each on its own loopback port.
+//! Started and stopped by `infra/local/stack.sh` together with ministack.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use devstack::services::{self, Ports};
+
+#[tokio::main]
+async fn main() {
+    shared::logging::init();
+    let ports = Ports::from_env();
+    let at = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let outcome = tokio::try_join!(services::serve(
+        "camera_api",
+        at(ports.camera_api),
+        services::camera_api::handle
+    ),);
+    if let Err(err) = outcome {
+        eprintln!("local-services: {err}");
+        std::process::exit(1);
+    }
+}
