@@ -1,0 +1,204 @@
+//! A recording's index as ffprobe reads it from a replica: stream parameters and every
+//! packet's time, position and key-frame flag. Reading packets of a replica costs no network
+//! traffic: the index is in `moov`, and the sample data ffprobe skips over is local.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use shared::ffmpeg::{Deadline, Supervised};
+use shared::ProcessingError;
+
+use crate::replica::RECORDING_CORRUPT;
+
+/// What must match between recordings for their GOPs to be copied into one stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoParams {
+    pub codec: String,
+    pub profile: Option<String>,
+    pub level: Option<i64>,
+    pub pix_fmt: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: (u32, u32),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioParams {
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u32,
+}
+
+/// One packet: its presentation and decoding time (seconds, the file's own timestamps),
+/// where it is in the file, and whether it starts a GOP.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Packet {
+    pub pts: f64,
+    pub dts: f64,
+    pub pos: u64,
+    pub size: u64,
+    pub key: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaIndex {
+    pub video: VideoParams,
+    pub audio: Option<AudioParams>,
+    /// The video stream's first timestamp; times "into the recording" count from here.
+    pub start_time: f64,
+    /// Video packets in presentation order.
+    pub frames: Vec<Packet>,
+    /// Audio packets in presentation order.
+    pub audio_packets: Vec<Packet>,
+    /// Whether the recording has B-frames (the edges are encoded the same way).
+    pub has_b_frames: bool,
+    /// The file's start time (the earliest stream's): ffmpeg's `-ss` counts from here.
+    pub format_start_time: f64,
+}
+
+impl MediaIndex {
+    pub fn frame_duration(&self) -> f64 {
+        let (num, den) = self.video.frame_rate;
+        if num == 0 || den == 0 {
+            return 1.0 / 30.0;
+        }
+        f64::from(den) / f64::from(num)
+    }
+}
+
+pub async fn probe_index(ffprobe: &Path, file: &Path, deadline: Deadline) -> Result<MediaIndex, ProcessingError> {
+    let output = Supervised::new(ffprobe, deadline)
+        .args(["-v", "error", "-of", "json", "-show_entries"])
+        .arg(
+            "stream=index,codec_type,codec_name,profile,level,pix_fmt,width,height,r_frame_rate,start_time,\
+             has_b_frames,sample_rate,channels:format=start_time:packet=stream_index,pts_time,dts_time,pos,size,flags",
+        )
+        .arg(file)
+        .run()
+        .await
+        .map_err(|e| match e {
+            shared::ffmpeg::RunError::Exit { stderr_tail, .. } => ProcessingError::failed(
+                RECORDING_CORRUPT,
+                format!("ffprobe cannot read the recording: {stderr_tail}"),
+            ),
+            other => other.into_processing_error(RECORDING_CORRUPT),
+        })?;
+    parse_index(&output.stdout)
+}
+
+pub fn parse_index(json: &[u8]) -> Result<MediaIndex, ProcessingError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        streams: Vec<Stream>,
+        #[serde(default)]
+        packets: Vec<RawPacket>,
+        format: Option<Format>,
+    }
+    #[derive(Deserialize)]
+    struct Format {
+        start_time: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Stream {
+        index: usize,
+        codec_type: Option<String>,
+        codec_name: Option<String>,
+        profile: Option<String>,
+        level: Option<i64>,
+        pix_fmt: Option<String>,
+        width: Option<u32>,
+        height: Option<u32>,
+        r_frame_rate: Option<String>,
+        start_time: Option<String>,
+        has_b_frames: Option<u32>,
+        sample_rate: Option<String>,
+        channels: Option<u32>,
+    }
+    #[derive(Deserialize)]
+    struct RawPacket {
+        stream_index: usize,
+        pts_time: Option<String>,
+        dts_time: Option<String>,
+        pos: Option<String>,
+        size: Option<String>,
+        flags: Option<String>,
+    }
+    let corrupt = |why: String| ProcessingError::failed(RECORDING_CORRUPT, why);
+    let probe: Probe = serde_json::from_slice(json).map_err(|e| corrupt(format!("unreadable ffprobe output: {e}")))?;
+    let video_stream = probe
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("video") && s.width.unwrap_or(0) > 0)
+        .ok_or_else(|| corrupt("the recording has no video stream".to_owned()))?;
+    let audio_stream = probe.streams.iter().find(|s| s.codec_type.as_deref() == Some("audio"));
+    let frame_rate = video_stream
+        .r_frame_rate
+        .as_deref()
+        .and_then(|r| r.split_once('/'))
+        .and_then(|(n, d)| Some((n.parse().ok()?, d.parse().ok()?)))
+        .unwrap_or((0, 1));
+    let video = VideoParams {
+        codec: video_stream.codec_name.clone().unwrap_or_default(),
+        profile: video_stream.profile.clone(),
+        level: video_stream.level,
+        pix_fmt: video_stream.pix_fmt.clone(),
+        width: video_stream.width.unwrap_or(0),
+        height: video_stream.height.unwrap_or(0),
+        frame_rate,
+    };
+    let audio = audio_stream.map(|s| AudioParams {
+        codec: s.codec_name.clone().unwrap_or_default(),
+        sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()).unwrap_or(0),
+        channels: s.channels.unwrap_or(0),
+    });
+    let parse_packet = |p: &RawPacket| -> Option<Packet> {
+        let pts: f64 = p.pts_time.as_deref()?.parse().ok()?;
+        Some(Packet {
+            pts,
+            dts: p.dts_time.as_deref().and_then(|d| d.parse().ok()).unwrap_or(pts),
+            pos: p.pos.as_deref()?.parse().ok()?,
+            size: p.size.as_deref()?.parse().ok()?,
+            key: p.flags.as_deref().is_some_and(|f| f.starts_with('K')),
+        })
+    };
+    let mut frames: Vec<Packet> = probe
+        .packets
+        .iter()
+        .filter(|p| p.stream_index == video_stream.index)
+        .filter_map(parse_packet)
+        .collect();
+    let mut audio_packets: Vec<Packet> = match audio_stream {
+        Some(a) => probe
+            .packets
+            .iter()
+            .filter(|p| p.stream_index == a.index)
+            .filter_map(parse_packet)
+            .collect(),
+        None => Vec::new(),
+    };
+    frames.sort_by(|a, b| a.pts.total_cmp(&b.pts));
+    audio_packets.sort_by(|a, b| a.pts.total_cmp(&b.pts));
+    if frames.is_empty() || !frames.iter().any(|f| f.key) {
+        return Err(corrupt("the recording's video stream has no frames (or no key frame)".to_owned()));
+    }
+    let start_time = video_stream
+        .start_time
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(frames[0].pts);
+    let format_start_time = probe
+        .format
+        .and_then(|f| f.start_time)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(start_time);
+    Ok(MediaIndex {
+        format_start_time,
+        video,
+        audio,
+        start_time,
+        has_b_frames: video_stream.has_b_frames.unwrap_or(0) > 0,
+        frames,
+        audio_packets,
+    })
+}
