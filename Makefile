@@ -27,7 +27,15 @@ export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
 export SAM_CLI_TELEMETRY := 0
 # Parameters for the local deployment only (same template): tools on the host PATH, short
 # timeouts so that redelivery after a crash is quick to observe.
-LOCAL_PARAMETERS := FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4
+# The local services (infra/local/devstack/src/services) listen from LOCAL_STACK_PORT + 10.
+LOCAL_STACK_PORT ?= 4566
+export LOCAL_STACK_PORT
+SERVICES_PORT := $(shell echo $$(( $(LOCAL_STACK_PORT) + 10 )))
+CAMERA_API_URL := http://127.0.0.1:$(SERVICES_PORT)
+ORIGIN_URL := http://127.0.0.1:$(shell echo $$(( $(LOCAL_STACK_PORT) + 12 )))
+LOCAL_PARAMETERS := FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4 \
+  CameraApiUrl=$(CAMERA_API_URL) RecordingsUrl=$(CAMERA_API_URL)/recordings ClipPublicUrl=$(ORIGIN_URL) \
+  ClipRequeueDelaySeconds=3 ClipPendingLimitSeconds=60
 E2E_THREADS ?= 3
 
 .PHONY: help tools demo test unit lint bench stack stack-down stack-up build deploy deploy-fn clean-local
@@ -101,7 +109,7 @@ test: lint
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \
 	$(RUN) infra/local/check_cargo_lambda_deploy.sh; \
-	$(RUN) cargo test -p devstack --test pipeline -- --ignored --test-threads $(E2E_THREADS)
+	$(RUN) cargo test -p devstack --tests -- --ignored --test-threads $(E2E_THREADS)
 
 # ------------------------------------------------------------------ bench
 bench: tools

@@ -46,6 +46,24 @@ EXPECTED = {
         }
         for p in ("720", "1080")
     },
+    "ClipTrimmerFunction": {
+        # the SQS event source mapping, plus ChangeMessageVisibility for the retry backoff
+        ("sqs:ReceiveMessage", "ClipRequestsQueue"),
+        ("sqs:DeleteMessage", "ClipRequestsQueue"),
+        ("sqs:GetQueueAttributes", "ClipRequestsQueue"),
+        ("sqs:ChangeMessageVisibility", "ClipRequestsQueue"),
+        # retry-by-requeue (CLIP_PENDING, deadline hand-on)
+        ("sqs:SendMessage", "ClipRequestsQueue"),
+        # shared::sqs::park_in_dead_letter_queue
+        ("sqs:SendMessage", "ClipRequestsDeadLetterQueue"),
+        # replica.rs: ranged GETs of recordings
+        ("s3:GetObject", "RecordingsBucket/*"),
+        # head_object (reuse) and upload_file for clips and thumbnails
+        ("s3:GetObject", "OutputBucket/clips/*"),
+        ("s3:PutObject", "OutputBucket/clips/*"),
+        ("s3:AbortMultipartUpload", "OutputBucket/clips/*"),
+        ("sns:Publish", "ResultsTopic"),
+    },
 }
 
 
@@ -115,7 +133,7 @@ def test_roles_are_not_shared(template):
     assert len(roles) == len(set(roles))
 
 
-@pytest.mark.parametrize("bucket_id", ["SourceBucket", "OutputBucket"])
+@pytest.mark.parametrize("bucket_id", ["SourceBucket", "OutputBucket", "RecordingsBucket"])
 def test_buckets_are_private_encrypted_and_tls_only(template, bucket_id):
     bucket = template["Resources"][bucket_id]["Properties"]
     assert bucket["PublicAccessBlockConfiguration"] == {

@@ -113,7 +113,9 @@ impl CameraApi {
     /// `POST /cameras/clips`: tells the camera service about the new clip.
     pub async fn post_clip(&self, notice: &ClipNotice<'_>) -> Result<(), ProcessingError> {
         let url = format!("{}/cameras/clips", self.base_url);
-        let response = self.send(self.http.post(&url).json(notice), "POST /cameras/clips").await?;
+        let response = self
+            .send(self.http.post(&url).json(notice), "POST /cameras/clips")
+            .await?;
         check_status(&response, "POST /cameras/clips")?;
         Ok(())
     }
@@ -153,9 +155,10 @@ async fn json_answer<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T, ProcessingError> {
     check_status(&response, what)?;
-    let body = response.bytes().await.map_err(|e| {
-        ProcessingError::retryable(CAMERA_API_UNAVAILABLE, format!("{what}: reading the answer: {e}"))
-    })?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ProcessingError::retryable(CAMERA_API_UNAVAILABLE, format!("{what}: reading the answer: {e}")))?;
     serde_json::from_slice(&body).map_err(|e| {
         ProcessingError::failed(
             CAMERA_API_REJECTED,

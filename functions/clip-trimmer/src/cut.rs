@@ -144,10 +144,12 @@ pub fn smart_cut_refusal(indexes: &[&MediaIndex]) -> Option<String> {
     if first.video.frame_rate.0 == 0 {
         return Some("the recordings have no constant frame rate".to_owned());
     }
-    indexes
-        .iter()
-        .find(|other| other.video != first.video)
-        .map(|other| format!("recordings differ in codec parameters: {:?} vs {:?}", first.video, other.video))
+    indexes.iter().find(|other| other.video != first.video).map(|other| {
+        format!(
+            "recordings differ in codec parameters: {:?} vs {:?}",
+            first.video, other.video
+        )
+    })
 }
 
 /// One recording's part, ready to cut.
@@ -190,7 +192,9 @@ pub struct Cutter<'a> {
 impl Cutter<'_> {
     /// Makes `output` (MP4, faststart) from `parts`, in `mode`.
     pub async fn cut(&self, parts: &[Part<'_>], mode: Mode, output: &Path) -> Result<Cut, ProcessingError> {
-        let has_audio = parts.iter().all(|p| p.index.audio.is_some() && !p.index.audio_packets.is_empty());
+        let has_audio = parts
+            .iter()
+            .all(|p| p.index.audio.is_some() && !p.index.audio_packets.is_empty());
         let frames = parts.iter().map(|p| p.plan.frames).sum();
         let frames_copied = match mode {
             Mode::SmartCut => {
@@ -233,7 +237,10 @@ impl Cutter<'_> {
                     }
                     Piece::Copy { inpoint, outpoint, .. } => {
                         let list = self.work_dir.join(format!("copy-{i}-{j}.ffconcat"));
-                        let mut text = format!("ffconcat version 1.0\nfile {}\ninpoint {inpoint:.6}\n", quote(part.file));
+                        let mut text = format!(
+                            "ffconcat version 1.0\nfile {}\ninpoint {inpoint:.6}\n",
+                            quote(part.file)
+                        );
                         if let Some(outpoint) = outpoint {
                             text.push_str(&format!("outpoint {outpoint:.6}\n"));
                         }
@@ -313,8 +320,10 @@ impl Cutter<'_> {
             args.extend(os(["-i"]));
             args.push(part.file.into());
             filter.push_str(&format!(
-                "[{i}:v:0]scale={width}:{height}:force_original_aspect_ratio=decrease,\
-                 pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={num}/{den}[v{i}];"
+                "[{i}:v:0]trim=end_frame={frames},setpts=PTS-STARTPTS,\
+                 scale={width}:{height}:force_original_aspect_ratio=decrease,\
+                 pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={num}/{den}[v{i}];",
+                frames = part.plan.frames
             ));
             joined.push_str(&format!("[v{i}]"));
             if has_audio {
@@ -461,7 +470,11 @@ mod tests {
         let idx = index(0.08, 250, 50); // 10 s, key frames every 2 s
         let plan = plan_segment(&idx, 3.31, 6.51).unwrap();
         // 3.31 s is nearest frame 83 (3.32 s into the recording); 6.51 s ends after frame 162.
-        assert!((plan.first_pts - (0.08 + 83.0 * 0.04)).abs() < 1e-9, "{}", plan.first_pts);
+        assert!(
+            (plan.first_pts - (0.08 + 83.0 * 0.04)).abs() < 1e-9,
+            "{}",
+            plan.first_pts
+        );
         assert_eq!(
             plan.pieces,
             [
@@ -528,7 +541,9 @@ mod tests {
         let mut b = index(0.0, 50, 50);
         assert_eq!(smart_cut_refusal(&[&a, &b]), None);
         b.video.width = 1280;
-        assert!(smart_cut_refusal(&[&a, &b]).unwrap().contains("differ in codec parameters"));
+        assert!(smart_cut_refusal(&[&a, &b])
+            .unwrap()
+            .contains("differ in codec parameters"));
         let mut hevc = index(0.0, 50, 50);
         hevc.video.codec = "hevc".into();
         assert!(smart_cut_refusal(&[&hevc]).unwrap().contains("hevc"));

@@ -110,7 +110,11 @@ impl Config {
         let old_file_format = parse_bool(&env.optional_or("OLD_FILE_FORMAT", "false".to_owned()));
         env.check(old_file_format.is_some(), "OLD_FILE_FORMAT", "must be true or false");
         let old_file_format = old_file_format.unwrap_or(false);
-        let default_format = if old_file_format { "%Y%m%dT%H%M" } else { "%Y%m%dT%H%M%S" };
+        let default_format = if old_file_format {
+            "%Y%m%dT%H%M"
+        } else {
+            "%Y%m%dT%H%M%S"
+        };
         let requeue_delay_secs: i32 = env.optional_or("SQS_TIMEOUT", 60);
         env.check(
             (0..=900).contains(&requeue_delay_secs),
@@ -314,10 +318,7 @@ enum Step {
 }
 
 impl Trimmer {
-    pub fn new(
-        sdk: &aws_config::SdkConfig,
-        config: Config,
-    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         Ok(Trimmer {
             s3: shared::clients::s3_client(sdk),
             sns: shared::clients::sns_client(sdk),
@@ -554,7 +555,11 @@ impl Trimmer {
             .send()
             .await
             .map_err(|e| ProcessingError::from_sdk("SQS SendMessage", e))?;
-        tracing::info!(delay_secs, retries = request.retry_timestamps.len(), "request re-queued");
+        tracing::info!(
+            delay_secs,
+            retries = request.retry_timestamps.len(),
+            "request re-queued"
+        );
         Ok(())
     }
 
@@ -698,7 +703,14 @@ impl Trimmer {
         };
         let cut = cutter.cut(&parts, mode, &clip_path).await?;
         let cut_time = started.elapsed();
-        tracing::info!(mode = cut.mode.name(), frames = cut.frames, copied = cut.frames_copied, ?cut_time, origin_bytes, "clip cut");
+        tracing::info!(
+            mode = cut.mode.name(),
+            frames = cut.frames,
+            copied = cut.frames_copied,
+            ?cut_time,
+            origin_bytes,
+            "clip cut"
+        );
 
         let started = Instant::now();
         let first = &parts[0];
@@ -765,7 +777,12 @@ impl Trimmer {
         Ok(made)
     }
 
-    async fn notify_camera_api(&self, request: &ClipRequest, alias: &str, made: &MadeClip) -> Result<(), ProcessingError> {
+    async fn notify_camera_api(
+        &self,
+        request: &ClipRequest,
+        alias: &str,
+        made: &MadeClip,
+    ) -> Result<(), ProcessingError> {
         self.camera_api
             .post_clip(&ClipNotice {
                 clip_id: &request.clip_id,
@@ -958,7 +975,10 @@ mod tests {
             ..placeholder_request()
         };
         assert_eq!(config.clip_key(&request), "clips/2222/1111111111111.mp4");
-        assert_eq!(config.thumbnail_key(&request, "{size}"), "clips/2222/1111111111111{size}.png");
+        assert_eq!(
+            config.thumbnail_key(&request, "{size}"),
+            "clips/2222/1111111111111{size}.png"
+        );
         assert_eq!(
             config.public_url(&config.clip_key(&request)),
             "https://d111.cloudfront.net/clips/2222/1111111111111.mp4"

@@ -180,7 +180,9 @@ pub fn parse_index(json: &[u8]) -> Result<MediaIndex, ProcessingError> {
     frames.sort_by(|a, b| a.pts.total_cmp(&b.pts));
     audio_packets.sort_by(|a, b| a.pts.total_cmp(&b.pts));
     if frames.is_empty() || !frames.iter().any(|f| f.key) {
-        return Err(corrupt("the recording's video stream has no frames (or no key frame)".to_owned()));
+        return Err(corrupt(
+            "the recording's video stream has no frames (or no key frame)".to_owned(),
+        ));
     }
     let start_time = video_stream
         .start_time

@@ -75,7 +75,10 @@ impl Origin {
             Ok(decoded) => decoded.into_owned(),
             Err(_) => return unusable("is not UTF-8 once decoded"),
         };
-        if decoded.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        if decoded
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        {
             return unusable("has an empty, `.` or `..` path segment");
         }
         let dir = self.dir.trim_matches('/');
@@ -98,7 +101,11 @@ impl Origin {
             .split('/')
             .map(|part| percent_encoding::utf8_percent_encode(part, PATH_SEGMENT).to_string())
             .collect();
-        Some(format!("{}/{}", self.recordings_url.trim_end_matches('/'), encoded.join("/")))
+        Some(format!(
+            "{}/{}",
+            self.recordings_url.trim_end_matches('/'),
+            encoded.join("/")
+        ))
     }
 
     /// A listed recording as a time span of an origin object.
@@ -147,13 +154,20 @@ mod tests {
     #[test]
     fn recording_urls_map_to_origin_keys_and_back() {
         let o = origin("recordings");
-        let key = o.key_of("https://recordings.example.com/rewind/test/test%20cam_20180916T160017.mp4").unwrap();
+        let key = o
+            .key_of("https://recordings.example.com/rewind/test/test%20cam_20180916T160017.mp4")
+            .unwrap();
         assert_eq!(key, "recordings/test/test cam_20180916T160017.mp4");
         assert_eq!(
             o.url_of(&key).unwrap(),
             "https://recordings.example.com/rewind/test/test%20cam_20180916T160017.mp4"
         );
-        assert_eq!(origin("").key_of("https://recordings.example.com/rewind/a.mp4").unwrap(), "a.mp4");
+        assert_eq!(
+            origin("")
+                .key_of("https://recordings.example.com/rewind/a.mp4")
+                .unwrap(),
+            "a.mp4"
+        );
     }
 
     #[test]
@@ -211,7 +225,12 @@ mod tests {
             .resolve(&listed(None, Some("2018-09-16T16:10:17.000Z")), &names)
             .unwrap();
         assert_eq!((r.start_ms, r.end_ms), (1_537_113_617_000, 1_537_114_217_000));
-        assert!(o.resolve(&listed(Some("2018-09-16T16:10:17.000Z"), Some("2018-09-16T16:00:17.000Z")), &names).is_err());
+        assert!(o
+            .resolve(
+                &listed(Some("2018-09-16T16:10:17.000Z"), Some("2018-09-16T16:00:17.000Z")),
+                &names
+            )
+            .is_err());
         assert!(o.resolve(&listed(None, None), &names).is_err());
     }
 }

@@ -45,7 +45,12 @@ pub struct Replica {
 
 impl Replica {
     /// Fetches the index of `s3://bucket/key` into a sparse file at `path`.
-    pub async fn open(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, path: &Path) -> Result<Replica, ProcessingError> {
+    pub async fn open(
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+    ) -> Result<Replica, ProcessingError> {
         let (first, size) = get_range(s3, bucket, key, 0, FIRST_READ).await?;
         let mut replica = Replica {
             path: path.to_owned(),
@@ -104,7 +109,11 @@ impl Replica {
 
     /// Walks the top-level boxes and fetches `moov`. `Ok(Err(reason))`: not an MP4 we can
     /// read by ranges.
-    async fn fetch_index(&mut self, s3: &aws_sdk_s3::Client, first: &[u8]) -> Result<Result<(), String>, ProcessingError> {
+    async fn fetch_index(
+        &mut self,
+        s3: &aws_sdk_s3::Client,
+        first: &[u8],
+    ) -> Result<Result<(), String>, ProcessingError> {
         let mut offset = 0u64;
         for _ in 0..MAX_TOP_LEVEL_BOXES {
             if offset + 8 > self.size {
@@ -214,14 +223,18 @@ async fn get_range(
             if err.raw_response().map(|r| r.status().as_u16()) == Some(416) {
                 return Ok((Vec::new(), 0));
             }
-            return Err(ProcessingError::from_sdk_with("S3 GetObject (range)", err, |code, status| {
-                (code == "NoSuchKey" || status == Some(404)).then(|| {
-                    ProcessingError::failed(
-                        RECORDING_MISSING,
-                        format!("the camera API lists s3://{bucket}/{key}, which does not exist"),
-                    )
-                })
-            }));
+            return Err(ProcessingError::from_sdk_with(
+                "S3 GetObject (range)",
+                err,
+                |code, status| {
+                    (code == "NoSuchKey" || status == Some(404)).then(|| {
+                        ProcessingError::failed(
+                            RECORDING_MISSING,
+                            format!("the camera API lists s3://{bucket}/{key}, which does not exist"),
+                        )
+                    })
+                },
+            ));
         }
     };
     let total = response
@@ -284,8 +297,16 @@ mod tests {
 
     #[test]
     fn implausible_headers_are_not_boxes() {
-        assert_eq!(BoxHeader::parse(b"\x00\x00\x00\x08\x00\x01\x02\x03", 100), None, "binary type");
-        assert_eq!(BoxHeader::parse(&boxed(b"mdat", &[0; 100]), 50), None, "longer than the file");
+        assert_eq!(
+            BoxHeader::parse(b"\x00\x00\x00\x08\x00\x01\x02\x03", 100),
+            None,
+            "binary type"
+        );
+        assert_eq!(
+            BoxHeader::parse(&boxed(b"mdat", &[0; 100]), 50),
+            None,
+            "longer than the file"
+        );
         assert_eq!(BoxHeader::parse(b"GIF89a\x01\x00", 100), None);
         assert_eq!(BoxHeader::parse(b"abc", 100), None, "truncated");
     }

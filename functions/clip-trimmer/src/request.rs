@@ -72,9 +72,7 @@ pub fn parse(body: &str) -> Result<(ClipRequest, BodyStyle), ProcessingError> {
 /// Best effort: the ids of a body that did not parse as a request, so its rejection can still
 /// name them.
 pub fn salvage_ids(body: &str) -> (Option<String>, Option<String>) {
-    let value: Option<serde_json::Value> = serde_json::from_str(body)
-        .ok()
-        .or_else(|| json5::from_str(body).ok());
+    let value: Option<serde_json::Value> = serde_json::from_str(body).ok().or_else(|| json5::from_str(body).ok());
     let id = |name: &str| {
         value
             .as_ref()
@@ -216,7 +214,17 @@ mod tests {
 
     #[test]
     fn ids_that_could_escape_a_key_are_rejected() {
-        for bad in ["", ".", "..", "a/b", "../x", "a b", "x\u{e9}", "-i;rm", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a b",
+            "x\u{e9}",
+            "-i;rm",
+            &"x".repeat(129),
+        ] {
             let mut r = request(0, 1);
             r.camera_id = bad.to_owned();
             assert!(r.validate(10).is_err(), "{bad:?}");

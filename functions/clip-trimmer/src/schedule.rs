@@ -122,12 +122,7 @@ pub enum NotCovered {
 /// A request is as old as its first delivery: the first re-queue timestamp, or, on its first
 /// delivery, when the queue received it.
 pub fn first_seen_ms(retry_timestamps: &[i64], sent_ms: Option<i64>, now_ms: i64) -> i64 {
-    retry_timestamps
-        .iter()
-        .copied()
-        .chain(sent_ms)
-        .min()
-        .unwrap_or(now_ms)
+    retry_timestamps.iter().copied().chain(sent_ms).min().unwrap_or(now_ms)
 }
 
 pub fn not_covered(first_seen_ms: i64, now_ms: i64, limits: Limits) -> NotCovered {
@@ -152,10 +147,18 @@ mod tests {
 
     #[test]
     fn consecutive_recordings_cover_a_range_across_them() {
-        let c = coverage(vec![rec(10_000, 20_000), rec(0, 10_000), rec(20_000, 30_000)], 3_300, 26_500);
+        let c = coverage(
+            vec![rec(10_000, 20_000), rec(0, 10_000), rec(20_000, 30_000)],
+            3_300,
+            26_500,
+        );
         assert!(c.gaps.is_empty());
         assert!(c.is_complete((3_300, 26_500), 0));
-        let parts: Vec<_> = c.segments.iter().map(|s| (s.recording.start_ms, s.from_ms, s.to_ms)).collect();
+        let parts: Vec<_> = c
+            .segments
+            .iter()
+            .map(|s| (s.recording.start_ms, s.from_ms, s.to_ms))
+            .collect();
         assert_eq!(parts, [(0, 3_300, 10_000), (10_000, 0, 10_000), (20_000, 0, 6_500)]);
     }
 
@@ -169,7 +172,11 @@ mod tests {
     #[test]
     fn overlaps_are_cut_from_the_later_recording() {
         let c = coverage(vec![rec(0, 10_000), rec(9_000, 20_000), rec(2_000, 5_000)], 0, 15_000);
-        let parts: Vec<_> = c.segments.iter().map(|s| (s.recording.start_ms, s.from_ms, s.to_ms)).collect();
+        let parts: Vec<_> = c
+            .segments
+            .iter()
+            .map(|s| (s.recording.start_ms, s.from_ms, s.to_ms))
+            .collect();
         assert_eq!(parts, [(0, 0, 10_000), (9_000, 1_000, 6_000)]);
         assert!(c.gaps.is_empty());
     }
@@ -184,15 +191,24 @@ mod tests {
                 end_timestamp_in_ms: 10_400
             }]
         );
-        assert!(c.is_complete((5_000, 15_000), 1_000), "a short inner gap is tolerated (and reported)");
-        assert!(!c.is_complete((5_000, 15_000), 100), "a gap longer than the tolerance is not");
+        assert!(
+            c.is_complete((5_000, 15_000), 1_000),
+            "a short inner gap is tolerated (and reported)"
+        );
+        assert!(
+            !c.is_complete((5_000, 15_000), 100),
+            "a gap longer than the tolerance is not"
+        );
     }
 
     #[test]
     fn a_range_running_past_the_last_recording_is_not_covered() {
         let c = coverage(vec![rec(0, 10_000)], 5_000, 10_200);
         assert_eq!(c.gaps.last().unwrap().end_timestamp_in_ms, 10_200);
-        assert!(!c.is_complete((5_000, 10_200), 1_000), "an uncovered end is never tolerated");
+        assert!(
+            !c.is_complete((5_000, 10_200), 1_000),
+            "an uncovered end is never tolerated"
+        );
         let none = coverage(vec![], 0, 1_000);
         assert!(!none.is_complete((0, 1_000), 10_000));
         let late_start = coverage(vec![rec(500, 2_000)], 0, 1_000);

@@ -33,10 +33,7 @@ pub fn plan(requested: &[u32], source_width: u32) -> ThumbnailPlan {
     for &want in requested {
         let width = want.min(source_width);
         if width < want {
-            capped.push(CappedSize {
-                requested: want,
-                width,
-            });
+            capped.push(CappedSize { requested: want, width });
         }
         if width > 0 {
             widths.push(width);

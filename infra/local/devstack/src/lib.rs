@@ -2,6 +2,8 @@
 //! stack's outputs, a tap on the results topic, sample media made with ffmpeg, and waiting for
 //! results. Used by `devstack demo` and by the end-to-end tests in `tests/`.
 
+pub mod clips;
+pub mod media_checks;
 pub mod runtime_api;
 pub mod services;
 
@@ -101,6 +103,8 @@ pub struct Tap {
     /// Results received but not (yet) asked for: receiving deletes them from the queue, so a
     /// later [`Tap::collect_results`] must still see them here.
     unclaimed: std::sync::Mutex<Vec<PipelineResult>>,
+    /// The same for [`Tap::take_json`], which reads any JSON message.
+    unclaimed_json: std::sync::Mutex<Vec<serde_json::Value>>,
 }
 
 impl Tap {
@@ -143,6 +147,7 @@ impl Tap {
             queue_url,
             subscription_arn: subscription.subscription_arn.unwrap_or_default(),
             unclaimed: Default::default(),
+            unclaimed_json: Default::default(),
         })
     }
 
@@ -174,6 +179,19 @@ impl Tap {
             }
         }
         Ok(bodies)
+    }
+
+    /// Polls once; returns the messages (any JSON) that `wanted` accepts, and keeps the others
+    /// for later calls.
+    pub async fn take_json(
+        &self,
+        mut wanted: impl FnMut(&serde_json::Value) -> bool,
+    ) -> Result<Vec<serde_json::Value>, BoxError> {
+        let mut pending: Vec<serde_json::Value> = std::mem::take(&mut *self.unclaimed_json.lock().unwrap());
+        pending.extend(self.poll().await?);
+        let (taken, kept): (Vec<_>, Vec<_>) = pending.into_iter().partition(|v| wanted(v));
+        self.unclaimed_json.lock().unwrap().extend(kept);
+        Ok(taken)
     }
 
     /// Collects pipeline results until `done` says the set is complete or `timeout` passes;

@@ -4,6 +4,8 @@
 //! watches the results topic while the 720p and 1080p renditions are made (progress on the
 //! terminal), then checks each output with ffprobe and prints where it is.
 
+mod clip_demo;
+
 use std::io::Write;
 use std::time::Duration;
 
@@ -114,6 +116,8 @@ async fn demo() -> Result<(), BoxError> {
         return Err(format!("the pipeline did not deliver: {}", failures.join("; ")).into());
     }
     println!("done: both renditions are in s3://{output_bucket}/renditions/ and checked with ffprobe");
+    println!();
+    clip_demo::run(&outputs, &clients, &work).await?;
     Ok(())
 }
 

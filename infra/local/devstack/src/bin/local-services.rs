@@ -14,7 +14,7 @@ async fn main() {
         "camera_api",
         at(ports.camera_api),
         services::camera_api::handle
-    ),);
+    ));
     if let Err(err) = outcome {
         eprintln!("local-services: {err}");
         std::process::exit(1);

@@ -7,9 +7,13 @@
 //!    and a 500 MB source.
 //! 3. Rendition worker wall time (download + probe + transcode + upload + publish) against the
 //!    raw ffmpeg command it runs, on the same file.
+//! 4. Clip trimmer: bytes read per clip byte, smart cut against full re-encode, thumbnail time
+//!    deep into a recording against near its start ([`clips`]).
 //!
 //! The function binaries are the Lambda builds from `sam build` (`.local/sam-build`), run under
 //! a stand-in Runtime API ([`devstack::runtime_api`]) against the local stack's S3/SNS/SQS.
+
+mod clips;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -52,6 +56,7 @@ async fn run() -> Result<(), BoxError> {
     bench.cold_init().await?;
     bench.peak_rss().await?;
     bench.overhead_over_ffmpeg().await?;
+    clips::figures(&bench.outputs, &bench.clients, &bench.work).await?;
     Ok(())
 }
 
