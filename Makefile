@@ -3,7 +3,7 @@
 #
 #   make demo        the whole pipeline on the local stack with a sample video
 #   make test        unit tests, template checks, then end-to-end tests on the local stack
-#   make bench       benchmarks, each printed beside its baseline
+#   make bench       benchmarks, each printed beside its baseline (SECTIONS="cold-init rss overhead clips")
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint
 #   make stack       start the local stack and deploy infra/template.yaml into it (leaves it up)
 #   make stack-down  stop the local stack
@@ -115,7 +115,7 @@ test: lint
 bench: tools
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \
-	$(RUN) cargo run --quiet -p devstack --bin bench
+	$(RUN) cargo run --quiet -p devstack --bin bench -- $(SECTIONS)
 
 # ------------------------------------------------------------------ real AWS
 deploy: tools

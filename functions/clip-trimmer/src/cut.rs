@@ -28,6 +28,8 @@ pub const CLIP_FAILED: &str = "CLIP_FAILED";
 /// Seconds of packets fetched either side of a part, for interleaving (audio stored ahead of
 /// or behind the video of the same moment).
 const INTERLEAVE_MARGIN_SECS: f64 = 1.0;
+/// How far before a seek target ffmpeg may land (its B-frame heuristic is 3/23 s), rounded up.
+const SEEK_BACKOFF_SECS: f64 = 0.2;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Piece {
@@ -109,11 +111,12 @@ pub fn plan_segment(index: &MediaIndex, from_secs: f64, to_secs: f64) -> Option<
             frames: wanted.len() as u32,
         }),
     }
-    // Decoding the head starts at the key frame before the first wanted frame.
+    // Decoding the head starts at the key frame before the first wanted frame, or the one
+    // before that: with B-frames, ffmpeg seeks 3/23 s before the requested time.
     let decode_from = index
         .frames
         .iter()
-        .filter(|f| f.key && f.pts <= first.pts)
+        .filter(|f| f.key && f.pts <= first.pts - SEEK_BACKOFF_SECS)
         .map(|f| f.pts)
         .fold(f64::NEG_INFINITY, f64::max)
         .max(index.frames[0].pts);

@@ -648,12 +648,13 @@ impl Trimmer {
         for (i, segment) in coverage.segments.iter().enumerate() {
             let path = work.path().join(format!("recording-{i}"));
             let mut replica = Replica::open(&self.s3, &config.origin.bucket, &segment.recording.key, &path).await?;
-            let index = match media::probe_index(&config.ffprobe, &replica.path, deadline).await {
+            let window = Some((ms(segment.from_ms), ms(segment.to_ms)));
+            let index = match media::probe_index(&config.ffprobe, &replica.path, deadline, window).await {
                 Ok(index) => index,
                 Err(err) if !replica.complete => {
                     // An index we cannot read from the ranges: read the whole file instead.
                     replica.fetch_whole(&self.s3, err.reason).await?;
-                    media::probe_index(&config.ffprobe, &replica.path, deadline).await?
+                    media::probe_index(&config.ffprobe, &replica.path, deadline, window).await?
                 }
                 Err(err) => return Err(with_recording(err, &segment.recording.key)),
             };
@@ -661,11 +662,16 @@ impl Trimmer {
             indexes.push(index);
         }
         let mut plans = Vec::new();
-        for ((segment, index), replica) in coverage.segments.iter().zip(&indexes).zip(&mut replicas) {
+        for ((segment, index), replica) in coverage.segments.iter().zip(&mut indexes).zip(&mut replicas) {
             let Some(plan) = cut::plan_segment(index, ms(segment.from_ms), ms(segment.to_ms)) else {
                 continue; // less than one frame of this recording is in the range
             };
             replica.fetch_range(&self.s3, plan.bytes.0, plan.bytes.1).await?;
+            let window = (ms(segment.from_ms), ms(segment.to_ms));
+            media::probe_params(&config.ffprobe, &replica.path, deadline, window, index)
+                .await
+                .map_err(|e| with_recording(e, &segment.recording.key))?;
+            let index: &media::MediaIndex = index;
             plans.push((replica.path.clone(), index, plan));
         }
         if plans.is_empty() {

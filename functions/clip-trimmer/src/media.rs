@@ -66,8 +66,35 @@ impl MediaIndex {
     }
 }
 
-pub async fn probe_index(ffprobe: &Path, file: &Path, deadline: Deadline) -> Result<MediaIndex, ProcessingError> {
-    let output = Supervised::new(ffprobe, deadline)
+/// Seconds of packets read before a part: enough to reach the key frame its first frame
+/// depends on. Recordings with GOPs longer than this are not supported (cameras use 1–4 s).
+const LOOK_BEHIND_SECS: f64 = 20.0;
+/// Seconds read after a part: enough to see whether it runs to the recording's end.
+const LOOK_AHEAD_SECS: f64 = 5.0;
+
+/// Reads the index of `file` for the part `[from_secs, to_secs)` (seconds into the recording),
+/// or all of it. Reading only the window keeps the listing small for long recordings.
+///
+/// Packets are listed with ffmpeg's parsers off (`-fflags +noparse`): the times, positions
+/// and key-frame flags then come from the MP4 index alone. With parsers on, ffprobe would
+/// inspect each sample's bytes, which in a replica are not fetched yet, and report no key
+/// frames. Codec parameters that need decoding (profile, pixel format) are read afterwards by
+/// [`probe_params`], once the part's bytes are present.
+pub async fn probe_index(
+    ffprobe: &Path,
+    file: &Path,
+    deadline: Deadline,
+    window: Option<(f64, f64)>,
+) -> Result<MediaIndex, ProcessingError> {
+    let mut command = Supervised::new(ffprobe, deadline).args(["-fflags", "+noparse+nofillin"]);
+    if let Some((from, to)) = window {
+        command = command.arg("-read_intervals").arg(format!(
+            "{:.3}%{:.3}",
+            (from - LOOK_BEHIND_SECS).max(0.0),
+            to + LOOK_AHEAD_SECS
+        ));
+    }
+    let output = command
         .args(["-v", "error", "-of", "json", "-show_entries"])
         .arg(
             "stream=index,codec_type,codec_name,profile,level,pix_fmt,width,height,r_frame_rate,start_time,\
@@ -84,6 +111,37 @@ pub async fn probe_index(ffprobe: &Path, file: &Path, deadline: Deadline) -> Res
             other => other.into_processing_error(RECORDING_CORRUPT),
         })?;
     parse_index(&output.stdout)
+}
+
+/// The codec parameters of `file`, decoded from the part `[from_secs, to_secs)` (whose bytes
+/// must be present), into `index`.
+pub async fn probe_params(
+    ffprobe: &Path,
+    file: &Path,
+    deadline: Deadline,
+    window: (f64, f64),
+    index: &mut MediaIndex,
+) -> Result<(), ProcessingError> {
+    let output = Supervised::new(ffprobe, deadline)
+        .arg("-read_intervals")
+        .arg(format!("{:.3}%{:.3}", window.0.max(0.0), window.1))
+        .args(["-v", "error", "-of", "json", "-show_entries"])
+        .arg(
+            "stream=index,codec_type,codec_name,profile,level,pix_fmt,width,height,r_frame_rate,start_time,\
+             has_b_frames,sample_rate,channels:format=start_time:packet=stream_index,pts_time,dts_time,pos,size,flags",
+        )
+        .arg(file)
+        .run()
+        .await
+        .map_err(|e| e.into_processing_error(RECORDING_CORRUPT))?;
+    let decoded = parse_index(&output.stdout)?;
+    index.video = VideoParams {
+        frame_rate: index.video.frame_rate,
+        ..decoded.video
+    };
+    index.audio = decoded.audio;
+    index.has_b_frames = decoded.has_b_frames;
+    Ok(())
 }
 
 pub fn parse_index(json: &[u8]) -> Result<MediaIndex, ProcessingError> {

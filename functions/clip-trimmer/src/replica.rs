@@ -20,6 +20,9 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// The first read: enough for `ftyp` and, in a faststart file, usually the whole `moov`.
 const FIRST_READ: u64 = 256 * 1024;
+/// The first sample bytes fetched: enough for a key frame and some audio, which ffprobe decodes
+/// to learn the pixel format and profile when it opens the file.
+const FIRST_SAMPLES: u64 = 256 * 1024;
 /// A top-level box header is at most 16 bytes (size, type, 64-bit size).
 const BOX_HEADER: u64 = 16;
 /// An MP4 has a handful of top-level boxes; more means this is not one.
@@ -107,16 +110,19 @@ impl Replica {
         Ok(())
     }
 
-    /// Walks the top-level boxes and fetches `moov`. `Ok(Err(reason))`: not an MP4 we can
-    /// read by ranges.
+    /// Walks the top-level boxes and fetches `moov`, and the first samples of `mdat` (ffprobe
+    /// decodes them to learn the codec parameters). `Ok(Err(reason))`: not an MP4 we can read
+    /// by ranges.
     async fn fetch_index(
         &mut self,
         s3: &aws_sdk_s3::Client,
         first: &[u8],
     ) -> Result<Result<(), String>, ProcessingError> {
         let mut offset = 0u64;
+        let mut moov_found = false;
+        let mut mdat_payload = None;
         for _ in 0..MAX_TOP_LEVEL_BOXES {
-            if offset + 8 > self.size {
+            if offset + 8 > self.size || (moov_found && mdat_payload.is_some()) {
                 break;
             }
             let header = if offset + BOX_HEADER <= first.len() as u64 {
@@ -130,24 +136,38 @@ impl Replica {
             let Some(parsed) = BoxHeader::parse(&header, self.size - offset) else {
                 return Ok(Err(format!("no MP4 box at byte {offset}")));
             };
-            if &parsed.kind == b"moov" {
-                let end = offset + parsed.size;
-                let moov = if end <= first.len() as u64 {
-                    first[offset as usize..end as usize].to_vec()
-                } else {
-                    let (bytes, _) = get_range(s3, &self.bucket, &self.key, offset, parsed.size).await?;
-                    self.bytes_fetched += bytes.len() as u64;
-                    bytes
-                };
-                if contains_box(&moov[parsed.header_len as usize..], b"mvex") {
-                    return Ok(Err("fragmented MP4 (its index is spread through the file)".to_owned()));
+            match &parsed.kind {
+                b"moov" => {
+                    let end = offset + parsed.size;
+                    let moov = if end <= first.len() as u64 {
+                        first[offset as usize..end as usize].to_vec()
+                    } else {
+                        let (bytes, _) = get_range(s3, &self.bucket, &self.key, offset, parsed.size).await?;
+                        self.bytes_fetched += bytes.len() as u64;
+                        bytes
+                    };
+                    if contains_box(&moov[parsed.header_len as usize..], b"mvex") {
+                        return Ok(Err("fragmented MP4 (its index is spread through the file)".to_owned()));
+                    }
+                    self.write_at(offset, &moov).await?;
+                    moov_found = true;
                 }
-                self.write_at(offset, &moov).await?;
-                return Ok(Ok(()));
+                b"mdat" => mdat_payload = Some(offset + parsed.header_len),
+                _ => {}
             }
             offset += parsed.size;
         }
-        Ok(Err("not an MP4/MOV with a moov box".to_owned()))
+        if !moov_found {
+            return Ok(Err("not an MP4/MOV with a moov box".to_owned()));
+        }
+        if let Some(start) = mdat_payload {
+            let end = (start + FIRST_SAMPLES).min(self.size);
+            let already = first.len() as u64;
+            if end > already {
+                self.fetch_range(s3, start.max(already), end).await?;
+            }
+        }
+        Ok(Ok(()))
     }
 
     async fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<(), ProcessingError> {

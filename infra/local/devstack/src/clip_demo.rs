@@ -1,4 +1,4 @@
-//! The clip-trimmer part of `devstack demo`: three consecutive recordings of a camera in the
+//! The clip-trimmer part of `devstack demo`: consecutive recordings of a camera in the
 //! recordings bucket (2 s GOPs), one request starting mid-GOP across two of them, and one that
 //! ends in the future, which is answered `CLIP_PENDING`, re-queued, and made once its time has
 //! come.
@@ -22,11 +22,15 @@ pub async fn run(outputs: &StackOutputs, clients: &Clients, work: &Path) -> Resu
         fps: 25,
         gop_seconds: 2,
         seconds_each: 10,
-        count: 3,
+        // Up to 35 s from now: the recorder "has already written" the future request's range
+        // (the stand-in lists what is in the bucket), so that request completes once its time
+        // has come.
+        count: 6,
         start_ms: start,
+        preset: "veryfast",
     };
     let bucket = outputs.get("RecordingsBucketName");
-    println!("clips 1/3  recording camera {camera_id} ({alias}): 3 × 10 s at 1280x720, 2 s GOPs, into s3://{bucket}/recordings/{alias}/");
+    println!("clips 1/3  recording camera {camera_id} ({alias}): 6 × 10 s at 1280x720, 2 s GOPs, into s3://{bucket}/recordings/{alias}/");
     record(clients, bucket, &camera_id, &alias, recorder, &work.join("recordings")).await?;
 
     let tap = Tap::subscribe(clients, outputs.get("ResultsTopicArn"), "demo-clips").await?;

@@ -21,6 +21,8 @@ pub struct Recorder {
     pub seconds_each: u32,
     pub count: u32,
     pub start_ms: i64,
+    /// x264 preset of the recorder (`veryfast`; `ultrafast` makes long recordings quickly).
+    pub preset: &'static str,
 }
 
 /// Makes the recordings with ffmpeg (H.264 with B-frames, AAC, faststart) and uploads them as
@@ -46,7 +48,15 @@ pub async fn record(
         ))
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t"])
         .arg(total.to_string())
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            recorder.preset,
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+        ])
         .arg(gop.to_string())
         .args(["-keyint_min"])
         .arg(gop.to_string())

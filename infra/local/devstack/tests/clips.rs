@@ -48,6 +48,7 @@ fn recorder(start_ms: i64, count: u32) -> Recorder {
         seconds_each: 10,
         count,
         start_ms,
+        preset: "veryfast",
     }
 }
 

@@ -73,9 +73,14 @@ async fn indexes(files: &[PathBuf]) -> Vec<MediaIndex> {
     let mut out = Vec::new();
     for file in files {
         out.push(
-            probe_index(Path::new("ffprobe"), file, Deadline::after(Duration::from_secs(60)))
-                .await
-                .unwrap(),
+            probe_index(
+                Path::new("ffprobe"),
+                file,
+                Deadline::after(Duration::from_secs(60)),
+                None,
+            )
+            .await
+            .unwrap(),
         );
     }
     out

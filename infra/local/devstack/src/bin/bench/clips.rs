@@ -26,19 +26,20 @@ const MINUTES: u32 = 10;
 const FPS: u32 = 25;
 
 pub async fn figures(outputs: &StackOutputs, clients: &Clients, work: &Path) -> Result<(), BoxError> {
-    println!("== clip trimmer: two {MINUTES}-minute recordings (640x360, {FPS} fps, 2 s GOP) made with ffmpeg");
+    println!("== clip trimmer: two {MINUTES}-minute recordings (1280x720, {FPS} fps, 2 s GOP, x264 ultrafast) made with ffmpeg");
     let suffix = unique_suffix();
     let camera_id = format!("bench-cam-{suffix}");
     let alias = format!("bench-{suffix}");
     let start_ms = (chrono::Utc::now().timestamp_millis() / 1000 - 3600) * 1000;
     let recorder = Recorder {
-        width: 640,
-        height: 360,
+        width: 1280,
+        height: 720,
         fps: FPS,
         gop_seconds: 2,
         seconds_each: MINUTES * 60,
         count: 2,
         start_ms,
+        preset: "ultrafast",
     };
     let bucket = outputs.get("RecordingsBucketName");
     let recordings_dir = work.join("clip-recordings");

@@ -44,6 +44,11 @@ struct Bench {
 }
 
 async fn run() -> Result<(), BoxError> {
+    // What the functions' libraries log when run in-process (RUST_LOG; warnings by default).
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    shared::logging::init();
     let root = repo_root();
     let work = root.join(".local/bench");
     std::fs::create_dir_all(&work)?;
@@ -53,10 +58,21 @@ async fn run() -> Result<(), BoxError> {
         work,
         root,
     };
-    bench.cold_init().await?;
-    bench.peak_rss().await?;
-    bench.overhead_over_ffmpeg().await?;
-    clips::figures(&bench.outputs, &bench.clients, &bench.work).await?;
+    // `bench [SECTION...]` runs only the named sections (`make bench SECTIONS="clips"`).
+    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    let run = |section: &str| wanted.is_empty() || wanted.iter().any(|w| w == section);
+    if run("cold-init") {
+        bench.cold_init().await?;
+    }
+    if run("rss") {
+        bench.peak_rss().await?;
+    }
+    if run("overhead") {
+        bench.overhead_over_ffmpeg().await?;
+    }
+    if run("clips") {
+        clips::figures(&bench.outputs, &bench.clients, &bench.work).await?;
+    }
     Ok(())
 }
 
