@@ -26,8 +26,15 @@ SAM_BUILD_DIR := $(LOCAL)/sam-build
 export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
 export SAM_CLI_TELEMETRY := 0
 # Parameters for the local deployment only (same template): tools on the host PATH, short
-# timeouts so that redelivery after a crash is quick to observe.
-LOCAL_PARAMETERS := FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4
+# timeouts so that redelivery after a crash is quick to observe. GIF sources: the local S3 and
+# the local services' gif_sources (LOCAL_STACK_PORT + 13) are on loopback, so exactly those two
+# sockets are allow-listed (on AWS the list stays empty), and a small size cap keeps the
+# oversize tests quick.
+LOCAL_STACK_PORT ?= 4566
+GIF_SOURCES_PORT := $(shell echo $$(( $(LOCAL_STACK_PORT) + 13 )))
+LOCAL_PARAMETERS := FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4 \
+  GifSourceLoopbackAllowList=127.0.0.1:$(LOCAL_STACK_PORT),127.0.0.1:$(GIF_SOURCES_PORT) GifMaxSourceBytes=20000000 \
+  GifConverterTimeoutSeconds=120 GifVisibilityTimeoutSeconds=130
 E2E_THREADS ?= 3
 
 .PHONY: help tools demo test unit lint bench stack stack-down stack-up build deploy deploy-fn clean-local
@@ -101,7 +108,7 @@ test: lint
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \
 	$(RUN) infra/local/check_cargo_lambda_deploy.sh; \
-	$(RUN) cargo test -p devstack --test pipeline -- --ignored --test-threads $(E2E_THREADS)
+	$(RUN) cargo test -p devstack --tests -- --ignored --test-threads $(E2E_THREADS)
 
 # ------------------------------------------------------------------ bench
 bench: tools

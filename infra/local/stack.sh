@@ -39,6 +39,19 @@ SERVICES_BASE_PORT=$((PORT + 10))
 
 log() { printf 'stack: %s\n' "$*" >&2; }
 
+# The background processes must not inherit the caller's descriptors: under
+# `flock /tmp/build.lock make stack` the lock's descriptor would stay open in ministack and in
+# local-services, holding everyone's build lock for as long as the stack runs.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    if [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)); then
+      eval "exec $fd>&-" 2>/dev/null || true
+    fi
+  done
+}
+
 healthy() {
   curl -fsS --max-time 2 "$ENDPOINT/_ministack/health" >/dev/null 2>&1
 }
@@ -110,6 +123,7 @@ cmd_up() {
     # so nothing it writes relative to its cwd lands in the repo.
     (
       cd "$LOCAL_DIR"
+      close_inherited_fds
       exec env \
         GATEWAY_PORT="$PORT" \
         BIND_HOST="$HOST" \
@@ -169,6 +183,7 @@ services_up() {
   fi
   (
     cd "$LOCAL_DIR"
+    close_inherited_fds
     exec env LOCAL_STACK_PORT="$PORT" AWS_ENDPOINT_URL="$ENDPOINT" AWS_ACCESS_KEY_ID=test \
       AWS_SECRET_ACCESS_KEY=test AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION" \
       STACK_OUTPUTS="$LOCAL_DIR/stack-outputs.json" RUST_LOG="${LOCAL_SERVICES_LOG:-info}" \

@@ -2,6 +2,7 @@
 //! stack's outputs, a tap on the results topic, sample media made with ffmpeg, and waiting for
 //! results. Used by `devstack demo` and by the end-to-end tests in `tests/`.
 
+pub mod gif;
 pub mod runtime_api;
 pub mod services;
 
