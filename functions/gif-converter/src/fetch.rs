@@ -135,6 +135,7 @@ impl SafeFetcher {
         on_bytes: &mut (dyn FnMut(u64, Option<u64>) + Send),
     ) -> Result<Fetched, ProcessingError> {
         let mut url = start.clone();
+        let mut came_from: Option<url::Url> = None;
         let mut redirects = 0;
         loop {
             let uri: Uri = url.as_str().parse().map_err(|e| {
@@ -161,7 +162,17 @@ impl SafeFetcher {
                         format!("no response from {} within {head_timeout:?}", shown(&url)),
                     ))
                 }
-                Ok(Err(err)) => return Err(classify_client_error(&url, &err)),
+                Ok(Err(err)) => {
+                    let err = classify_client_error(&url, &err);
+                    // Name the hop, so a refusal after a redirect says where it came from.
+                    return Err(match &came_from {
+                        Some(previous) => ProcessingError {
+                            reason: format!("redirect {redirects} from {}: {}", shown(previous), err.reason),
+                            ..err
+                        },
+                        None => err,
+                    });
+                }
                 Ok(Ok(response)) => response,
             };
             let status = response.status();
@@ -191,6 +202,7 @@ impl SafeFetcher {
                     ProcessingError::rejected("SOURCE_URL_INVALID", format!("redirect to {location:?}: {e}"))
                 })?;
                 // The hop is checked like a submitted URL: scheme, literal addresses, credentials.
+                came_from = Some(url.clone());
                 url = match SourceUrl::parse(next.as_str(), &self.policy, &self.input_bucket) {
                     Ok(SourceUrl::Http(next)) => next,
                     Ok(SourceUrl::S3 { .. }) => {
@@ -202,7 +214,11 @@ impl SafeFetcher {
                     Err(err) => {
                         return Err(ProcessingError::rejected(
                             err.code,
-                            format!("redirect {redirects} from {}: {}", shown(&url), err.reason),
+                            format!(
+                                "redirect {redirects} from {}: {}",
+                                shown(came_from.as_ref().unwrap_or(&url)),
+                                err.reason
+                            ),
                         ))
                     }
                 };

@@ -133,21 +133,7 @@ const SMALL: GifParams = GifParams {
 };
 
 fn uuid_v4() -> String {
-    // The test's own ids: random enough for a test run, in the API's format.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let mixed = nanos ^ ((std::process::id() as u128) << 64) ^ (nanos.rotate_left(37) * 0x9e37_79b9_7f4a_7c15);
-    let hex = format!("{:032x}", mixed);
-    format!(
-        "{}-{}-4{}-8{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn error_code(answer: &Value) -> &str {
