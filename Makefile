@@ -26,16 +26,22 @@ SAM_BUILD_DIR := $(LOCAL)/sam-build
 export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
 export SAM_CLI_TELEMETRY := 0
 # Parameters for the local deployment only (same template): tools on the host PATH, short
-# timeouts so that redelivery after a crash is quick to observe.
-# The local services (infra/local/devstack/src/services) listen from LOCAL_STACK_PORT + 10.
+# timeouts so that redelivery after a crash is quick to observe. The local services
+# (infra/local/devstack/src/services) listen from LOCAL_STACK_PORT + 10: the camera API stand-in
+# (+10), the CloudFront origin stand-in (+12), GIF test sources (+13). GIF sources: the local S3
+# and the local services' gif_sources are on loopback, so exactly those two sockets are
+# allow-listed (on AWS the list stays empty), and a small size cap keeps the oversize tests quick.
 LOCAL_STACK_PORT ?= 4566
 export LOCAL_STACK_PORT
 SERVICES_PORT := $(shell echo $$(( $(LOCAL_STACK_PORT) + 10 )))
 CAMERA_API_URL := http://127.0.0.1:$(SERVICES_PORT)
 ORIGIN_URL := http://127.0.0.1:$(shell echo $$(( $(LOCAL_STACK_PORT) + 12 )))
+GIF_SOURCES_PORT := $(shell echo $$(( $(LOCAL_STACK_PORT) + 13 )))
 LOCAL_PARAMETERS := FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4 \
   CameraApiUrl=$(CAMERA_API_URL) RecordingsUrl=$(CAMERA_API_URL)/recordings ClipPublicUrl=$(ORIGIN_URL) \
-  ClipRequeueDelaySeconds=3 ClipPendingLimitSeconds=60
+  ClipRequeueDelaySeconds=3 ClipPendingLimitSeconds=60 \
+  GifSourceLoopbackAllowList=127.0.0.1:$(LOCAL_STACK_PORT),127.0.0.1:$(GIF_SOURCES_PORT) GifMaxSourceBytes=20000000 \
+  GifConverterTimeoutSeconds=120 GifVisibilityTimeoutSeconds=130
 E2E_THREADS ?= 3
 
 .PHONY: help tools demo test unit lint bench stack stack-down stack-up build deploy deploy-fn clean-local

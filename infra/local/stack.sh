@@ -37,17 +37,20 @@ SERVICES_PID_FILE="$LOCAL_DIR/services.pid"
 SERVICES_LOG_FILE="$LOCAL_DIR/services.log"
 SERVICES_BASE_PORT=$((PORT + 10))
 
-# Daemons must not keep the caller's open files: an inherited lock file descriptor (e.g. from
-# `flock LOCK make stack`) would stay locked for as long as the stack runs.
+log() { printf 'stack: %s\n' "$*" >&2; }
+
+# The background processes must not inherit the caller's descriptors: under
+# `flock /tmp/build.lock make stack` the lock's descriptor would stay open in ministack and in
+# local-services, holding everyone's build lock for as long as the stack runs.
 close_inherited_fds() {
   local fd
-  for fd in /proc/self/fd/*; do
-    fd="${fd##*/}"
-    ((fd > 2)) && eval "exec ${fd}>&-" 2>/dev/null || true
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    if [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)); then
+      eval "exec $fd>&-" 2>/dev/null || true
+    fi
   done
 }
-
-log() { printf 'stack: %s\n' "$*" >&2; }
 
 healthy() {
   curl -fsS --max-time 2 "$ENDPOINT/_ministack/health" >/dev/null 2>&1
@@ -120,7 +123,7 @@ cmd_up() {
     # so nothing it writes relative to its cwd lands in the repo.
     (
       cd "$LOCAL_DIR"
-    close_inherited_fds
+      close_inherited_fds
       exec env \
         GATEWAY_PORT="$PORT" \
         BIND_HOST="$HOST" \

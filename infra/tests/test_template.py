@@ -64,6 +64,33 @@ EXPECTED = {
         ("s3:AbortMultipartUpload", "OutputBucket/clips/*"),
         ("sns:Publish", "ResultsTopic"),
     },
+    "GifApiFunction": {
+        # gif_api::Api::convert (put; delete when the job cannot be queued), get_task_status
+        ("dynamodb:PutItem", "TasksTable"),
+        ("dynamodb:GetItem", "TasksTable"),
+        ("dynamodb:DeleteItem", "TasksTable"),
+        ("sqs:SendMessage", "GifJobsQueue"),
+        # presigned GIF links carry the signer's right to read them
+        ("s3:GetObject", "OutputBucket/gifs/*"),
+    },
+    "GifConverterFunction": {
+        # the SQS event source mapping
+        ("sqs:ReceiveMessage", "GifJobsQueue"),
+        ("sqs:DeleteMessage", "GifJobsQueue"),
+        ("sqs:GetQueueAttributes", "GifJobsQueue"),
+        ("sqs:ChangeMessageVisibility", "GifJobsQueue"),
+        # shared::sqs::park_in_dead_letter_queue
+        ("sqs:SendMessage", "GifJobsDeadLetterQueue"),
+        # gif_converter::TaskStore (conditional updates; a read when a claim is refused)
+        ("dynamodb:UpdateItem", "TasksTable"),
+        ("dynamodb:GetItem", "TasksTable"),
+        # s3:// sources: head_object + download_to_file; ListBucket makes a missing key a 404
+        ("s3:GetObject", "SourceBucket/*"),
+        ("s3:ListBucket", "SourceBucket"),
+        # shared::storage::upload_file
+        ("s3:PutObject", "OutputBucket/gifs/*"),
+        ("s3:AbortMultipartUpload", "OutputBucket/gifs/*"),
+    },
 }
 
 
@@ -173,3 +200,21 @@ def test_functions_are_rust_on_al2023_built_by_cargo_lambda(template):
     for function_id, function in resources_of(template, "AWS::Serverless::Function").items():
         assert function["Metadata"]["BuildMethod"] == "rust-cargolambda", function_id
         assert (TEMPLATE.parent / function["Properties"]["CodeUri"] / "Cargo.toml").exists(), function_id
+
+
+def test_the_tasks_table_is_on_demand_expiring_encrypted_and_recoverable(template):
+    table = template["Resources"]["TasksTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "task_id", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_the_gif_api_url_requires_iam_and_loopback_sources_are_off_by_default(template):
+    function = template["Resources"]["GifApiFunction"]["Properties"]
+    assert function["FunctionUrlConfig"]["AuthType"] == "AWS_IAM"
+    assert template["Parameters"]["GifSourceLoopbackAllowList"]["Default"] == ""
+    for function_id in ("GifApiFunction", "GifConverterFunction"):
+        variables = template["Resources"][function_id]["Properties"]["Environment"]["Variables"]
+        assert variables["SOURCE_LOOPBACK_ALLOW_LIST"] == {"Ref": "GifSourceLoopbackAllowList"}

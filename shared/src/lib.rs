@@ -11,21 +11,26 @@
 //! * [`error`]: one error type that says whether retrying can help.
 //! * [`sqs`]: per-message outcomes for SQS batches (`ReportBatchItemFailures`).
 //! * [`logging`]: `tracing` set up for Lambda (JSON lines).
+//! * [`gif`]: the GIF task contract (job message, task states, table attributes, bounds).
+//! * [`source_url`]: which URLs a GIF task may read (schemes, address policy, allow-list).
 //!
 //! Crate choices: `thiserror` for error enums (the runtime's own examples use it), `tracing` with
 //! `tracing-subscriber`'s JSON formatter (what the Lambda runtime integrates with), and
-//! `percent-encoding` for S3 keys (the `url` crate's decoder, without pulling in a URL parser).
+//! `percent-encoding` for S3 keys, and the `url` crate (WHATWG parsing, as browsers do) for
+//! source URLs, where normalising every spelling of a host is the point.
 
 pub mod clients;
 pub mod config;
 pub mod contracts;
 pub mod error;
 pub mod ffmpeg;
+pub mod gif;
 pub mod logging;
 pub mod probe;
 pub mod profiles;
 pub mod publish;
 pub mod s3_event;
+pub mod source_url;
 pub mod sqs;
 pub mod storage;
 

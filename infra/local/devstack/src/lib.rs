@@ -3,6 +3,7 @@
 //! results. Used by `devstack demo` and by the end-to-end tests in `tests/`.
 
 pub mod clips;
+pub mod gif;
 pub mod media_checks;
 pub mod runtime_api;
 pub mod services;

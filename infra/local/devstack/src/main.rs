@@ -2,13 +2,16 @@
 //!
 //! Generates a 1080p sample with ffmpeg, uploads it under a key with a space and a `+`,
 //! watches the results topic while the 720p and 1080p renditions are made (progress on the
-//! terminal), then checks each output with ffprobe and prints where it is.
+//! terminal), then checks each output with ffprobe and prints where it is. Then the GIF API:
+//! a signed `convert` of the same sample (a presigned link to it in the local S3), progress
+//! from `get_task_status`, and the GIF link it answers with, fetched and checked.
 
 mod clip_demo;
 
 use std::io::Write;
 use std::time::Duration;
 
+use devstack::gif::{download, presigned_get, GifApi};
 use devstack::{make_sample, upload, BoxError, Clients, SampleSpec, StackOutputs, Tap};
 use shared::contracts::{PipelineResult, ResultStatus};
 use shared::ffmpeg::Deadline;
@@ -43,17 +46,17 @@ async fn demo() -> Result<(), BoxError> {
         with_audio: true,
     };
     println!(
-        "1/4  making a {}x{} {} s sample video with ffmpeg (lavfi testsrc2 + sine)",
+        "1/6  making a {}x{} {} s sample video with ffmpeg (lavfi testsrc2 + sine)",
         spec.width, spec.height, spec.seconds
     );
     make_sample(spec, &sample).await?;
 
     let key = format!("uploads/demo {}/my demo+clip.mp4", devstack::unique_suffix());
     let tap = Tap::subscribe(&clients, outputs.get("ResultsTopicArn"), "demo").await?;
-    println!("2/4  uploading to s3://{source_bucket}/{key}");
+    println!("2/6  uploading to s3://{source_bucket}/{key}");
     upload(&clients.s3, source_bucket, &key, &sample).await?;
 
-    println!("3/4  waiting for the 720p and 1080p renditions (results topic)");
+    println!("3/6  waiting for the 720p and 1080p renditions (results topic)");
     let expected = ["720p", "1080p"];
     let results = tap
         .collect_results(
@@ -84,7 +87,7 @@ async fn demo() -> Result<(), BoxError> {
     tap.close().await;
     let results = results?;
 
-    println!("4/4  checking the outputs with ffprobe");
+    println!("4/6  checking the outputs with ffprobe");
     let mut failures = Vec::new();
     for result in &results {
         let profile = result.profile.clone().unwrap_or_default();
@@ -115,9 +118,64 @@ async fn demo() -> Result<(), BoxError> {
     if !failures.is_empty() {
         return Err(format!("the pipeline did not deliver: {}", failures.join("; ")).into());
     }
-    println!("done: both renditions are in s3://{output_bucket}/renditions/ and checked with ffprobe");
+    println!("     both renditions are in s3://{output_bucket}/renditions/ and checked with ffprobe");
+    gif(&outputs, &clients, source_bucket, &key, &work).await?;
     println!();
     clip_demo::run(&outputs, &clients, &work).await?;
+    println!("done");
+    Ok(())
+}
+
+/// The GIF task API on the same sample: convert, watch the progress, follow the link.
+async fn gif(
+    outputs: &StackOutputs,
+    clients: &Clients,
+    source_bucket: &str,
+    key: &str,
+    work: &std::path::Path,
+) -> Result<(), BoxError> {
+    let api = GifApi::from_outputs(outputs)?;
+    let src_url = presigned_get(&clients.s3, source_bucket, key).await?;
+    let request = serde_json::json!({
+        "action": "convert", "src_url": src_url, "start": 1, "duration": 3, "width": 480, "fps": 12
+    });
+    println!("5/6  GIF API at {} (AWS_IAM, SigV4-signed):", api.url);
+    println!("     {{\"action\":\"convert\",\"src_url\":\"<presigned link to the sample>\",\"start\":1,\"duration\":3,\"width\":480,\"fps\":12}}");
+    let task_id = api.convert(request).await?;
+    println!("     task {task_id}");
+    let answer = api
+        .wait(&task_id, Duration::from_secs(180), |answer| {
+            print!(
+                "\r     get_task_status: {:<8} {:>3}%",
+                answer["status"].as_str().unwrap_or("?"),
+                answer["progress"].as_u64().unwrap_or(100)
+            );
+            let _ = std::io::stdout().flush();
+        })
+        .await;
+    println!();
+    let answer = answer?;
+    if answer["status"] != "DONE" {
+        return Err(format!("the GIF task did not finish: {answer}").into());
+    }
+    let link = answer["gif_url"].as_str().ok_or("no gif_url")?;
+    let (status, bytes) = download(link).await?;
+    if status != 200 {
+        return Err(format!("the GIF link answered {status}").into());
+    }
+    let local = work.join("demo.gif");
+    std::fs::write(&local, &bytes)?;
+    let info =
+        gif_converter::gif::inspect_gif("ffprobe".as_ref(), &local, Deadline::after(Duration::from_secs(30))).await?;
+    println!(
+        "6/6  GIF: {}x{}, {} frames, {} bytes (two-pass palette), link valid {} s:\n     {link}\n     {}",
+        info.width,
+        info.height,
+        info.frames,
+        bytes.len(),
+        answer["link_expires_in"],
+        local.display()
+    );
     Ok(())
 }
 

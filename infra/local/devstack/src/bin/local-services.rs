@@ -10,11 +10,10 @@ async fn main() {
     shared::logging::init();
     let ports = Ports::from_env();
     let at = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let outcome = tokio::try_join!(services::serve(
-        "camera_api",
-        at(ports.camera_api),
-        services::camera_api::handle
-    ));
+    let outcome = tokio::try_join!(
+        services::serve("camera_api", at(ports.camera_api), services::camera_api::handle),
+        services::serve("gif_sources", at(ports.gif_sources), services::gif_sources::handle),
+    );
     if let Err(err) = outcome {
         eprintln!("local-services: {err}");
         std::process::exit(1);

@@ -4,6 +4,7 @@
 //! | service       | port (base = `LOCAL_STACK_PORT` + 10) | stands in for                         |
 //! |---------------|---------------------------------------|---------------------------------------|
 //! | `camera_api`  | base + 0                              | the user's camera API (seed 002)      |
+//! | `gif_sources` | base + 3                              | web servers GIF sources come from     |
 //!
 //! Each service is a plain function from a request to a response; this module owns the
 //! listening, so a service only says what it answers.
@@ -22,6 +23,7 @@ use hyper::{Request, Response, StatusCode};
 use crate::BoxError;
 
 pub mod camera_api;
+pub mod gif_sources;
 
 /// A response body: whole (most answers) or streamed (large objects).
 pub type Body = BoxBody<Bytes, BoxError>;
@@ -32,6 +34,8 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
     pub camera_api: u16,
+    /// Allow-listed for the GIF converter (`GifSourceLoopbackAllowList` in the Makefile).
+    pub gif_sources: u16,
 }
 
 impl Ports {
@@ -41,7 +45,10 @@ impl Ports {
             .and_then(|p| p.parse().ok())
             .unwrap_or(4566);
         let base = stack_port + 10;
-        Ports { camera_api: base }
+        Ports {
+            camera_api: base,
+            gif_sources: base + 3,
+        }
     }
 }
 

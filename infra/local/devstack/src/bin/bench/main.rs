@@ -9,6 +9,9 @@
 //!    raw ffmpeg command it runs, on the same file.
 //! 4. Clip trimmer: bytes read per clip byte, smart cut against full re-encode, thumbnail time
 //!    deep into a recording against near its start ([`clips`]).
+//! 5. GIF: the converter's two-pass palette GIF (palettegen + paletteuse) against a one-pass GIF
+//!    (ffmpeg's generic palette) at the same size and frame rate: time, bytes, and SSIM
+//!    against the source frames (ffmpeg's `ssim` filter, frames paired by index).
 //!
 //! The function binaries are the Lambda builds from `sam build` (`.local/sam-build`), run under
 //! a stand-in Runtime API ([`devstack::runtime_api`]) against the local stack's S3/SNS/SQS.
@@ -21,8 +24,10 @@ use std::time::{Duration, Instant};
 
 use devstack::runtime_api::FakeRuntimeApi;
 use devstack::{make_sample, repo_root, upload_notice, BoxError, Clients, SampleSpec, StackOutputs};
+use gif_converter::gif;
 use shared::contracts::UploadNotice;
 use shared::ffmpeg::{Deadline, Supervised};
+use shared::gif::GifParams;
 use shared::profiles::RenditionProfile;
 use tokio::process::Command;
 
@@ -72,6 +77,9 @@ async fn run() -> Result<(), BoxError> {
     }
     if run("clips") {
         clips::figures(&bench.outputs, &bench.clients, &bench.work).await?;
+    }
+    if run("gif") {
+        bench.gif_two_pass_vs_one_pass().await?;
     }
     Ok(())
 }
@@ -287,6 +295,126 @@ impl Bench {
             worker.as_secs_f64() / raw.as_secs_f64()
         );
         Ok(())
+    }
+}
+
+impl Bench {
+    async fn gif_two_pass_vs_one_pass(&self) -> Result<(), BoxError> {
+        let params = GifParams {
+            start_secs: 0.5,
+            duration_secs: 5.0,
+            width: 480,
+            fps: 12,
+        };
+        println!(
+            "== GIF: two-pass palette vs one pass (720p testsrc2 source → {} px, {} fps, {} s; median of 3)",
+            params.width, params.fps, params.duration_secs
+        );
+        let source = self.work.join("gif-source-720p.mp4");
+        if !source.exists() {
+            make_sample(
+                SampleSpec {
+                    width: 1280,
+                    height: 720,
+                    fps: 30,
+                    seconds: 6.0,
+                    with_audio: false,
+                },
+                &source,
+            )
+            .await?;
+        }
+        let deadline = || Deadline::after(Duration::from_secs(300));
+        let palette = self.work.join("gif-palette.png");
+        let two_pass = self.work.join("gif-two-pass.gif");
+        let one_pass = self.work.join("gif-one-pass.gif");
+        let (mut two_times, mut one_times) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let started = Instant::now();
+            Supervised::new("ffmpeg", deadline())
+                .args(gif::palette_args(&source, &params, &palette))
+                .run()
+                .await?;
+            Supervised::new("ffmpeg", deadline())
+                .args(gif::gif_args(&source, &params, &palette, &two_pass))
+                .run()
+                .await?;
+            two_times.push(started.elapsed());
+            let started = Instant::now();
+            Supervised::new("ffmpeg", deadline())
+                .args(gif::one_pass_gif_args(&source, &params, &one_pass))
+                .run()
+                .await?;
+            one_times.push(started.elapsed());
+        }
+        let (two_time, one_time) = (median(&mut two_times), median(&mut one_times));
+        let (two_bytes, one_bytes) = (std::fs::metadata(&two_pass)?.len(), std::fs::metadata(&one_pass)?.len());
+        let (two_ssim, one_ssim) = (
+            self.ssim_against_source(&two_pass, &source, &params).await?,
+            self.ssim_against_source(&one_pass, &source, &params).await?,
+        );
+        let frames = gif::inspect_gif(Path::new("ffprobe"), &two_pass, deadline())
+            .await?
+            .frames;
+        println!(
+            "   two-pass  {:>6.2} s  {:>9} bytes  SSIM {:.4}   ({frames} frames)",
+            two_time.as_secs_f64(),
+            two_bytes,
+            two_ssim
+        );
+        println!(
+            "   one-pass  {:>6.2} s  {:>9} bytes  SSIM {:.4}",
+            one_time.as_secs_f64(),
+            one_bytes,
+            one_ssim
+        );
+        println!(
+            "   two/one   time {:.2}x   bytes {:.2}x   SSIM {:+.4} ({:.3}x)",
+            two_time.as_secs_f64() / one_time.as_secs_f64(),
+            two_bytes as f64 / one_bytes as f64,
+            two_ssim - one_ssim,
+            two_ssim / one_ssim
+        );
+        Ok(())
+    }
+
+    /// Mean SSIM (all planes) of `gif` against the same segment of `source` at the same fps and
+    /// size, frames paired by index (GIF timestamps are in centiseconds and drift).
+    async fn ssim_against_source(&self, gif: &Path, source: &Path, params: &GifParams) -> Result<f64, BoxError> {
+        let stats = self.work.join("gif-ssim.log");
+        let graph = format!(
+            "[0:v]format=yuv444p,setpts=N/({fps}*TB)[gif];\
+             [1:v]{scale},format=yuv444p,setpts=N/({fps}*TB)[ref];\
+             [gif][ref]ssim=shortest=1:stats_file={stats}",
+            fps = params.fps,
+            scale = gif::scale_filter(params),
+            stats = stats.display()
+        );
+        Supervised::new("ffmpeg", Deadline::after(Duration::from_secs(300)))
+            .args(shared::ffmpeg::ffmpeg_base_args())
+            .arg("-i")
+            .arg(gif)
+            .args([
+                "-ss",
+                &params.start_secs.to_string(),
+                "-t",
+                &params.duration_secs.to_string(),
+                "-i",
+            ])
+            .arg(source)
+            .args(["-lavfi", &graph, "-f", "null", "-"])
+            .run()
+            .await?;
+        let text = std::fs::read_to_string(&stats)?;
+        let values: Vec<f64> = text
+            .lines()
+            .filter_map(|line| line.split_whitespace().find_map(|f| f.strip_prefix("All:")))
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if values.is_empty() {
+            return Err(format!("no SSIM figures in {}", stats.display()).into());
+        }
+        Ok(values.iter().sum::<f64>() / values.len() as f64)
     }
 }
 

@@ -1,0 +1,395 @@
+//! The handler against real event JSON (Function URL and API Gateway HTTP API v2) and a mocked
+//! DynamoDB/SQS/S3 (`aws-smithy-mocks`): every action and every error answer.
+
+use super::*;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_sqs::operation::send_message::SendMessageOutput;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use std::collections::HashMap;
+
+const TASK: &str = "3f2b8c1e-9d4a-4b6e-8f00-1234567890ab";
+
+fn config() -> Config {
+    Config::from_env(EnvReader::from_pairs([
+        ("TASKS_TABLE", "tasks"),
+        ("GIF_JOBS_QUEUE_URL", "http://sqs.local/000000000000/gif-jobs"),
+        ("GIF_BUCKET", "outputs"),
+        ("INPUT_BUCKET", "inputs"),
+    ]))
+    .unwrap()
+}
+
+fn api(dynamodb: &[&Rule], sqs: &[&Rule]) -> Api {
+    Api {
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, |c| c
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())),
+        sqs: mock_client!(aws_sdk_sqs, RuleMode::MatchAny, sqs, |c| c
+            .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())),
+        // Presigning makes no request, but a mocked client would intercept it: a real client
+        // with fixed credentials signs offline.
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version_latest()
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "AKIDTEST", "secret", None, None, "test",
+                ))
+                .build(),
+        ),
+        config: config(),
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A Function URL request with `body` as its JSON text.
+fn request(body: &str) -> Request {
+    let mut event = fixture("function-url-convert.json");
+    event["body"] = body.into();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+async fn call(api: &Api, request: Request) -> (u16, Value) {
+    let response = api.handle(request).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let status = response.status().as_u16();
+    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    (status, body)
+}
+
+fn item(pairs: &[(&str, AttributeValue)]) -> HashMap<String, AttributeValue> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn future_expiry() -> AttributeValue {
+    n(chrono::Utc::now().timestamp() + 3600)
+}
+
+fn get_item_returns(found: Option<HashMap<String, AttributeValue>>) -> Rule {
+    mock!(aws_sdk_dynamodb::Client::get_item)
+        .match_requests(|r| {
+            r.table_name() == Some("tasks")
+                && r.consistent_read() == Some(true)
+                && r.key().and_then(|k| k.get("task_id")) == Some(&s(TASK))
+        })
+        .then_output(move || GetItemOutput::builder().set_item(found.clone()).build())
+}
+
+#[tokio::test]
+async fn convert_writes_a_queued_task_and_enqueues_its_job() {
+    let put = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| {
+            let item = r.item().unwrap();
+            r.table_name() == Some("tasks")
+                && r.condition_expression() == Some("attribute_not_exists(#id)")
+                && item.get("status") == Some(&s("QUEUED"))
+                && item.get("width") == Some(&AttributeValue::N("320".into()))
+                && item.get("source") == Some(&s("https://example.com/clip.mp4"))
+                && item.contains_key("expires_at")
+                && item.contains_key("created_at")
+        })
+        .then_output(|| PutItemOutput::builder().build());
+    let send = mock!(aws_sdk_sqs::Client::send_message)
+        .match_requests(|r| r.queue_url() == Some("http://sqs.local/000000000000/gif-jobs"))
+        .then_output(|| SendMessageOutput::builder().message_id("m").build());
+    let api = api(&[&put], &[&send]);
+    let (status, body) = call(
+        &api,
+        lambda_http::request::from_str(&fixture("function-url-convert.json").to_string()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let task_id = body["task_id"].as_str().unwrap();
+    assert!(is_task_id(task_id), "{task_id}");
+    assert_eq!(body["status"], "QUEUED");
+    assert_eq!(
+        (body["duration"].as_f64(), body["width"].as_u64(), body["fps"].as_u64()),
+        (Some(3.0), Some(320), Some(10))
+    );
+    assert_eq!(put.num_calls(), 1);
+    assert_eq!(send.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn the_job_message_carries_the_task_id_and_the_capped_duration() {
+    let put = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let send = mock!(aws_sdk_sqs::Client::send_message)
+        .match_requests(|r| {
+            let job: GifJob = serde_json::from_str(r.message_body().unwrap()).unwrap();
+            is_task_id(&job.task_id) && job.params.duration_secs == 15.0 && job.src_url == "s3://inputs/a b.mp4"
+        })
+        .then_output(|| SendMessageOutput::builder().build());
+    let api = api(&[&put], &[&send]);
+    let (status, body) = call(
+        &api,
+        request(r#"{"action":"convert","src_url":"s3://inputs/a b.mp4","duration":120}"#),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["duration"], 15.0);
+    assert!(body["note"].as_str().unwrap().contains("capped"));
+    assert_eq!(send.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_job_that_cannot_be_queued_takes_its_task_back_and_answers_503() {
+    let put = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let delete = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
+    let send = mock!(aws_sdk_sqs::Client::send_message).then_http_response(|| {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
+            aws_smithy_types::body::SdkBody::from("{}"),
+        )
+    });
+    let api = api(&[&put, &delete], &[&send]);
+    let (status, body) = call(
+        &api,
+        request(r#"{"action":"convert","src_url":"https://example.com/a.mp4"}"#),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+    assert_eq!(delete.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn status_of_a_running_task_is_its_progress_even_from_an_http_api_v2_event() {
+    let get = get_item_returns(Some(item(&[
+        ("task_id", s(TASK)),
+        ("status", s("RUNNING")),
+        ("progress", n(40)),
+        ("expires_at", future_expiry()),
+    ])));
+    let api = api(&[&get], &[]);
+    // API Gateway HTTP API, payload 2.0, binary content type: the body arrives base64-encoded.
+    let request = lambda_http::request::from_str(&fixture("http-api-v2-status.json").to_string()).unwrap();
+    let (status, body) = call(&api, request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"task_id": TASK, "ready": false, "status": "RUNNING", "progress": 40})
+    );
+}
+
+#[tokio::test]
+async fn status_of_a_queued_task_is_not_ready_at_zero() {
+    let get = get_item_returns(Some(item(&[("status", s("QUEUED")), ("progress", n(0))])));
+    let (status, body) = call(
+        &api(&[&get], &[]),
+        request(&format!(r#"{{"action":"get_task_status","task_id":"{TASK}"}}"#)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            body["ready"].as_bool(),
+            body["status"].as_str(),
+            body["progress"].as_u64()
+        ),
+        (Some(false), Some("QUEUED"), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn status_of_a_done_task_is_a_presigned_link_valid_for_an_hour() {
+    let get = get_item_returns(Some(item(&[
+        ("status", s("DONE")),
+        ("gif_bucket", s("outputs")),
+        ("gif_key", s(&format!("gifs/{TASK}.gif"))),
+        ("gif_bytes", n(1234)),
+        ("gif_width", n(320)),
+        ("gif_height", n(180)),
+        ("gif_frames", n(20)),
+        ("expires_at", future_expiry()),
+    ])));
+    let (status, body) = call(
+        &api(&[&get], &[]),
+        request(&format!(r#"{{"action":"get_task_status","task_id":"{TASK}"}}"#)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ready"], true);
+    let url = body["gif_url"].as_str().unwrap();
+    assert!(url.starts_with("https://outputs.s3.us-east-1.amazonaws.com/"), "{url}");
+    assert!(url.contains(&format!("gifs/{TASK}.gif")), "{url}");
+    assert!(url.contains("X-Amz-Expires=3600"), "{url}");
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    assert_eq!(
+        (body["width"].as_u64(), body["height"].as_u64(), body["frames"].as_u64()),
+        (Some(320), Some(180), Some(20))
+    );
+}
+
+#[tokio::test]
+async fn status_of_a_failed_task_is_its_reason() {
+    let get = get_item_returns(Some(item(&[
+        ("status", s("FAILED")),
+        ("error_code", s("SOURCE_ADDRESS_FORBIDDEN")),
+        ("error_message", s("localhost resolves to 127.0.0.1")),
+    ])));
+    let (status, body) = call(
+        &api(&[&get], &[]),
+        request(&format!(r#"{{"action":"get_task_status","task_id":"{TASK}"}}"#)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["status"], "FAILED");
+    assert_eq!(body["error"]["code"], "SOURCE_ADDRESS_FORBIDDEN");
+}
+
+#[tokio::test]
+async fn an_unknown_or_expired_task_is_404() {
+    let missing = get_item_returns(None);
+    let (status, body) = call(
+        &api(&[&missing], &[]),
+        request(&format!(r#"{{"action":"get_task_status","task_id":"{TASK}"}}"#)),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("TASK_NOT_FOUND")));
+
+    let expired = get_item_returns(Some(item(&[
+        ("status", s("DONE")),
+        ("expires_at", n(chrono::Utc::now().timestamp() - 5)),
+    ])));
+    let (status, body) = call(
+        &api(&[&expired], &[]),
+        request(&format!(r#"{{"action":"get_task_status","task_id":"{TASK}"}}"#)),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("TASK_NOT_FOUND")));
+}
+
+#[tokio::test]
+async fn every_bad_request_gets_a_named_json_error_and_touches_nothing() {
+    let any_put = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let any_get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| GetItemOutput::builder().build());
+    let any_send = mock!(aws_sdk_sqs::Client::send_message).then_output(|| SendMessageOutput::builder().build());
+    let api = api(&[&any_put, &any_get], &[&any_send]);
+    for (body, status, code) in [
+        ("not json", 400, "BAD_JSON"),
+        ("[1,2]", 400, "BAD_JSON"),
+        ("", 400, "BAD_JSON"),
+        (r#"{"src_url":"https://example.com/a.mp4"}"#, 400, "MISSING_ACTION"),
+        (r#"{"action":"delete_everything"}"#, 400, "UNKNOWN_ACTION"),
+        (r#"{"action":"convert"}"#, 400, "MISSING_SRC_URL"),
+        (r#"{"action":"convert","src_url":42}"#, 400, "SOURCE_URL_INVALID"),
+        (
+            r#"{"action":"convert","src_url":"file:///etc/passwd"}"#,
+            400,
+            "SOURCE_SCHEME_REFUSED",
+        ),
+        (
+            r#"{"action":"convert","src_url":"gopher://example.com/"}"#,
+            400,
+            "SOURCE_SCHEME_REFUSED",
+        ),
+        (
+            r#"{"action":"convert","src_url":"http://169.254.169.254/latest/"}"#,
+            400,
+            "SOURCE_ADDRESS_FORBIDDEN",
+        ),
+        (
+            r#"{"action":"convert","src_url":"http://2130706433/"}"#,
+            400,
+            "SOURCE_ADDRESS_FORBIDDEN",
+        ),
+        (
+            r#"{"action":"convert","src_url":"s3://someone-elses/a.mp4"}"#,
+            400,
+            "SOURCE_BUCKET_REFUSED",
+        ),
+        (
+            r#"{"action":"convert","src_url":"https://example.com/a.mp4","width":5000}"#,
+            400,
+            "INVALID_PARAMETER",
+        ),
+        (
+            r#"{"action":"convert","src_url":"https://example.com/a.mp4","fps":"ten"}"#,
+            400,
+            "INVALID_PARAMETER",
+        ),
+        (
+            r#"{"action":"convert","src_url":"https://example.com/a.mp4","start":-3}"#,
+            400,
+            "INVALID_PARAMETER",
+        ),
+        (r#"{"action":"get_task_status"}"#, 400, "MISSING_TASK_ID"),
+        (
+            r#"{"action":"get_task_status","task_id":"../../etc"}"#,
+            400,
+            "INVALID_TASK_ID",
+        ),
+        (r#"{"action":"get_task_status","task_id":7}"#, 400, "INVALID_TASK_ID"),
+    ] {
+        let (got_status, got) = call(&api, request(body)).await;
+        assert_eq!(
+            (got_status, got["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {got}"
+        );
+        assert!(
+            got["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}: {got}"
+        );
+    }
+    let mut event = fixture("function-url-convert.json");
+    event["requestContext"]["http"]["method"] = "GET".into();
+    let (status, body) = call(&api, lambda_http::request::from_str(&event.to_string()).unwrap()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("METHOD_NOT_ALLOWED"))
+    );
+    let (status, body) = call(
+        &api,
+        request(&format!(r#"{{"action":"convert","src_url":"{}"}}"#, "a".repeat(20_000))),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("BODY_TOO_LARGE")));
+    assert_eq!(any_put.num_calls() + any_get.num_calls() + any_send.num_calls(), 0);
+}
+
+#[test]
+fn the_allow_list_takes_loopback_sockets_only_and_names_the_variable() {
+    let base = [
+        ("TASKS_TABLE", "tasks"),
+        ("GIF_JOBS_QUEUE_URL", "q"),
+        ("GIF_BUCKET", "outputs"),
+        ("INPUT_BUCKET", "inputs"),
+    ];
+    let with = |list: &'static str| {
+        let mut pairs = base.to_vec();
+        pairs.push(("SOURCE_LOOPBACK_ALLOW_LIST", list));
+        Config::from_env(EnvReader::from_pairs(pairs))
+    };
+    assert_eq!(
+        with("127.0.0.1:4566, 127.0.0.1:4579")
+            .unwrap()
+            .policy
+            .allow_list()
+            .len(),
+        2
+    );
+    let err = with("10.0.0.1:80").unwrap_err().to_string();
+    assert!(err.contains("SOURCE_LOOPBACK_ALLOW_LIST"), "{err}");
+    let err = with("localhost:80").unwrap_err().to_string();
+    assert!(err.contains("SOURCE_LOOPBACK_ALLOW_LIST"), "{err}");
+    assert!(Config::from_env(EnvReader::from_pairs(base))
+        .unwrap()
+        .policy
+        .allow_list()
+        .is_empty());
+}

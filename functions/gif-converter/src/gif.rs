@@ -1,0 +1,299 @@
+//! The ffmpeg side: probing a fetched source without letting its container reach out, and the
+//! two-pass palette GIF (plus the one-pass GIF that `make bench` compares it with).
+//!
+//! A fetched file is hostile input to ffmpeg too: an HLS playlist or a concat list "video" would
+//! make ffmpeg open whatever URLs or local files it names, which is the very request forgery the
+//! fetcher refuses. So every read of a source names the demuxers allowed
+//! (`-format_whitelist`: real containers only, no playlists, no concat, no image sequences) and
+//! the protocols allowed (`-protocol_whitelist file`).
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use shared::ffmpeg::{ffmpeg_base_args, Deadline, RunError, Supervised};
+use shared::gif::GifParams;
+use shared::probe::{parse_ffprobe_json, MediaInfo};
+use shared::ProcessingError;
+
+/// Demuxers a source may be read with: containers that carry their media inline.
+pub const SOURCE_FORMATS: &str =
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,ogg,asf,mxf,ivf,h264,hevc,m4v";
+
+/// The input options that fence a source in: allowed demuxers, local file protocol only.
+fn fence_args() -> Vec<OsString> {
+    ["-format_whitelist", SOURCE_FORMATS, "-protocol_whitelist", "file"]
+        .map(OsString::from)
+        .to_vec()
+}
+
+fn source_input_args(source: &Path, params: &GifParams) -> Vec<OsString> {
+    let mut args = fence_args();
+    // Input seeking: fast, and exact since ffmpeg decodes from the previous keyframe.
+    args.extend([
+        "-ss".into(),
+        format!("{:.3}", params.start_secs).into(),
+        "-t".into(),
+        format!("{:.3}", params.duration_secs).into(),
+        "-i".into(),
+        source.into(),
+    ]);
+    args
+}
+
+/// ffprobe on a fetched source; anything it cannot read under the whitelists is not a video.
+pub async fn probe_source(ffprobe: &Path, source: &Path, deadline: Deadline) -> Result<MediaInfo, ProcessingError> {
+    let output = Supervised::new(ffprobe, deadline)
+        .args(["-v", "error"])
+        .args(fence_args())
+        .args(["-print_format", "json", "-show_format", "-show_streams"])
+        .arg(source)
+        .run()
+        .await
+        .map_err(|err| match err {
+            RunError::Exit { .. } => ProcessingError::rejected(
+                "NOT_VIDEO",
+                format!("the source is not a video ffprobe can read: {}", err.stderr_tail()),
+            ),
+            other => other.into_processing_error("PROBE_FAILED"),
+        })?;
+    let info = parse_ffprobe_json(&output.stdout)?;
+    info.require_video()?;
+    Ok(info)
+}
+
+/// The filters both passes share: frame rate, then width (never wider than the source).
+pub fn scale_filter(params: &GifParams) -> String {
+    format!("fps={},scale={}:-2:flags=lanczos", params.fps, params.width)
+}
+
+/// Pass 1: one palette of 256 colours built from the segment's own frames.
+pub fn palette_args(source: &Path, params: &GifParams, palette: &Path) -> Vec<OsString> {
+    let mut args = ffmpeg_base_args();
+    args.extend(source_input_args(source, params));
+    args.extend([
+        "-vf".into(),
+        format!("{},palettegen=stats_mode=diff", scale_filter(params)).into(),
+        "-frames:v".into(),
+        "1".into(),
+        "-update".into(),
+        "1".into(),
+    ]);
+    args.push(palette.into());
+    args
+}
+
+/// Pass 2: the GIF, dithered against that palette; only changed rectangles re-dithered.
+pub fn gif_args(source: &Path, params: &GifParams, palette: &Path, output: &Path) -> Vec<OsString> {
+    let mut args = ffmpeg_base_args();
+    args.extend(source_input_args(source, params));
+    args.extend(["-i".into(), palette.into()]);
+    args.extend([
+        "-lavfi".into(),
+        format!(
+            "{}[frames];[frames][1:v]paletteuse=dither=sierra2_4a:diff_mode=rectangle",
+            scale_filter(params)
+        )
+        .into(),
+        "-an".into(),
+        "-loop".into(),
+        "0".into(),
+        "-f".into(),
+        "gif".into(),
+    ]);
+    args.push(output.into());
+    args
+}
+
+/// The one-pass GIF (ffmpeg's generic palette), for the benchmark's comparison only.
+pub fn one_pass_gif_args(source: &Path, params: &GifParams, output: &Path) -> Vec<OsString> {
+    let mut args = ffmpeg_base_args();
+    args.extend(source_input_args(source, params));
+    args.extend([
+        "-vf".into(),
+        scale_filter(params).into(),
+        "-an".into(),
+        "-loop".into(),
+        "0".into(),
+        "-f".into(),
+        "gif".into(),
+    ]);
+    args.push(output.into());
+    args
+}
+
+/// What the finished GIF is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GifInfo {
+    pub width: u32,
+    pub height: u32,
+    pub frames: u64,
+}
+
+/// Counts the GIF's frames (decoding them: the GIF container has no frame count).
+pub async fn inspect_gif(ffprobe: &Path, gif: &Path, deadline: Deadline) -> Result<GifInfo, ProcessingError> {
+    let output = Supervised::new(ffprobe, deadline)
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=width,height,nb_read_frames", "-of", "json"])
+        .arg(gif)
+        .run()
+        .await
+        .map_err(|e| e.into_processing_error("GIF_UNREADABLE"))?;
+    #[derive(serde::Deserialize)]
+    struct Report {
+        streams: Vec<Stream>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Stream {
+        width: u32,
+        height: u32,
+        nb_read_frames: String,
+    }
+    let report: Report = serde_json::from_slice(&output.stdout)
+        .map_err(|e| ProcessingError::failed("GIF_UNREADABLE", format!("ffprobe's report on the GIF: {e}")))?;
+    let stream = report
+        .streams
+        .first()
+        .ok_or_else(|| ProcessingError::failed("GIF_UNREADABLE", "the GIF has no video stream"))?;
+    Ok(GifInfo {
+        width: stream.width,
+        height: stream.height,
+        frames: stream.nb_read_frames.parse().unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const PARAMS: GifParams = GifParams {
+        start_secs: 1.0,
+        duration_secs: 2.0,
+        width: 160,
+        fps: 10,
+    };
+
+    fn strings(args: &[OsString]) -> Vec<String> {
+        args.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn every_source_read_is_fenced_by_format_and_protocol_whitelists() {
+        for args in [
+            palette_args(Path::new("/w/source"), &PARAMS, Path::new("/w/p.png")),
+            gif_args(
+                Path::new("/w/source"),
+                &PARAMS,
+                Path::new("/w/p.png"),
+                Path::new("/w/o.gif"),
+            ),
+            one_pass_gif_args(Path::new("/w/source"), &PARAMS, Path::new("/w/o.gif")),
+        ] {
+            let args = strings(&args);
+            let source = args.iter().position(|a| a == "/w/source").unwrap();
+            let before = &args[..source];
+            assert!(
+                before.windows(2).any(|w| w == ["-protocol_whitelist", "file"]),
+                "{args:?}"
+            );
+            assert!(before
+                .windows(2)
+                .any(|w| w[0] == "-format_whitelist" && !w[1].contains("hls") && !w[1].contains("concat")));
+            assert!(
+                before.windows(2).any(|w| w == ["-ss", "1.000"]) && before.windows(2).any(|w| w == ["-t", "2.000"])
+            );
+        }
+    }
+
+    async fn sample(dir: &Path, name: &str, lavfi: &str, extra: &[&str]) -> std::path::PathBuf {
+        let path = dir.join(name);
+        Supervised::new("ffmpeg", Deadline::after(Duration::from_secs(60)))
+            .args(ffmpeg_base_args())
+            .args(["-f", "lavfi", "-i", lavfi])
+            .args(extra)
+            .arg(&path)
+            .run()
+            .await
+            .unwrap();
+        path
+    }
+
+    /// Real ffmpeg: the two passes make a GIF of the segment with the frame count and size asked.
+    #[tokio::test]
+    async fn two_passes_make_the_requested_segment_at_the_requested_size_and_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let deadline = Deadline::after(Duration::from_secs(60));
+        let source = sample(
+            dir.path(),
+            "source",
+            "testsrc2=size=320x240:rate=25:duration=4",
+            &[
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-f",
+                "mp4",
+            ],
+        )
+        .await;
+        let info = probe_source(Path::new("ffprobe"), &source, deadline).await.unwrap();
+        assert_eq!(info.video.unwrap().width, 320);
+        let palette = dir.path().join("palette.png");
+        let output = dir.path().join("out.gif");
+        Supervised::new("ffmpeg", deadline)
+            .args(palette_args(&source, &PARAMS, &palette))
+            .run()
+            .await
+            .unwrap();
+        Supervised::new("ffmpeg", deadline)
+            .args(gif_args(&source, &PARAMS, &palette, &output))
+            .run()
+            .await
+            .unwrap();
+        let gif = inspect_gif(Path::new("ffprobe"), &output, deadline).await.unwrap();
+        assert_eq!(
+            gif,
+            GifInfo {
+                width: 160,
+                height: 120,
+                frames: 20
+            }
+        );
+    }
+
+    /// A playlist "video" that points elsewhere is refused before ffmpeg follows it.
+    #[tokio::test]
+    async fn playlists_and_non_videos_are_not_videos() {
+        let dir = tempfile::tempdir().unwrap();
+        let deadline = Deadline::after(Duration::from_secs(30));
+        let playlist = dir.path().join("source");
+        std::fs::write(
+            &playlist,
+            "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://169.254.169.254/latest/meta-data/\n#EXT-X-ENDLIST\n",
+        )
+        .unwrap();
+        let err = probe_source(Path::new("ffprobe"), &playlist, deadline)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "NOT_VIDEO", "{err}");
+        std::fs::write(&playlist, "just some text\n").unwrap();
+        assert_eq!(
+            probe_source(Path::new("ffprobe"), &playlist, deadline)
+                .await
+                .unwrap_err()
+                .code,
+            "NOT_VIDEO"
+        );
+        let audio = sample(dir.path(), "audio", "sine=duration=1", &["-f", "mp4"]).await;
+        assert_eq!(
+            probe_source(Path::new("ffprobe"), &audio, deadline)
+                .await
+                .unwrap_err()
+                .code,
+            "NOT_VIDEO"
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! The task store's conditional writes against a mocked DynamoDB (`aws-smithy-mocks`): what a
+//! redelivered message finds, and which writes are refused.
+
+use super::*;
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+
+const TASK: &str = "3f2b8c1e-9d4a-4b6e-8f00-1234567890ab";
+
+fn store(rules: &[&Rule]) -> TaskStore {
+    TaskStore {
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, |c| c
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())),
+        table: "tasks".into(),
+    }
+}
+
+fn condition_fails() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::update_item).then_error(|| {
+        UpdateItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build())
+    })
+}
+
+fn item_with_status(status: Option<&'static str>) -> Rule {
+    mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
+        GetItemOutput::builder()
+            .set_item(status.map(|status| {
+                [("task_id".to_owned(), s(TASK)), ("status".to_owned(), s(status))]
+                    .into_iter()
+                    .collect()
+            }))
+            .build()
+    })
+}
+
+#[tokio::test]
+async fn a_queued_task_is_claimed_with_a_condition_that_excludes_final_states() {
+    let claim = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|r| {
+            let condition = r.condition_expression().unwrap_or("");
+            let values = r.expression_attribute_values().unwrap();
+            condition.contains("#status = :queued OR #status = :running")
+                && condition.contains("attribute_exists(#id)")
+                && values.get(":running") == Some(&s("RUNNING"))
+                && values.get(":run") == Some(&s("run-1"))
+        })
+        .then_output(|| UpdateItemOutput::builder().build());
+    assert_eq!(store(&[&claim]).claim(TASK, "run-1").await.unwrap(), Claim::Claimed);
+    assert_eq!(claim.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_redelivered_message_for_a_done_or_failed_task_finds_it_final() {
+    for status in ["DONE", "FAILED"] {
+        let refused = condition_fails();
+        let read = item_with_status(Some(status));
+        let claim = store(&[&refused, &read]).claim(TASK, "run-2").await.unwrap();
+        assert_eq!(claim, Claim::AlreadyFinal(TaskStatus::parse(status).unwrap()));
+    }
+    let refused = condition_fails();
+    let gone = item_with_status(None);
+    assert_eq!(
+        store(&[&refused, &gone]).claim(TASK, "run-2").await.unwrap(),
+        Claim::Missing
+    );
+}
+
+#[tokio::test]
+async fn writes_of_a_superseded_run_are_refused_not_failed() {
+    let refused = condition_fails();
+    let store = store(&[&refused]);
+    assert!(!store.progress(TASK, "old-run", 50).await.unwrap());
+    let output = GifOutput {
+        bucket: "b".into(),
+        key: "gifs/x.gif".into(),
+        bytes: 1,
+        info: GifInfo {
+            width: 1,
+            height: 1,
+            frames: 1,
+        },
+    };
+    assert!(!store.done(TASK, "old-run", &output).await.unwrap());
+    assert!(!store.failed(TASK, "old-run", "X", "y").await.unwrap());
+}
+
+#[tokio::test]
+async fn the_final_write_names_the_run_and_requires_running() {
+    let done = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|r| {
+            let values = r.expression_attribute_values().unwrap();
+            r.condition_expression() == Some("#status = :running AND #run = :run")
+                && values.get(":key") == Some(&s("gifs/t.gif"))
+                && values.get(":frames") == Some(&n(20))
+                && r.update_expression().unwrap_or("").contains("REMOVE #code, #message")
+        })
+        .then_output(|| UpdateItemOutput::builder().build());
+    let output = GifOutput {
+        bucket: "out".into(),
+        key: "gifs/t.gif".into(),
+        bytes: 10,
+        info: GifInfo {
+            width: 320,
+            height: 180,
+            frames: 20,
+        },
+    };
+    assert!(store(&[&done]).done(TASK, "run-1", &output).await.unwrap());
+    assert_eq!(done.num_calls(), 1);
+}
+
+#[test]
+fn config_names_every_missing_variable_and_bad_allow_list() {
+    let err = Config::from_env(EnvReader::from_pairs([(
+        "SOURCE_LOOPBACK_ALLOW_LIST",
+        "192.168.1.1:80",
+    )]))
+    .unwrap_err();
+    let names: Vec<_> = err.problems.iter().map(|p| p.variable.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "TASKS_TABLE",
+            "GIF_BUCKET",
+            "INPUT_BUCKET",
+            "SOURCE_LOOPBACK_ALLOW_LIST",
+            "DEAD_LETTER_QUEUE_URL"
+        ]
+    );
+}

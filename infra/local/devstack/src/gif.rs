@@ -1,0 +1,184 @@
+//! The GIF API as a caller sees it: SigV4-signed POSTs to the Function URL (its auth type is
+//! AWS_IAM), over real HTTP, plus polling a task until it settles.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use crate::{BoxError, StackOutputs};
+
+/// `https://<url-id>.lambda-url.<region>.on.aws/` (what the stack reports) → the local
+/// emulator's path-style address for the same URL.
+pub fn local_function_url(function_url: &str) -> Result<String, BoxError> {
+    let host = function_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .ok_or_else(|| format!("not a function URL: {function_url}"))?;
+    let url_id = host.split('.').next().unwrap_or_default();
+    let port = std::env::var("LOCAL_STACK_PORT").unwrap_or_else(|_| "4566".into());
+    Ok(format!("http://127.0.0.1:{port}/_aws/lambda-url/{url_id}/"))
+}
+
+pub struct GifApi {
+    pub url: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl GifApi {
+    pub fn from_outputs(outputs: &StackOutputs) -> Result<GifApi, BoxError> {
+        Ok(GifApi {
+            url: local_function_url(outputs.get("GifApiUrl"))?,
+            client: http_client(),
+        })
+    }
+
+    /// A signed POST of `body` (any text; JSON or not): the answer's status and JSON body.
+    pub async fn call(&self, body: &str) -> Result<(u16, Value), BoxError> {
+        self.send(body, true).await
+    }
+
+    /// The same request without a signature (what an anonymous caller sends).
+    pub async fn call_unsigned(&self, body: &str) -> Result<(u16, Value), BoxError> {
+        self.send(body, false).await
+    }
+
+    async fn send(&self, body: &str, signed: bool) -> Result<(u16, Value), BoxError> {
+        post_json(&self.client, &self.url, body, signed.then_some("lambda")).await
+    }
+
+    /// `convert` → the task id (panics with the answer when it is not 202: callers are tests
+    /// and the demo, which want to see why).
+    pub async fn convert(&self, request: Value) -> Result<String, BoxError> {
+        let (status, answer) = self.call(&request.to_string()).await?;
+        if status != 202 {
+            return Err(format!("convert answered {status}: {answer}").into());
+        }
+        Ok(answer["task_id"].as_str().ok_or("no task_id")?.to_owned())
+    }
+
+    pub async fn status(&self, task_id: &str) -> Result<Value, BoxError> {
+        let body = serde_json::json!({"action": "get_task_status", "task_id": task_id});
+        let (status, answer) = self.call(&body.to_string()).await?;
+        if status != 200 {
+            return Err(format!("get_task_status answered {status}: {answer}").into());
+        }
+        Ok(answer)
+    }
+
+    /// Polls until the task is DONE or FAILED; `on_tick` sees each answer (progress display).
+    pub async fn wait(
+        &self,
+        task_id: &str,
+        timeout: Duration,
+        mut on_tick: impl FnMut(&Value),
+    ) -> Result<Value, BoxError> {
+        let started = Instant::now();
+        loop {
+            let answer = self.status(task_id).await?;
+            on_tick(&answer);
+            if matches!(answer["status"].as_str(), Some("DONE") | Some("FAILED")) {
+                return Ok(answer);
+            }
+            if started.elapsed() > timeout {
+                return Err(format!("task {task_id} not settled after {timeout:?}: {answer}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+/// POSTs `body` as JSON to `url`, SigV4-signed for `service` when given, with the environment's
+/// credentials (the local stack's dummy ones). Returns the status and the body (JSON, or the
+/// text as a JSON string).
+pub async fn post_json(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &str,
+    body: &str,
+    signed_for: Option<&str>,
+) -> Result<(u16, Value), BoxError> {
+    let mut request = hyper::Request::builder()
+        .method("POST")
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))?;
+    if let Some(service) = signed_for {
+        let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into());
+        let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into());
+        let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+        let identity = aws_credential_types::Credentials::new(key, secret, None, None, "devstack").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&region)
+            .name(service)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()?
+            .into();
+        let headers = [("content-type", "application/json")];
+        let signable = SignableRequest::new("POST", url, headers.into_iter(), SignableBody::Bytes(body.as_bytes()))?;
+        let (instructions, _signature) = sign(signable, &params)?.into_parts();
+        instructions.apply_to_request_http1x(&mut request);
+    }
+    let response = client.request(request).await?;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    let value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    Ok((status, value))
+}
+
+/// A plain HTTP client for the local stack (loopback, no TLS).
+pub fn http_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Invokes a deployed function synchronously through the Lambda API (as Lambda's SQS poller
+/// would), returning its answer.
+pub async fn invoke(function_name: &str, payload: &Value) -> Result<Value, BoxError> {
+    let port = std::env::var("LOCAL_STACK_PORT").unwrap_or_else(|_| "4566".into());
+    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/{function_name}/invocations");
+    let (status, answer) = post_json(&http_client(), &url, &payload.to_string(), Some("lambda")).await?;
+    if status != 200 {
+        return Err(format!("invoke {function_name} answered {status}: {answer}").into());
+    }
+    Ok(answer)
+}
+
+/// GETs `url` (plain HTTP) into memory: how a user's browser would follow a GIF link.
+pub async fn download(url: &str) -> Result<(u16, Bytes), BoxError> {
+    let client: Client<HttpConnector, http_body_util::Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let response = client.get(url.parse()?).await?;
+    let status = response.status().as_u16();
+    Ok((status, response.into_body().collect().await?.to_bytes()))
+}
+
+/// The GIF test sources of the local services (allow-listed in the local deployment).
+pub fn gif_sources_url(path_and_query: &str) -> String {
+    format!(
+        "{}{path_and_query}",
+        crate::services::url(crate::services::Ports::from_env().gif_sources)
+    )
+}
+
+/// A presigned GET for an object in the local S3 (loopback, allow-listed): what a user would
+/// hand the API as `src_url`.
+pub async fn presigned_get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String, BoxError> {
+    let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(3600))?;
+    Ok(s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .presigned(config)
+        .await?
+        .uri()
+        .to_owned())
+}
