@@ -47,7 +47,10 @@ impl Config {
     pub fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
         let config = Config {
             results_topic_arn: env.required("RESULTS_TOPIC_ARN"),
-            public_base_url: env.required::<String>("PUBLIC_BASE_URL").trim_end_matches('/').to_owned(),
+            public_base_url: env
+                .required::<String>("PUBLIC_BASE_URL")
+                .trim_end_matches('/')
+                .to_owned(),
         };
         env.finish()?;
         Ok(config)
@@ -132,10 +135,13 @@ fn malformed(reason: impl Into<String>) -> ProcessingError {
 /// The result an event calls for, or `None` for a state that is not an end (PROGRESSING, …).
 /// Pure: every rule is unit-tested.
 pub fn result_for(event: &Value, config: &Config) -> Result<Option<PipelineResult>, ProcessingError> {
-    let event: JobEvent = serde_json::from_value(event.clone())
-        .map_err(|e| malformed(format!("not a MediaConvert job event: {e}")))?;
+    let event: JobEvent =
+        serde_json::from_value(event.clone()).map_err(|e| malformed(format!("not a MediaConvert job event: {e}")))?;
     if event.detail_type != DETAIL_TYPE {
-        return Err(malformed(format!("detail-type {:?} is not {DETAIL_TYPE:?}", event.detail_type)));
+        return Err(malformed(format!(
+            "detail-type {:?} is not {DETAIL_TYPE:?}",
+            event.detail_type
+        )));
     }
     let detail = event.detail;
     let metadata = |name: &str| detail.user_metadata.get(name).filter(|v| !v.is_empty()).cloned();
@@ -198,7 +204,8 @@ pub fn result_for(event: &Value, config: &Config) -> Result<Option<PipelineResul
 
 fn delivered_files(groups: &[OutputGroupDetail], config: &Config) -> Result<Vec<DeliveredFile>, ProcessingError> {
     let file = |uri: &str, kind: &str, detail: Option<&OutputDetail>| -> Result<DeliveredFile, ProcessingError> {
-        let (bucket, key) = split_s3_uri(uri).ok_or_else(|| malformed(format!("output path {uri:?} is not s3://bucket/key")))?;
+        let (bucket, key) =
+            split_s3_uri(uri).ok_or_else(|| malformed(format!("output path {uri:?} is not s3://bucket/key")))?;
         let video = detail.and_then(|d| d.video_details.as_ref());
         Ok(DeliveredFile {
             url: config.url_of(&key),
@@ -244,8 +251,16 @@ pub struct Answerer {
 impl Answerer {
     #[tracing::instrument(skip_all, fields(request_id = %event.context.request_id))]
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Outcome, ProcessingError> {
-        let job_id = event.payload.pointer("/detail/jobId").and_then(Value::as_str).map(str::to_owned);
-        let status = event.payload.pointer("/detail/status").and_then(Value::as_str).unwrap_or("");
+        let job_id = event
+            .payload
+            .pointer("/detail/jobId")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let status = event
+            .payload
+            .pointer("/detail/status")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let result = match result_for(&event.payload, &self.config) {
             Ok(Some(result)) => result,
             Ok(None) => {
@@ -292,7 +307,10 @@ mod tests {
     #[test]
     fn complete_lists_every_output_with_its_cloudfront_url() {
         let result = result_for(&fixture("job-complete.json"), &config()).unwrap().unwrap();
-        assert_eq!((result.job, result.status), (Job::Mediaconvert, ResultStatus::Available));
+        assert_eq!(
+            (result.job, result.status),
+            (Job::Mediaconvert, ResultStatus::Available)
+        );
         assert_eq!(result.source.key, "mediaconvert-uploads/my cat+1.mp4");
         assert_eq!(result.source.etag.as_deref(), Some("0123456789abcdef0123456789abcdef"));
         assert_eq!(result.profile.as_deref(), Some("hd-sd"));
@@ -314,7 +332,10 @@ mod tests {
             sd.url,
             "https://d111111abcdef8.cloudfront.net/mediaconvert/mediaconvert-uploads/my%20cat%2B1-sd.mp4"
         );
-        assert_eq!((sd.width, sd.height, sd.duration_ms), (Some(256), Some(144), Some(6000)));
+        assert_eq!(
+            (sd.width, sd.height, sd.duration_ms),
+            (Some(256), Some(144), Some(6000))
+        );
     }
 
     #[test]
@@ -323,7 +344,11 @@ mod tests {
         assert_eq!(result.status, ResultStatus::Failed);
         let reason = result.reason.unwrap();
         assert_eq!(reason.code, "MEDIACONVERT_ERROR");
-        assert!(reason.message.contains("No parser found for container"), "{}", reason.message);
+        assert!(
+            reason.message.contains("No parser found for container"),
+            "{}",
+            reason.message
+        );
         assert!(reason.message.contains("1010"));
         assert_eq!(result.mediaconvert.unwrap().error_code, Some(1010));
     }
@@ -347,7 +372,9 @@ mod tests {
         other["detail-type"] = "Object Created".into();
         assert_eq!(result_for(&other, &config()).unwrap_err().code, "MALFORMED_EVENT");
         assert_eq!(
-            result_for(&serde_json::json!({"hello": 1}), &config()).unwrap_err().code,
+            result_for(&serde_json::json!({"hello": 1}), &config())
+                .unwrap_err()
+                .code,
             "MALFORMED_EVENT"
         );
     }
@@ -386,7 +413,9 @@ mod tests {
         let publish = mock!(aws_sdk_sns::Client::publish).then_http_response(|| {
             aws_smithy_runtime_api::http::Response::new(
                 aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
-                aws_smithy_types::body::SdkBody::from("<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>"),
+                aws_smithy_types::body::SdkBody::from(
+                    "<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>",
+                ),
             )
         });
         let answerer = Answerer {

@@ -334,9 +334,8 @@ impl Submitter {
         let created = request.send().await.map_err(|e| {
             ProcessingError::from_sdk_with("MediaConvert CreateJob", e, |code, _| {
                 // The job itself is wrong for MediaConvert: retrying sends the same job.
-                (code == "BadRequestException").then(|| {
-                    ProcessingError::failed("JOB_REFUSED", format!("MediaConvert refused the job ({code})"))
-                })
+                (code == "BadRequestException")
+                    .then(|| ProcessingError::failed("JOB_REFUSED", format!("MediaConvert refused the job ({code})")))
             })
         });
         created?
@@ -357,7 +356,10 @@ impl Submitter {
             });
         }
         let records = payload.get("Records").and_then(Value::as_array).ok_or_else(|| {
-            ProcessingError::rejected("MALFORMED_EVENT", "the event has no Records array: not an S3 notification")
+            ProcessingError::rejected(
+                "MALFORMED_EVENT",
+                "the event has no Records array: not an S3 notification",
+            )
         })?;
         let mut summary = Summary::default();
         let mut first_failure: Option<ProcessingError> = None;

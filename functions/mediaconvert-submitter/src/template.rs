@@ -18,7 +18,10 @@ use serde::Deserialize;
 /// The templates shipped in `job-templates/mediaconvert/`.
 pub const BUILT_IN: &[(&str, &str)] = &[
     ("hd-sd", include_str!("../../../job-templates/mediaconvert/hd-sd.json")),
-    ("hls-abr", include_str!("../../../job-templates/mediaconvert/hls-abr.json")),
+    (
+        "hls-abr",
+        include_str!("../../../job-templates/mediaconvert/hls-abr.json"),
+    ),
 ];
 
 /// The scheme and bucket every template destination starts with; the submitter replaces it
@@ -275,7 +278,10 @@ impl JobTemplate {
         job.settings.inputs[0].file_input = filling.file_input.clone();
         for group in &mut job.settings.output_groups {
             if let Some(destination) = group.destination_mut() {
-                let below = destination.strip_prefix(DESTINATION_PLACEHOLDER).unwrap_or("").to_owned();
+                let below = destination
+                    .strip_prefix(DESTINATION_PLACEHOLDER)
+                    .unwrap_or("")
+                    .to_owned();
                 *destination = format!("{}{below}", filling.destination);
             }
         }
@@ -358,7 +364,8 @@ fn sdk_output_group(group: &OutputGroup) -> mc::OutputGroup {
 fn sdk_output(output: &Output) -> mc::Output {
     let mut builder = mc::Output::builder().set_name_modifier(output.name_modifier.clone());
     if let Some(container) = &output.container_settings {
-        let mut settings = mc::ContainerSettings::builder().container(mc::ContainerType::from(container.container.as_str()));
+        let mut settings =
+            mc::ContainerSettings::builder().container(mc::ContainerType::from(container.container.as_str()));
         if container.mp4_settings.is_some() {
             settings = settings.mp4_settings(mc::Mp4Settings::builder().build());
         }
@@ -480,7 +487,9 @@ mod tests {
     #[test]
     fn every_built_in_template_parses() {
         for name in JobTemplate::built_in_names() {
-            JobTemplate::built_in(name).unwrap().unwrap_or_else(|e| panic!("{name}: {e}"));
+            JobTemplate::built_in(name)
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         assert!(JobTemplate::built_in("4k").is_none());
     }
@@ -491,16 +500,33 @@ mod tests {
         let outputs = &template.settings.output_groups[0].outputs;
         let hd = &outputs[0];
         assert_eq!(hd.name_modifier.as_deref(), Some("-hd"));
-        let h265 = hd.video_description.as_ref().unwrap().codec_settings.h265_settings.as_ref().unwrap();
-        assert_eq!((h265.rate_control_mode.as_deref(), h265.max_bitrate), (Some("QVBR"), Some(5_000_000)));
+        let h265 = hd
+            .video_description
+            .as_ref()
+            .unwrap()
+            .codec_settings
+            .h265_settings
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (h265.rate_control_mode.as_deref(), h265.max_bitrate),
+            (Some("QVBR"), Some(5_000_000))
+        );
         let sd = &outputs[1];
         assert_eq!(sd.name_modifier.as_deref(), Some("-sd"));
         let video = sd.video_description.as_ref().unwrap();
         assert_eq!((video.width, video.height), (Some(256), Some(144)));
         let av1 = video.codec_settings.av1_settings.as_ref().unwrap();
-        assert_eq!((av1.rate_control_mode.as_deref(), av1.max_bitrate), (Some("QVBR"), Some(100_000)));
+        assert_eq!(
+            (av1.rate_control_mode.as_deref(), av1.max_bitrate),
+            (Some("QVBR"), Some(100_000))
+        );
         for output in outputs {
-            let aac = output.audio_descriptions[0].codec_settings.aac_settings.as_ref().unwrap();
+            let aac = output.audio_descriptions[0]
+                .codec_settings
+                .aac_settings
+                .as_ref()
+                .unwrap();
             assert_eq!(
                 (aac.bitrate, aac.sample_rate, aac.coding_mode.as_deref()),
                 (Some(96_000), Some(48_000), Some("CODING_MODE_2_0"))
@@ -525,7 +551,10 @@ mod tests {
     fn filling_sets_input_destination_queue_role_and_metadata_keeping_spaces() {
         let template = JobTemplate::built_in("hd-sd").unwrap().unwrap();
         let job = template.fill(&filling());
-        assert_eq!(job.settings.inputs[0].file_input, "s3://src/mediaconvert-uploads/my cat+1.mp4");
+        assert_eq!(
+            job.settings.inputs[0].file_input,
+            "s3://src/mediaconvert-uploads/my cat+1.mp4"
+        );
         assert_eq!(
             job.settings.output_groups[0].destination(),
             Some("s3://out/mediaconvert/mediaconvert-uploads/")
@@ -559,7 +588,12 @@ mod tests {
         );
         let group = &settings.output_groups()[0];
         assert_eq!(
-            group.output_group_settings().unwrap().file_group_settings().unwrap().destination(),
+            group
+                .output_group_settings()
+                .unwrap()
+                .file_group_settings()
+                .unwrap()
+                .destination(),
             Some("s3://out/mediaconvert/mediaconvert-uploads/")
         );
         let sd = &group.outputs()[1];
@@ -569,9 +603,22 @@ mod tests {
         assert_eq!(av1.max_bitrate(), Some(100_000));
         assert_eq!(av1.rate_control_mode(), Some(&mc::Av1RateControlMode::Qvbr));
         let hd = &group.outputs()[0];
-        let h265 = hd.video_description().unwrap().codec_settings().unwrap().h265_settings().unwrap();
-        assert_eq!(h265.scene_change_detect(), Some(&mc::H265SceneChangeDetect::TransitionDetection));
-        let aac = hd.audio_descriptions()[0].codec_settings().unwrap().aac_settings().unwrap();
+        let h265 = hd
+            .video_description()
+            .unwrap()
+            .codec_settings()
+            .unwrap()
+            .h265_settings()
+            .unwrap();
+        assert_eq!(
+            h265.scene_change_detect(),
+            Some(&mc::H265SceneChangeDetect::TransitionDetection)
+        );
+        let aac = hd.audio_descriptions()[0]
+            .codec_settings()
+            .unwrap()
+            .aac_settings()
+            .unwrap();
         assert_eq!(aac.coding_mode(), Some(&mc::AacCodingMode::CodingMode20));
         // Every enum value in the templates is one the SDK knows (not `Unknown`).
         let debug = format!("{settings:?}");

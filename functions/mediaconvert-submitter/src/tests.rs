@@ -72,9 +72,15 @@ fn the_job_has_the_input_destination_arns_and_source_metadata() {
         .as_ref()
         .unwrap()
         .destination;
-    assert_eq!(destination, "s3://video-suite-output/mediaconvert/mediaconvert-uploads/cats/");
+    assert_eq!(
+        destination,
+        "s3://video-suite-output/mediaconvert/mediaconvert-uploads/cats/"
+    );
     assert_eq!((job.queue.as_str(), job.role.as_str()), (QUEUE, ROLE));
-    assert_eq!(job.user_metadata[metadata::SOURCE_KEY], "mediaconvert-uploads/cats/my cat+1 é.mp4");
+    assert_eq!(
+        job.user_metadata[metadata::SOURCE_KEY],
+        "mediaconvert-uploads/cats/my cat+1 é.mp4"
+    );
     assert_eq!(job.user_metadata[metadata::SOURCE_BUCKET], "video-suite-source");
     assert_eq!(job.user_metadata[metadata::PIPELINE], "video-suite");
     assert_eq!(job.user_metadata[metadata::TEMPLATE], "hd-sd");
@@ -106,7 +112,10 @@ fn the_token_is_stable_across_duplicate_events_and_changes_with_the_version() {
 
 #[test]
 fn objects_outside_the_prefix_and_folder_markers_are_skipped() {
-    assert!(matches!(decide(&record_with("uploads/a.mp4", 5), &config()), Decision::Skip(_)));
+    assert!(matches!(
+        decide(&record_with("uploads/a.mp4", 5), &config()),
+        Decision::Skip(_)
+    ));
     assert!(matches!(
         decide(&record_with("mediaconvert-uploads/folder%2F", 0), &config()),
         Decision::Skip(_)
@@ -125,7 +134,10 @@ fn empty_and_malformed_records_are_named_rejections() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    match decide(&serde_json::json!({"eventName": "ObjectCreated:Put", "s3": 5}), &config()) {
+    match decide(
+        &serde_json::json!({"eventName": "ObjectCreated:Put", "s3": 5}),
+        &config(),
+    ) {
         Decision::Reject(result) => assert_eq!(result.reason.unwrap().code, "MALFORMED_EVENT"),
         other => panic!("unexpected {other:?}"),
     }
@@ -152,11 +164,7 @@ fn job_output(id: &'static str) -> CreateJobOutput {
     CreateJobOutput::builder().job(McJob::builder().id(id).build()).build()
 }
 
-fn submitter(
-    config: Config,
-    sns_rules: &[&aws_smithy_mocks::Rule],
-    mc_rules: &[&aws_smithy_mocks::Rule],
-) -> Submitter {
+fn submitter(config: Config, sns_rules: &[&aws_smithy_mocks::Rule], mc_rules: &[&aws_smithy_mocks::Rule]) -> Submitter {
     let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns_rules);
     let mediaconvert = mock_client!(aws_sdk_mediaconvert, RuleMode::MatchAny, mc_rules, |c| c
         .retry_config(aws_sdk_mediaconvert::config::retry::RetryConfig::disabled()));
@@ -167,7 +175,11 @@ fn submitter(
 async fn the_endpoint_is_discovered_once_and_the_job_carries_token_role_queue_and_metadata() {
     let describe = mock!(aws_sdk_mediaconvert::Client::describe_endpoints).then_output(|| {
         DescribeEndpointsOutput::builder()
-            .endpoints(Endpoint::builder().url("https://abc123.mediaconvert.us-east-1.amazonaws.com").build())
+            .endpoints(
+                Endpoint::builder()
+                    .url("https://abc123.mediaconvert.us-east-1.amazonaws.com")
+                    .build(),
+            )
             .build()
     });
     let source = submitted(decide(&event()["Records"][0], &config()));
@@ -190,7 +202,11 @@ async fn the_endpoint_is_discovered_once_and_the_job_carries_token_role_queue_an
             .unwrap();
         assert_eq!(summary.submitted, ["1763715600000-abcdef"]);
     }
-    assert_eq!(describe.num_calls(), 1, "discovered once, reused by the second invocation");
+    assert_eq!(
+        describe.num_calls(),
+        1,
+        "discovered once, reused by the second invocation"
+    );
     assert_eq!(create.num_calls(), 2);
 }
 
@@ -200,7 +216,10 @@ async fn a_configured_endpoint_is_used_without_discovery() {
         .then_output(|| DescribeEndpointsOutput::builder().build());
     let create = mock!(aws_sdk_mediaconvert::Client::create_job).then_output(|| job_output("j"));
     let submitter = submitter(
-        config_with(&[("MEDIACONVERT_ENDPOINT", "https://abc123.mediaconvert.us-east-1.amazonaws.com")]),
+        config_with(&[(
+            "MEDIACONVERT_ENDPOINT",
+            "https://abc123.mediaconvert.us-east-1.amazonaws.com",
+        )]),
         &[],
         &[&describe, &create],
     );

@@ -51,6 +51,11 @@ impl StackOutputs {
         ))
     }
 
+    /// An output that may be absent (a stack deployed from an older template).
+    pub fn find(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     pub fn get(&self, name: &str) -> &str {
         self.0
             .get(name)
@@ -65,6 +70,9 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    /// MediaConvert at `AWS_ENDPOINT_URL_MEDIACONVERT` (the local MediaConvert under `stack.sh run`).
+    pub mediaconvert: aws_sdk_mediaconvert::Client,
 }
 
 impl Clients {
@@ -87,6 +95,8 @@ impl Clients {
             s3: shared::clients::s3_client(&sdk),
             sns: shared::clients::sns_client(&sdk),
             sqs: shared::clients::sqs_client(&sdk),
+            events: aws_sdk_eventbridge::Client::new(&sdk),
+            mediaconvert: aws_sdk_mediaconvert::Client::new(&sdk),
         }
     }
 }

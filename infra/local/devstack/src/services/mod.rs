@@ -4,6 +4,8 @@
 //! | service       | port (base = `LOCAL_STACK_PORT` + 10) | stands in for                         |
 //! |---------------|---------------------------------------|---------------------------------------|
 //! | `camera_api`  | base + 0                              | the user's camera API (seed 002)      |
+//! | `mediaconvert`| base + 1                              | AWS Elemental MediaConvert (REST API, jobs run by ffmpeg) |
+//! | `origin`      | base + 2                              | the CloudFront distribution in front of the output bucket |
 //!
 //! Each service is a plain function from a request to a response; this module owns the
 //! listening, so a service only says what it answers.
@@ -22,6 +24,8 @@ use hyper::{Request, Response, StatusCode};
 use crate::BoxError;
 
 pub mod camera_api;
+pub mod mediaconvert;
+pub mod origin;
 
 /// A response body: whole (most answers) or streamed (large objects).
 pub type Body = BoxBody<Bytes, BoxError>;
@@ -32,6 +36,8 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
     pub camera_api: u16,
+    pub mediaconvert: u16,
+    pub origin: u16,
 }
 
 impl Ports {
@@ -41,7 +47,11 @@ impl Ports {
             .and_then(|p| p.parse().ok())
             .unwrap_or(4566);
         let base = stack_port + 10;
-        Ports { camera_api: base }
+        Ports {
+            camera_api: base,
+            mediaconvert: base + 1,
+            origin: base + 2,
+        }
     }
 }
 
