@@ -36,6 +36,11 @@ SERVICES_BIN="${LOCAL_SERVICES_BIN:-$REPO_ROOT/target/debug/local-services}"
 SERVICES_PID_FILE="$LOCAL_DIR/services.pid"
 SERVICES_LOG_FILE="$LOCAL_DIR/services.log"
 SERVICES_BASE_PORT=$((PORT + 10))
+# The local MediaConvert (devstack::services::mediaconvert): the SDK sends MediaConvert calls
+# here when this is set; Lambda functions inherit it from ministack's environment.
+MEDIACONVERT_ENDPOINT="http://$HOST:$((PORT + 11))"
+# The CloudFront stand-in (devstack::services::origin).
+ORIGIN_ENDPOINT="http://$HOST:$((PORT + 12))"
 
 log() { printf 'stack: %s\n' "$*" >&2; }
 
@@ -63,6 +68,7 @@ export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=$REGION
 export AWS_DEFAULT_REGION=$REGION
 export LOCAL_STACK_PORT=$PORT
+export AWS_ENDPOINT_URL_MEDIACONVERT=$MEDIACONVERT_ENDPOINT
 EOF
 }
 
@@ -83,6 +89,8 @@ cmd_run() {
     AWS_REGION="$REGION" \
     AWS_DEFAULT_REGION="$REGION" \
     LOCAL_STACK_PORT="$PORT" \
+    AWS_ENDPOINT_URL_MEDIACONVERT="$MEDIACONVERT_ENDPOINT" \
+    ORIGIN_URL="$ORIGIN_ENDPOINT" \
     STACK_OUTPUTS="$LOCAL_DIR/stack-outputs.json" \
     "$@"
 }
@@ -119,6 +127,7 @@ cmd_up() {
         AWS_SECRET_ACCESS_KEY=test \
         AWS_REGION="$REGION" \
         AWS_DEFAULT_REGION="$REGION" \
+        AWS_ENDPOINT_URL_MEDIACONVERT="$MEDIACONVERT_ENDPOINT" \
         PERSIST_STATE=1 \
         STATE_DIR="$LOCAL_DIR/state" \
         S3_PERSIST=1 \

@@ -151,8 +151,9 @@ impl Bench {
         Ok(())
     }
 
-    /// Uploads a bench input under a key the upload publisher rejects (`.bench`), so that the
-    /// deployed workers do not transcode it at the same time and skew the figures.
+    /// Uploads a bench input outside every watched prefix (and with an extension the upload
+    /// publisher would reject anyway), so that the deployed functions do not process it at the
+    /// same time and skew the figures.
     async fn stage(&self, local: &Path, name: &str) -> Result<UploadNotice, BoxError> {
         let bucket = self.outputs.get("SourceBucketName");
         let key = format!("bench/{name}.bench");
