@@ -42,6 +42,16 @@ MEDIACONVERT_ENDPOINT="http://$HOST:$((PORT + 11))"
 # The CloudFront stand-in (devstack::services::origin).
 ORIGIN_ENDPOINT="http://$HOST:$((PORT + 12))"
 
+# Daemons must not keep the caller's open files: an inherited lock file descriptor (e.g. from
+# `flock LOCK make stack`) would stay locked for as long as the stack runs.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/self/fd/*; do
+    fd="${fd##*/}"
+    ((fd > 2)) && eval "exec ${fd}>&-" 2>/dev/null || true
+  done
+}
+
 log() { printf 'stack: %s\n' "$*" >&2; }
 
 healthy() {
@@ -118,6 +128,7 @@ cmd_up() {
     # so nothing it writes relative to its cwd lands in the repo.
     (
       cd "$LOCAL_DIR"
+    close_inherited_fds
       exec env \
         GATEWAY_PORT="$PORT" \
         BIND_HOST="$HOST" \
@@ -178,6 +189,7 @@ services_up() {
   fi
   (
     cd "$LOCAL_DIR"
+    close_inherited_fds
     exec env LOCAL_STACK_PORT="$PORT" AWS_ENDPOINT_URL="$ENDPOINT" AWS_ACCESS_KEY_ID=test \
       AWS_SECRET_ACCESS_KEY=test AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION" \
       STACK_OUTPUTS="$LOCAL_DIR/stack-outputs.json" RUST_LOG="${LOCAL_SERVICES_LOG:-info}" \
