@@ -155,7 +155,7 @@ impl SourceObject {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     Submit(SourceObject),
-    Reject(PipelineResult),
+    Reject(Box<PipelineResult>),
     Skip(String),
 }
 
@@ -180,7 +180,7 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
     };
     let key = match decode_key(&encoded_key) {
         Ok(key) => key,
-        Err(err) => return Decision::Reject(rejection(&source(encoded_key), config, &err)),
+        Err(err) => return Decision::Reject(Box::new(rejection(&source(encoded_key), config, &err))),
     };
     if !key.starts_with(&config.source_prefix) {
         return Decision::Skip(format!("{key:?} is outside {:?}", config.source_prefix));
@@ -191,7 +191,7 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
     let object = source(key);
     if record.s3.object.size == Some(0) {
         let err = ProcessingError::rejected("EMPTY_OBJECT", "the object is empty (0 bytes)");
-        return Decision::Reject(rejection(&object, config, &err));
+        return Decision::Reject(Box::new(rejection(&object, config, &err)));
     }
     Decision::Submit(object)
 }
@@ -214,7 +214,7 @@ fn reject_malformed(record: &Value, config: &Config, reason: String) -> Decision
         version_id: None,
     };
     let err = ProcessingError::rejected("MALFORMED_EVENT", reason);
-    Decision::Reject(rejection(&source, config, &err))
+    Decision::Reject(Box::new(rejection(&source, config, &err)))
 }
 
 impl Config {
