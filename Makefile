@@ -28,7 +28,9 @@ export SAM_CLI_TELEMETRY := 0
 # Parameters for the local deployment only (same template): tools on the host PATH, short
 # timeouts so that redelivery after a crash is quick to observe. The local services
 # (infra/local/devstack/src/services) listen from LOCAL_STACK_PORT + 10: the camera API stand-in
-# (+10), the CloudFront origin stand-in (+12), GIF test sources (+13). GIF sources: the local S3
+# (+10), MediaConvert (+11), the CloudFront origin stand-in (+12), GIF test sources (+13).
+# MediaConvert's job events come from the local MediaConvert under its own source (EventBridge
+# refuses aws.* sources from PutEvents), and public URLs point at the local CloudFront stand-in. GIF sources: the local S3
 # and the local services' gif_sources are on loopback, so exactly those two sockets are
 # allow-listed (on AWS the list stays empty), and a small size cap keeps the oversize tests quick.
 LOCAL_STACK_PORT ?= 4566
@@ -38,7 +40,8 @@ CAMERA_API_URL := http://127.0.0.1:$(SERVICES_PORT)
 ORIGIN_URL := http://127.0.0.1:$(shell echo $$(( $(LOCAL_STACK_PORT) + 12 )))
 GIF_SOURCES_PORT := $(shell echo $$(( $(LOCAL_STACK_PORT) + 13 )))
 LOCAL_PARAMETERS := FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4 \
-  CameraApiUrl=$(CAMERA_API_URL) RecordingsUrl=$(CAMERA_API_URL)/recordings ClipPublicUrl=$(ORIGIN_URL) \
+  MediaConvertEventSource=devstack.mediaconvert PublicBaseUrl=$(ORIGIN_URL) \
+  CameraApiUrl=$(CAMERA_API_URL) RecordingsUrl=$(CAMERA_API_URL)/recordings \
   ClipRequeueDelaySeconds=3 ClipPendingLimitSeconds=60 \
   GifSourceLoopbackAllowList=127.0.0.1:$(LOCAL_STACK_PORT),127.0.0.1:$(GIF_SOURCES_PORT) GifMaxSourceBytes=20000000 \
   GifConverterTimeoutSeconds=120 GifVisibilityTimeoutSeconds=130
@@ -50,7 +53,7 @@ help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 # ------------------------------------------------------------------ tools
-tools: $(VENV)/.installed $(VENV_MS)/.installed $(LOCAL)/.ffmpeg
+tools: $(VENV)/.installed $(VENV_MS)/.installed $(LOCAL)/.ffmpeg $(LOCAL)/.chromium
 
 $(VENV)/.installed: infra/local/requirements-tools.txt
 	$(PY) -m venv $(VENV)
@@ -70,6 +73,16 @@ $(LOCAL)/.ffmpeg:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ffmpeg >/dev/null; \
 	fi
 	@ffmpeg -hide_banner -encoders 2>/dev/null | grep libx264 >/dev/null || { echo "ffmpeg lacks libx264"; exit 1; }
+	touch $@
+
+# Headless Chromium checks the origin server's page (tests/mediaconvert.rs).
+$(LOCAL)/.chromium:
+	@mkdir -p $(LOCAL)
+	@if ! command -v chromium >/dev/null; then \
+	  echo "installing chromium (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
 	touch $@
 
 # ------------------------------------------------------------------ local stack
@@ -95,6 +108,7 @@ stack-down:
 	infra/local/stack.sh down
 
 # ------------------------------------------------------------------ demo
+# The stack stops when the demo ends; run it from a terminal to keep the page up until Enter.
 demo: tools
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \

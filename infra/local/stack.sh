@@ -36,6 +36,21 @@ SERVICES_BIN="${LOCAL_SERVICES_BIN:-$REPO_ROOT/target/debug/local-services}"
 SERVICES_PID_FILE="$LOCAL_DIR/services.pid"
 SERVICES_LOG_FILE="$LOCAL_DIR/services.log"
 SERVICES_BASE_PORT=$((PORT + 10))
+# The local MediaConvert (devstack::services::mediaconvert): the SDK sends MediaConvert calls
+# here when this is set; Lambda functions inherit it from ministack's environment.
+MEDIACONVERT_ENDPOINT="http://$HOST:$((PORT + 11))"
+# The CloudFront stand-in (devstack::services::origin).
+ORIGIN_ENDPOINT="http://$HOST:$((PORT + 12))"
+
+# Daemons must not keep the caller's open files: an inherited lock file descriptor (e.g. from
+# `flock LOCK make stack`) would stay locked for as long as the stack runs.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/self/fd/*; do
+    fd="${fd##*/}"
+    ((fd > 2)) && eval "exec ${fd}>&-" 2>/dev/null || true
+  done
+}
 
 log() { printf 'stack: %s\n' "$*" >&2; }
 
@@ -76,6 +91,7 @@ export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=$REGION
 export AWS_DEFAULT_REGION=$REGION
 export LOCAL_STACK_PORT=$PORT
+export AWS_ENDPOINT_URL_MEDIACONVERT=$MEDIACONVERT_ENDPOINT
 EOF
 }
 
@@ -96,6 +112,8 @@ cmd_run() {
     AWS_REGION="$REGION" \
     AWS_DEFAULT_REGION="$REGION" \
     LOCAL_STACK_PORT="$PORT" \
+    AWS_ENDPOINT_URL_MEDIACONVERT="$MEDIACONVERT_ENDPOINT" \
+    ORIGIN_URL="$ORIGIN_ENDPOINT" \
     STACK_OUTPUTS="$LOCAL_DIR/stack-outputs.json" \
     "$@"
 }
@@ -133,6 +151,7 @@ cmd_up() {
         AWS_SECRET_ACCESS_KEY=test \
         AWS_REGION="$REGION" \
         AWS_DEFAULT_REGION="$REGION" \
+        AWS_ENDPOINT_URL_MEDIACONVERT="$MEDIACONVERT_ENDPOINT" \
         PERSIST_STATE=1 \
         STATE_DIR="$LOCAL_DIR/state" \
         S3_PERSIST=1 \

@@ -91,7 +91,36 @@ EXPECTED = {
         ("s3:PutObject", "OutputBucket/gifs/*"),
         ("s3:AbortMultipartUpload", "OutputBucket/gifs/*"),
     },
+    "MediaConvertSubmitterFunction": {
+        # mediaconvert_submitter::Submitter::submit, on the configured queue only
+        ("mediaconvert:CreateJob", "MediaConvertQueue"),
+        # Submitter::discover_endpoint (only when MEDIACONVERT_ENDPOINT is unset); no resource type
+        ("mediaconvert:DescribeEndpoints", "*"),
+        # CreateJob's Role: the job role, and only to MediaConvert (see the PassRole test)
+        ("iam:PassRole", "MediaConvertRole"),
+        # Submitter::answer: rejected objects and refused jobs
+        ("sns:Publish", "ResultsTopic"),
+        # Lambda's on-failure destination
+        ("sqs:SendMessage", "MediaConvertSubmitterDeadLetterQueue"),
+    },
+    "MediaConvertResultsFunction": {
+        # mediaconvert_results::Answerer::handle
+        ("sns:Publish", "ResultsTopic"),
+        # Lambda's on-failure destination
+        ("sqs:SendMessage", "MediaConvertResultsDeadLetterQueue"),
+    },
 }
+
+# Actions IAM only grants on "*" (no resource type in the Service Authorization Reference).
+WITHOUT_RESOURCE_TYPE = {"mediaconvert:DescribeEndpoints"}
+
+# Buckets named by their BucketName where a Ref would close a dependency cycle (a bucket whose
+# notification targets a function cannot be Ref'd by that function's role chain).
+BUCKET_NAMES = {"SourceBucket": "${AWS::StackName}-source-${AWS::AccountId}"}
+
+MEDIACONVERT_QUEUE = (
+    r"arn:\$\{AWS::Partition\}:mediaconvert:\$\{AWS::Region\}:\$\{AWS::AccountId\}:queues/\$\{MediaConvertQueueName\}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +136,8 @@ def resources_of(template, kind):
 
 def resource_name(ref) -> str:
     """!Ref X / !GetAtt X.Arn / !Sub 'arn:...:s3:::${X}/path' -> 'X' or 'X/path'."""
+    if ref == "*":
+        return "*"
     if isinstance(ref, dict):
         if "Ref" in ref:
             return ref["Ref"]
@@ -117,6 +148,10 @@ def resource_name(ref) -> str:
             return target[0]
         if "Fn::Sub" in ref:
             text = ref["Fn::Sub"]
+            if re.fullmatch(MEDIACONVERT_QUEUE, text):
+                return "MediaConvertQueue"
+            for bucket_id, bucket_name in BUCKET_NAMES.items():
+                text = text.replace(bucket_name, "${" + bucket_id + "}")
             match = re.fullmatch(r"arn:\$\{AWS::Partition\}:s3:::\$\{(\w+)\}(/.*)?", text)
             assert match, f"unrecognised resource {text}"
             return match.group(1) + (match.group(2) or "")
@@ -140,7 +175,9 @@ def granted(template, function_id):
             for action in as_list(statement["Action"]):
                 assert "*" not in action, f"{role_id}: wildcard action {action}"
                 for resource in as_list(statement["Resource"]):
-                    grants.add((action, resource_name(resource)))
+                    name = resource_name(resource)
+                    assert name != "*" or action in WITHOUT_RESOURCE_TYPE, f"{role_id}: {action} on *"
+                    grants.add((action, name))
     return grants
 
 
@@ -218,3 +255,85 @@ def test_the_gif_api_url_requires_iam_and_loopback_sources_are_off_by_default(te
     for function_id in ("GifApiFunction", "GifConverterFunction"):
         variables = template["Resources"][function_id]["Properties"]["Environment"]["Variables"]
         assert variables["SOURCE_LOOPBACK_ALLOW_LIST"] == {"Ref": "GifSourceLoopbackAllowList"}
+
+
+def statements_of(role):
+    return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def test_buckets_named_by_name_are_those_buckets(template):
+    for bucket_id, name in BUCKET_NAMES.items():
+        assert template["Resources"][bucket_id]["Properties"]["BucketName"] == {"Fn::Sub": name}
+
+
+def test_the_job_role_is_passed_to_mediaconvert_only(template):
+    role = template["Resources"]["MediaConvertSubmitterRole"]
+    passes = [s for s in statements_of(role) if s["Action"] == "iam:PassRole"]
+    assert len(passes) == 1
+    assert passes[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "mediaconvert.amazonaws.com"}}
+
+
+def test_mediaconvert_jobs_read_their_uploads_and_write_mediaconvert_outputs_only(template):
+    role = template["Resources"]["MediaConvertRole"]
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [t["Principal"] for t in trust] == [{"Service": "mediaconvert.amazonaws.com"}]
+    grants = {
+        (s["Action"], resource_name(s["Resource"])) for s in statements_of(role)
+    }
+    assert grants == {
+        ("s3:GetObject", "SourceBucket/${MediaConvertUploadsPrefix}*"),
+        ("s3:PutObject", "OutputBucket/mediaconvert/*"),
+    }
+
+
+def test_source_bucket_notifications_do_not_overlap(template):
+    """S3 refuses two configurations for the same event type on overlapping key prefixes."""
+    parameters = template["Parameters"]
+    prefixes = []
+    for function in resources_of(template, "AWS::Serverless::Function").values():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "S3" and event["Properties"]["Bucket"] == {"Ref": "SourceBucket"}:
+                rules = event["Properties"]["Filter"]["S3Key"]["Rules"]
+                (prefix,) = [r["Value"] for r in rules if r["Name"] == "prefix"]
+                prefixes.append(parameters[prefix["Ref"]]["Default"])
+    assert len(prefixes) == 2
+    for a in prefixes:
+        for b in prefixes:
+            assert a is b or not (a.startswith(b) or b.startswith(a)), prefixes
+
+
+def test_outputs_are_served_by_cloudfront_only_over_https(template):
+    resources = template["Resources"]
+    config = resources["OutputDistribution"]["Properties"]["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["OutputBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OutputOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["CachePolicyId"] == {"Ref": "VideoCachePolicy"}
+    oac = resources["OutputOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"]) == ("s3", "always")
+    cache = resources["VideoCachePolicy"]["Properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert not cache["EnableAcceptEncodingGzip"] and not cache["EnableAcceptEncodingBrotli"]
+    (policy,) = [p for p in resources_of(template, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": "OutputBucket"}]
+    allows = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert len(allows) == 1, "the distribution is the only reader the bucket policy admits"
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Action"] == "s3:GetObject"
+    source_arn = allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    assert source_arn.endswith(":distribution/${OutputDistribution}")
+    assert "DistributionDomainName" in template["Outputs"]
+
+
+def test_mediaconvert_end_states_of_this_stack_reach_the_results_function(template):
+    events = template["Resources"]["MediaConvertResultsFunction"]["Properties"]["Events"]
+    (rule,) = events.values()
+    assert rule["Type"] == "EventBridgeRule"
+    pattern = rule["Properties"]["Pattern"]
+    assert pattern["source"] == [{"Ref": "MediaConvertEventSource"}]
+    assert template["Parameters"]["MediaConvertEventSource"]["Default"] == "aws.mediaconvert"
+    assert pattern["detail-type"] == ["MediaConvert Job State Change"]
+    assert pattern["detail"]["status"] == ["COMPLETE", "ERROR", "CANCELED"]
+    assert pattern["detail"]["userMetadata"] == {"pipeline": [{"Ref": "AWS::StackName"}]}

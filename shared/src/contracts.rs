@@ -35,6 +35,9 @@ pub struct UploadNotice {
 pub enum Job {
     Upload,
     Rendition,
+    /// A MediaConvert job (submitted by `mediaconvert-submitter`, answered by
+    /// `mediaconvert-results` when MediaConvert reports its end state).
+    Mediaconvert,
 }
 
 impl Job {
@@ -42,6 +45,7 @@ impl Job {
         match self {
             Job::Upload => "upload",
             Job::Rendition => "rendition",
+            Job::Mediaconvert => "mediaconvert",
         }
     }
 }
@@ -55,6 +59,8 @@ pub enum ResultStatus {
     Rejected,
     /// Processing failed for a reason retrying will not change.
     Failed,
+    /// Someone canceled the job before it finished (MediaConvert `CANCELED`).
+    Canceled,
 }
 
 impl ResultStatus {
@@ -63,6 +69,7 @@ impl ResultStatus {
             ResultStatus::Available => "available",
             ResultStatus::Rejected => "rejected",
             ResultStatus::Failed => "failed",
+            ResultStatus::Canceled => "canceled",
         }
     }
 }
@@ -121,6 +128,41 @@ pub struct PipelineResult {
     pub output: Option<RenditionOutput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
+    /// MediaConvert jobs only: the job and what it wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mediaconvert: Option<MediaConvertJob>,
+}
+
+/// What a MediaConvert job was and what it delivered (`job: "mediaconvert"` results).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaConvertJob {
+    pub job_id: String,
+    /// MediaConvert's own numeric error code on `ERROR` (e.g. 1040), beside the stable
+    /// `reason.code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i64>,
+    /// Playable files: every media file or variant playlist, and HLS master playlists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<DeliveredFile>,
+}
+
+/// One file a job wrote, and where viewers fetch it (the CloudFront distribution).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveredFile {
+    pub bucket: String,
+    pub key: String,
+    pub url: String,
+    /// `media` (a file group output), `variant` (an HLS rendition playlist) or `master`
+    /// (an HLS multivariant playlist).
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 impl PipelineResult {
@@ -138,6 +180,7 @@ impl PipelineResult {
             profile,
             output: None,
             reason: Some(Reason::from(err)),
+            mediaconvert: None,
         }
     }
 
@@ -200,6 +243,8 @@ mod tests {
         round_trip::<PipelineResult>("result-rendition-available.json");
         round_trip::<PipelineResult>("result-rendition-rejected.json");
         round_trip::<PipelineResult>("result-upload-rejected.json");
+        round_trip::<PipelineResult>("result-mediaconvert-available.json");
+        round_trip::<PipelineResult>("result-mediaconvert-failed.json");
     }
 
     #[test]

@@ -153,6 +153,7 @@ impl Worker {
                 profile,
                 output: Some(output),
                 reason: None,
+                mediaconvert: None,
             },
             Err(err) if err.kind == ErrorKind::Retryable => {
                 tracing::warn!(code = err.code, reason = %err.reason, "retryable fault; message handed back");

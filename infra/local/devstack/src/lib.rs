@@ -54,6 +54,11 @@ impl StackOutputs {
         ))
     }
 
+    /// An output that may be absent (a stack deployed from an older template).
+    pub fn find(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     pub fn get(&self, name: &str) -> &str {
         self.0
             .get(name)
@@ -68,6 +73,9 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    /// MediaConvert at `AWS_ENDPOINT_URL_MEDIACONVERT` (the local MediaConvert under `stack.sh run`).
+    pub mediaconvert: aws_sdk_mediaconvert::Client,
 }
 
 impl Clients {
@@ -90,6 +98,8 @@ impl Clients {
             s3: shared::clients::s3_client(&sdk),
             sns: shared::clients::sns_client(&sdk),
             sqs: shared::clients::sqs_client(&sdk),
+            events: aws_sdk_eventbridge::Client::new(&sdk),
+            mediaconvert: aws_sdk_mediaconvert::Client::new(&sdk),
         }
     }
 }
@@ -360,4 +370,98 @@ fn sanitize(name: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
         .take(40)
         .collect()
+}
+
+/// A response read whole by [`http_request`].
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names lowercased.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// One plain HTTP/1.1 request to a loopback service (`url` = `http://127.0.0.1:PORT/path`, the
+/// path already percent-encoded), read to the end (`Connection: close`). Enough for the tests of
+/// the local services; not a general client.
+pub async fn http_request(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, BoxError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut stream = tokio::net::TcpStream::connect(authority).await?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut raw)).await??;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of headers")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status line")?;
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
+        body = dechunk(&body)?;
+    }
+    Ok(HttpResponse { status, headers, body })
+}
+
+fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, BoxError> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").ok_or("bad chunk")?;
+        let size_text = String::from_utf8_lossy(&data[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(data.get(..size).ok_or("short chunk")?);
+        data = data.get(size + 2..).ok_or("short chunk")?;
+    }
+}
+
+/// The origin server's address (`ORIGIN_URL`, set by `stack.sh run`; else from the port layout).
+pub fn origin_url() -> String {
+    std::env::var("ORIGIN_URL").unwrap_or_else(|_| services::url(services::Ports::from_env().origin))
+}
+
+/// Loads `url` in headless Chromium (Debian's `chromium`, a fresh profile) and returns the DOM
+/// after the page's scripts ran for `budget` of virtual time.
+pub async fn chromium_dom(url: &str, budget: Duration) -> Result<String, BoxError> {
+    let profile = tempfile::tempdir()?;
+    let output = Supervised::new("chromium", Deadline::after(Duration::from_secs(120)))
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            "--mute-audio",
+            "--autoplay-policy=no-user-gesture-required",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--virtual-time-budget={}", budget.as_millis()))
+        .args(["--dump-dom", url])
+        .run()
+        .await?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

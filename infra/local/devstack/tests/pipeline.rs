@@ -58,11 +58,11 @@ impl Env {
             .unwrap()
     }
 
-    /// Makes a sample, uploads it under `e2e/<run>/<name>` and waits for both renditions' results.
+    /// Makes a sample, uploads it under `uploads/e2e/<run>/<name>` and waits for both renditions' results.
     async fn upload_and_wait_for_renditions(&self, name: &str, spec: SampleSpec) -> (String, Vec<PipelineResult>) {
         let sample = self.sample(&format!("{}.mp4", unique_suffix()), spec).await;
         let tap = self.tap("renditions").await;
-        let key = format!("e2e/{}/{name}", unique_suffix());
+        let key = format!("uploads/e2e/{}/{name}", unique_suffix());
         upload(&self.clients.s3, self.source_bucket(), &key, &sample)
             .await
             .unwrap();
@@ -118,7 +118,7 @@ async fn an_upload_becomes_720p_and_1080p_renditions_with_audio_and_the_same_dur
         .await
         .unwrap();
     let tap = env.tap("hd").await;
-    let key = format!("e2e/{}/my clip+1 é.mp4", unique_suffix());
+    let key = format!("uploads/e2e/{}/my clip+1 é.mp4", unique_suffix());
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
@@ -208,8 +208,8 @@ async fn a_corrupt_mp4_and_a_text_file_get_named_rejections_and_nothing_reaches_
     let env = env().await;
     let tap = env.tap("rejections").await;
     let run = unique_suffix();
-    let corrupt_key = format!("e2e/{run}/broken.mp4");
-    let text_key = format!("e2e/{run}/notes.txt");
+    let corrupt_key = format!("uploads/e2e/{run}/broken.mp4");
+    let text_key = format!("uploads/e2e/{run}/notes.txt");
     // Looks like an MP4 for three bytes, then noise.
     let mut corrupt = b"\x00\x00\x00\x18ftypmp42".to_vec();
     corrupt.extend((0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
@@ -268,7 +268,7 @@ async fn the_same_message_delivered_twice_yields_one_object() {
             },
         )
         .await;
-    let key = format!("e2e/{}/twice.mp4", unique_suffix());
+    let key = format!("uploads/e2e/{}/twice.mp4", unique_suffix());
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
@@ -363,11 +363,11 @@ async fn one_bad_message_in_a_batch_of_ten_does_not_make_the_others_redo() {
     // Stored under keys without a video extension, so the upload publisher rejects them and
     // the only rendition messages for them are the ten sent below in one batch.
     for i in 0..8 {
-        let key = format!("e2e/{run}/batch-{i}.bin");
+        let key = format!("uploads/e2e/{run}/batch-{i}.bin");
         upload(&env.clients.s3, &bucket, &key, &sample).await.unwrap();
         bodies.push(notice_body(&bucket, &key));
     }
-    let corrupt_key = format!("e2e/{run}/batch-corrupt.bin");
+    let corrupt_key = format!("uploads/e2e/{run}/batch-corrupt.bin");
     upload_bytes(&env.clients.s3, &bucket, &corrupt_key, vec![7u8; 4096])
         .await
         .unwrap();
@@ -395,7 +395,7 @@ async fn one_bad_message_in_a_batch_of_ten_does_not_make_the_others_redo() {
         .await
         .unwrap();
 
-    let prefix = format!("e2e/{run}/batch-");
+    let prefix = format!("uploads/e2e/{run}/batch-");
     let results = tap
         .collect_results(
             WAIT,

@@ -4,6 +4,8 @@
 //! | service       | port (base = `LOCAL_STACK_PORT` + 10) | stands in for                         |
 //! |---------------|---------------------------------------|---------------------------------------|
 //! | `camera_api`  | base + 0                              | the user's camera API (seed 002)      |
+//! | `mediaconvert`| base + 1                              | AWS Elemental MediaConvert (REST API, jobs run by ffmpeg) |
+//! | `origin`      | base + 2                              | the CloudFront distribution in front of the output bucket |
 //! | `gif_sources` | base + 3                              | web servers GIF sources come from     |
 //!
 //! Each service is a plain function from a request to a response; this module owns the
@@ -24,6 +26,8 @@ use crate::BoxError;
 
 pub mod camera_api;
 pub mod gif_sources;
+pub mod mediaconvert;
+pub mod origin;
 
 /// A response body: whole (most answers) or streamed (large objects).
 pub type Body = BoxBody<Bytes, BoxError>;
@@ -34,6 +38,8 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
     pub camera_api: u16,
+    pub mediaconvert: u16,
+    pub origin: u16,
     /// Allow-listed for the GIF converter (`GifSourceLoopbackAllowList` in the Makefile).
     pub gif_sources: u16,
 }
@@ -47,6 +53,8 @@ impl Ports {
         let base = stack_port + 10;
         Ports {
             camera_api: base,
+            mediaconvert: base + 1,
+            origin: base + 2,
             gif_sources: base + 3,
         }
     }

@@ -12,6 +12,9 @@
 //! 5. GIF: the converter's two-pass palette GIF (palettegen + paletteuse) against a one-pass GIF
 //!    (ffmpeg's generic palette) at the same size and frame rate: time, bytes, and SSIM
 //!    against the source frames (ffmpeg's `ssim` filter, frames paired by index).
+//! 6. Local MediaConvert job time (CreateJob → COMPLETE: download, probe, transcode, upload,
+//!    events) for seed 001's template against the raw ffmpeg command the job runs, on the same
+//!    file.
 //!
 //! The function binaries are the Lambda builds from `sam build` (`.local/sam-build`), run under
 //! a stand-in Runtime API ([`devstack::runtime_api`]) against the local stack's S3/SNS/SQS.
@@ -80,6 +83,9 @@ async fn run() -> Result<(), BoxError> {
     }
     if run("gif") {
         bench.gif_two_pass_vs_one_pass().await?;
+    }
+    if run("mediaconvert") {
+        bench.mediaconvert_over_ffmpeg().await?;
     }
     Ok(())
 }
@@ -415,6 +421,104 @@ impl Bench {
             return Err(format!("no SSIM figures in {}", stats.display()).into());
         }
         Ok(values.iter().sum::<f64>() / values.len() as f64)
+    }
+}
+
+impl Bench {
+    async fn mediaconvert_over_ffmpeg(&self) -> Result<(), BoxError> {
+        println!("== local MediaConvert job / raw ffmpeg for the same outputs (seed 001 hd-sd: H.265 + AV1 256x144, 720p 10 s source)");
+        let local = self.work.join("mc-720p-10s.mp4");
+        if !local.exists() {
+            make_sample(
+                SampleSpec {
+                    width: 1280,
+                    height: 720,
+                    fps: 30,
+                    seconds: 10.0,
+                    with_audio: true,
+                },
+                &local,
+            )
+            .await?;
+        }
+        let notice = self.stage(&local, "mc-720p-10s.mp4").await?;
+        // A pipeline name no rule matches: the bench's jobs are not answered on the results topic.
+        let config = mediaconvert_submitter::Config::from_env(shared::config::EnvReader::from_pairs([
+            ("MEDIACONVERT_TEMPLATE", "hd-sd"),
+            ("MEDIACONVERT_QUEUE_ARN", self.outputs.get("MediaConvertQueueArn")),
+            ("MEDIACONVERT_ROLE_ARN", self.outputs.get("MediaConvertRoleArn")),
+            ("OUTPUT_BUCKET", self.outputs.get("OutputBucketName")),
+            ("SOURCE_PREFIX", "bench/"),
+            ("PIPELINE_NAME", "bench"),
+            ("RESULTS_TOPIC_ARN", self.outputs.get("ResultsTopicArn")),
+        ]))?;
+        let submitter =
+            mediaconvert_submitter::Submitter::new(config, self.clients.sns.clone(), self.clients.mediaconvert.clone());
+        let mediaconvert = &self.clients.mediaconvert;
+        let (mut raw, mut job) = (Vec::new(), Vec::new());
+        for run in 0..3 {
+            let source = mediaconvert_submitter::SourceObject {
+                bucket: notice.bucket.clone(),
+                key: notice.key.clone(),
+                etag: None,
+                // A new token per run: the same token would answer the first run's job.
+                version_id: Some(format!("bench-{}-{run}", devstack::unique_suffix())),
+            };
+            let started = Instant::now();
+            let id = submitter.submit(&source).await?;
+            let status = loop {
+                let status = mediaconvert.get_job().id(&id).send().await?.job.and_then(|j| j.status);
+                match status {
+                    Some(s) if s.as_str() == "COMPLETE" || s.as_str() == "ERROR" || s.as_str() == "CANCELED" => {
+                        break s
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            };
+            let elapsed = started.elapsed();
+            if status.as_str() != "COMPLETE" {
+                return Err(format!("bench job {id} ended {}", status.as_str()).into());
+            }
+            job.push(elapsed);
+
+            // The same ffmpeg run the job made, from the job's own settings, on local files.
+            let endpoint = std::env::var("AWS_ENDPOINT_URL_MEDIACONVERT")?;
+            let answer = devstack::http_request("GET", &format!("{endpoint}/2017-08-29/jobs/{id}"), &[]).await?;
+            let answer: serde_json::Value = serde_json::from_slice(&answer.body)?;
+            let request = serde_json::json!({ "role": answer["job"]["role"], "settings": answer["job"]["settings"] });
+            let plan = devstack::services::mediaconvert::settings::plan(&request)
+                .map_err(|e| format!("the bench job's settings: {e}"))?;
+            let info =
+                shared::probe::probe_file(Path::new("ffprobe"), &local, Deadline::after(Duration::from_secs(30)))
+                    .await?;
+            let video = info.require_video()?;
+            let (width, height) = video.display_size();
+            let source = devstack::services::mediaconvert::settings::Source {
+                width,
+                height,
+                has_audio: info.audio.is_some(),
+            };
+            let out = self.work.join("mc-raw");
+            let _ = std::fs::remove_dir_all(&out);
+            std::fs::create_dir_all(&out)?;
+            let started = Instant::now();
+            for group in &plan.groups {
+                let (args, _) = group.ffmpeg_args(&local, &source, &out, "raw");
+                Supervised::new("ffmpeg", Deadline::after(Duration::from_secs(600)))
+                    .args(args)
+                    .run()
+                    .await?;
+            }
+            raw.push(started.elapsed());
+        }
+        let (raw, job) = (median(&mut raw), median(&mut job));
+        println!(
+            "   raw ffmpeg {:.2} s   local MediaConvert job {:.2} s   job/ffmpeg = {:.3}   (goal: ≤ 1.1)",
+            raw.as_secs_f64(),
+            job.as_secs_f64(),
+            job.as_secs_f64() / raw.as_secs_f64()
+        );
+        Ok(())
     }
 }
 
