@@ -536,8 +536,8 @@ mod tests {
         let needed = end - start;
         let part = 1000 * 60 * 25;
         // At most one GOP (2 s) before the part, for ffmpeg's early seek, and the interleaving
-        // margin (1 s) either side.
-        let slack = 1000 * 25 * (2 + 2);
+        // margin (1 s) either side, inclusive of its last packet.
+        let slack = 1000 * 25 * (2 + 1 + 1) + 1000;
         assert!(needed >= part && needed <= part + slack, "{needed} for {part}");
     }
 
