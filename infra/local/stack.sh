@@ -41,6 +41,16 @@ SERVICES_BASE_PORT=$((PORT + 10))
 MEDIACONVERT_ENDPOINT="http://$HOST:$((PORT + 11))"
 # The CloudFront stand-in (devstack::services::origin).
 ORIGIN_ENDPOINT="http://$HOST:$((PORT + 12))"
+# What every client of the stack gets: `env`, `run`, ministack (whose Lambda functions inherit
+# it) and the local services.
+AWS_CLIENT_ENV=(
+  AWS_ENDPOINT_URL="$ENDPOINT"
+  AWS_ACCESS_KEY_ID=test
+  AWS_SECRET_ACCESS_KEY=test
+  AWS_REGION="$REGION"
+  AWS_DEFAULT_REGION="$REGION"
+  AWS_ENDPOINT_URL_MEDIACONVERT="$MEDIACONVERT_ENDPOINT"
+)
 
 # Daemons must not keep the caller's open files: an inherited lock file descriptor (e.g. from
 # `flock LOCK make stack`) would stay locked for as long as the stack runs.
@@ -84,15 +94,10 @@ running_pid() {
 }
 
 print_env() {
-  cat <<EOF
-export AWS_ENDPOINT_URL=$ENDPOINT
-export AWS_ACCESS_KEY_ID=test
-export AWS_SECRET_ACCESS_KEY=test
-export AWS_REGION=$REGION
-export AWS_DEFAULT_REGION=$REGION
-export LOCAL_STACK_PORT=$PORT
-export AWS_ENDPOINT_URL_MEDIACONVERT=$MEDIACONVERT_ENDPOINT
-EOF
+  local assignment
+  for assignment in "${AWS_CLIENT_ENV[@]}" LOCAL_STACK_PORT="$PORT"; do
+    printf 'export %s\n' "$assignment"
+  done
 }
 
 cmd_run() {
@@ -106,13 +111,8 @@ cmd_run() {
     HOME="$LOCAL_DIR/home" \
     PATH="$REPO_ROOT/.venv/bin:${CARGO_HOME:-$real_home/.cargo}/bin:$PATH" \
     SAM_CLI_TELEMETRY=0 \
-    AWS_ENDPOINT_URL="$ENDPOINT" \
-    AWS_ACCESS_KEY_ID=test \
-    AWS_SECRET_ACCESS_KEY=test \
-    AWS_REGION="$REGION" \
-    AWS_DEFAULT_REGION="$REGION" \
+    "${AWS_CLIENT_ENV[@]}" \
     LOCAL_STACK_PORT="$PORT" \
-    AWS_ENDPOINT_URL_MEDIACONVERT="$MEDIACONVERT_ENDPOINT" \
     ORIGIN_URL="$ORIGIN_ENDPOINT" \
     STACK_OUTPUTS="$LOCAL_DIR/stack-outputs.json" \
     "$@"
@@ -146,12 +146,7 @@ cmd_up() {
         GATEWAY_PORT="$PORT" \
         BIND_HOST="$HOST" \
         MINISTACK_REGION="$REGION" \
-        AWS_ENDPOINT_URL="$ENDPOINT" \
-        AWS_ACCESS_KEY_ID=test \
-        AWS_SECRET_ACCESS_KEY=test \
-        AWS_REGION="$REGION" \
-        AWS_DEFAULT_REGION="$REGION" \
-        AWS_ENDPOINT_URL_MEDIACONVERT="$MEDIACONVERT_ENDPOINT" \
+        "${AWS_CLIENT_ENV[@]}" \
         PERSIST_STATE=1 \
         STATE_DIR="$LOCAL_DIR/state" \
         S3_PERSIST=1 \
@@ -203,8 +198,7 @@ services_up() {
   (
     cd "$LOCAL_DIR"
     close_inherited_fds
-    exec env LOCAL_STACK_PORT="$PORT" AWS_ENDPOINT_URL="$ENDPOINT" AWS_ACCESS_KEY_ID=test \
-      AWS_SECRET_ACCESS_KEY=test AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION" \
+    exec env LOCAL_STACK_PORT="$PORT" "${AWS_CLIENT_ENV[@]}" \
       STACK_OUTPUTS="$LOCAL_DIR/stack-outputs.json" RUST_LOG="${LOCAL_SERVICES_LOG:-info}" \
       setsid "$SERVICES_BIN" </dev/null >>"$SERVICES_LOG_FILE" 2>&1
   ) &

@@ -220,6 +220,17 @@ pub fn extension_of(key: &str) -> String {
     }
 }
 
+/// The `UserMetadata` keys every MediaConvert job carries: the submitter writes them,
+/// `mediaconvert-results` reads them back from the job-state event.
+pub mod mediaconvert_metadata {
+    pub const PIPELINE: &str = "pipeline";
+    pub const TEMPLATE: &str = "template";
+    pub const SOURCE_BUCKET: &str = "sourceBucket";
+    pub const SOURCE_KEY: &str = "sourceKey";
+    pub const SOURCE_ETAG: &str = "sourceEtag";
+    pub const SOURCE_VERSION: &str = "sourceVersionId";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -163,6 +163,12 @@ impl From<ProcessingError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// The first `max_chars` characters of `text` (never cuts a character in half), for reasons
+/// and messages that have a size limit.
+pub fn truncate_chars(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

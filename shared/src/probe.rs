@@ -1,5 +1,6 @@
 //! ffprobe's report as typed data, and the rules that turn it into "is this a video we can use".
 
+use std::ffi::OsString;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -82,16 +83,40 @@ impl MediaInfo {
 
 /// Runs ffprobe on a local file. A file ffprobe cannot read is rejected as `CORRUPT_INPUT`.
 pub async fn probe_file(ffprobe: &Path, file: &Path, deadline: Deadline) -> Result<MediaInfo, ProcessingError> {
+    let unreadable = Unreadable {
+        code: "CORRUPT_INPUT",
+        says: "ffprobe cannot read the file",
+    };
+    probe_file_with(ffprobe, file, deadline, &[], unreadable).await
+}
+
+/// How a file that ffprobe cannot read is rejected: the code, and what the reason says before
+/// ffprobe's own words.
+pub struct Unreadable {
+    pub code: &'static str,
+    pub says: &'static str,
+}
+
+/// [`probe_file`] with input options of the caller's (e.g. format and protocol whitelists for
+/// files from the internet) and its own rejection of an unreadable file.
+pub async fn probe_file_with(
+    ffprobe: &Path,
+    file: &Path,
+    deadline: Deadline,
+    input_options: &[OsString],
+    unreadable: Unreadable,
+) -> Result<MediaInfo, ProcessingError> {
     let output = Supervised::new(ffprobe, deadline)
-        .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"])
+        .args(["-v", "error"])
+        .args(input_options)
+        .args(["-print_format", "json", "-show_format", "-show_streams"])
         .arg(file)
         .run()
         .await
         .map_err(|err| match err {
-            RunError::Exit { .. } => ProcessingError::rejected(
-                "CORRUPT_INPUT",
-                format!("ffprobe cannot read the file: {}", err.stderr_tail()),
-            ),
+            RunError::Exit { .. } => {
+                ProcessingError::rejected(unreadable.code, format!("{}: {}", unreadable.says, err.stderr_tail()))
+            }
             other => other.into_processing_error("PROBE_FAILED"),
         })?;
     parse_ffprobe_json(&output.stdout)

@@ -1,4 +1,5 @@
-//! S3 event notifications: key decoding and the test event S3 sends when a notification is set up.
+//! S3 event notifications: their records, key decoding, and the test event S3 sends when a
+//! notification is set up.
 //!
 //! S3 writes object keys in events form-urlencoded: a space arrives as `+`, a literal `+` as
 //! `%2B`, and non-ASCII as percent-encoded UTF-8 (some emulators even encode `/` as `%2F`).
@@ -28,6 +29,24 @@ pub fn decode_key(encoded: &str) -> Result<String, ProcessingError> {
 /// notification configuration is saved. It carries no object and is skipped.
 pub fn is_test_event(event: &serde_json::Value) -> bool {
     event.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent")
+}
+
+/// The records of an S3 notification, or `None` for the [test event](is_test_event), which has
+/// none and is skipped. An event that is neither is a named rejection.
+pub fn records(event: &serde_json::Value) -> Result<Option<&[serde_json::Value]>, ProcessingError> {
+    if is_test_event(event) {
+        return Ok(None);
+    }
+    event
+        .get("Records")
+        .and_then(serde_json::Value::as_array)
+        .map(|records| Some(records.as_slice()))
+        .ok_or_else(|| {
+            ProcessingError::rejected(
+                "MALFORMED_EVENT",
+                "the event has no Records array: not an S3 notification",
+            )
+        })
 }
 
 #[cfg(test)]
@@ -72,5 +91,17 @@ mod tests {
         });
         assert!(is_test_event(&test_event));
         assert!(!is_test_event(&serde_json::json!({"Records": []})));
+    }
+
+    #[test]
+    fn records_skip_the_test_event_and_reject_what_is_not_a_notification() {
+        let test_event = serde_json::json!({"Service": "Amazon S3", "Event": "s3:TestEvent"});
+        assert_eq!(records(&test_event).unwrap(), None);
+        let event = serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put"}]});
+        assert_eq!(records(&event).unwrap().map(<[_]>::len), Some(1));
+        assert_eq!(
+            records(&serde_json::json!({"hello": "world"})).unwrap_err().code,
+            "MALFORMED_EVENT"
+        );
     }
 }

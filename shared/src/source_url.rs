@@ -92,15 +92,19 @@ impl SourceUrl {
     /// The URL as shown to people and stored with the task; presigned query strings dropped.
     pub fn display_without_query(&self) -> String {
         match self {
-            SourceUrl::Http(url) => {
-                let mut shown = url.clone();
-                shown.set_query(None);
-                shown.set_fragment(None);
-                shown.to_string()
-            }
+            SourceUrl::Http(url) => url_without_query(url),
             SourceUrl::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
         }
     }
+}
+
+/// `url` for messages and logs: query and fragment dropped, since a presigned query string is a
+/// credential.
+pub fn url_without_query(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

@@ -12,6 +12,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use tracing::Instrument;
 
+use crate::error::truncate_chars;
 use crate::ffmpeg::Deadline;
 use crate::ProcessingError;
 
@@ -120,7 +121,7 @@ pub async fn park_in_dead_letter_queue(
                 .unwrap_or_else(|| "(empty body)".to_owned()),
         )
         .message_attributes("rejection_code", attribute(err.code))
-        .message_attributes("rejection_reason", attribute(&truncate(&err.reason, 1000)))
+        .message_attributes("rejection_reason", attribute(&truncate_chars(&err.reason, 1000)))
         .message_attributes(
             "original_message_id",
             attribute(record.message_id.as_deref().unwrap_or("")),
@@ -137,10 +138,6 @@ pub async fn park_in_dead_letter_queue(
             Disposition::Retry
         }
     }
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    text.chars().take(max_chars).collect()
 }
 
 #[cfg(test)]

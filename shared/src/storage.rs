@@ -223,6 +223,20 @@ pub fn metadata_value(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, METADATA).to_string()
 }
 
+/// A key as a URL path (no leading `/`): each segment percent-encoded, everything but letters,
+/// digits and `-._~`, so spaces, `+` and unicode in keys survive every HTTP client.
+pub fn key_url_path(key: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    key.split('/')
+        .map(|segment| percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The inverse of [`metadata_value`].
 pub fn decode_metadata_value(value: &str) -> String {
     percent_encoding::percent_decode_str(value)
@@ -230,13 +244,30 @@ pub fn decode_metadata_value(value: &str) -> String {
         .into_owned()
 }
 
-fn local_io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ProcessingError + 'a {
+/// A local file-system fault (`LOCAL_IO`, retryable: a full or busy /tmp may be fine next time),
+/// naming what was done to which path.
+pub fn local_io<'a>(action: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> ProcessingError + 'a {
     move |e| ProcessingError::retryable("LOCAL_IO", format!("{action} {}: {e}", path.display()))
+}
+
+/// A fresh work directory under `parent` (Lambda's /tmp), removed when dropped: one per
+/// message, so nothing of one message's files is seen by the next.
+pub fn work_dir(parent: &Path, prefix: &str) -> Result<tempfile::TempDir, ProcessingError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .map_err(local_io("creating a work dir in", parent))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_encoded_per_segment() {
+        assert_eq!(key_url_path("a b/c+d/é.mp4"), "a%20b/c%2Bd/%C3%A9.mp4");
+        assert_eq!(key_url_path("x/y_z-1.~m3u8"), "x/y_z-1.~m3u8");
+    }
 
     #[test]
     fn metadata_values_are_ascii() {

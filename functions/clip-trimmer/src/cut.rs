@@ -17,7 +17,7 @@
 //! frame away), so the clip's first frame is the requested start within one frame.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use shared::ffmpeg::{ffmpeg_base_args, Deadline, Supervised};
 use shared::ProcessingError;
@@ -421,10 +421,10 @@ fn quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
-async fn write(path: &PathBuf, text: &str) -> Result<(), ProcessingError> {
+async fn write(path: &Path, text: &str) -> Result<(), ProcessingError> {
     tokio::fs::write(path, text)
         .await
-        .map_err(|e| ProcessingError::retryable("LOCAL_IO", format!("{}: {e}", path.display())))
+        .map_err(shared::storage::local_io("writing", path))
 }
 
 #[cfg(test)]

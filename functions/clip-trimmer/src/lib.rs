@@ -45,7 +45,7 @@ use shared::config::{ConfigError, EnvReader};
 use shared::ffmpeg::Deadline;
 use shared::publish::{publish_json, Attribute};
 use shared::sqs::{park_in_dead_letter_queue, process_batch, Disposition};
-use shared::storage::{head_object, upload_file, UploadOptions};
+use shared::storage::{head_object, upload_file, work_dir, UploadOptions};
 use shared::{ErrorKind, ProcessingError};
 use tracing::Instrument;
 
@@ -245,10 +245,19 @@ pub struct ThumbnailLinks {
 impl ClipResult {
     fn for_request(request: &ClipRequest, status: &'static str) -> Self {
         ClipResult {
-            clip_id: Some(request.clip_id.clone()),
-            camera_id: Some(request.camera_id.clone()),
             start_timestamp_in_ms: Some(request.start_timestamp_in_ms),
             end_timestamp_in_ms: Some(request.end_timestamp_in_ms),
+            ..Self::for_ids(Some(request.clip_id.clone()), Some(request.camera_id.clone()), status)
+        }
+    }
+
+    /// A result for what may not even be a request: only the ids that could be read from it.
+    fn for_ids(clip_id: Option<String>, camera_id: Option<String>, status: &'static str) -> Self {
+        ClipResult {
+            clip_id,
+            camera_id,
+            start_timestamp_in_ms: None,
+            end_timestamp_in_ms: None,
             status,
             bucket: None,
             clip: None,
@@ -344,13 +353,22 @@ impl Trimmer {
         let body = record.body.clone().unwrap_or_default();
         // Requests are sent to the queue directly; one arriving through SNS is unwrapped.
         let body = shared::sqs::unwrap_sns_envelope(&body).unwrap_or(body);
-        let request = match request::parse(&body).and_then(|(request, style)| {
-            tracing::debug!(?style, "request parsed");
-            request.validate(self.config.max_len_ms).map(|()| request)
-        }) {
-            Ok(request) => request,
-            Err(err) => return self.reject_message(&record, &body, err).await,
+        let request = match request::parse(&body) {
+            Ok((request, style)) => {
+                tracing::debug!(?style, "request parsed");
+                request
+            }
+            Err(err) => {
+                // Not a request at all: answered with whatever ids it carries, and kept.
+                let (clip_id, camera_id) = request::salvage_ids(&body);
+                let result = ClipResult::for_ids(clip_id, camera_id, CLIP_INVALID);
+                return self.reject_message(&record, result, err, true).await;
+            }
         };
+        if let Err(err) = request.validate(self.config.max_len_ms) {
+            let result = ClipResult::for_request(&request, CLIP_INVALID);
+            return self.reject_message(&record, result, err, false).await;
+        }
         let span = tracing::info_span!(
             "clip",
             clip_id = %request.clip_id,
@@ -368,28 +386,20 @@ impl Trimmer {
     }
 
     /// A body that is not a valid request: `CLIP_INVALID` on the topic, and a body that is
-    /// not a request at all is also parked in the DLQ, so nothing of it is lost.
-    async fn reject_message(&self, record: &SqsMessage, body: &str, err: ProcessingError) -> Disposition {
+    /// not a request at all (`park`) is also parked in the DLQ, so nothing of it is lost.
+    async fn reject_message(
+        &self,
+        record: &SqsMessage,
+        result: ClipResult,
+        err: ProcessingError,
+        park: bool,
+    ) -> Disposition {
         tracing::warn!(code = err.code, reason = %err.reason, "request rejected");
-        let parsed = request::parse(body).ok();
-        let mut result = match &parsed {
-            Some((request, _)) => ClipResult::for_request(request, CLIP_INVALID),
-            None => {
-                let (clip_id, camera_id) = request::salvage_ids(body);
-                ClipResult {
-                    clip_id,
-                    camera_id,
-                    start_timestamp_in_ms: None,
-                    end_timestamp_in_ms: None,
-                    ..ClipResult::for_request(&placeholder_request(), CLIP_INVALID)
-                }
-            }
-        };
-        result = result.with_reason(err.code, err.reason.clone());
+        let result = result.with_reason(err.code, err.reason.clone());
         if self.publish(&result).await.is_err() {
             return Disposition::Retry;
         }
-        if parsed.is_none() {
+        if park {
             return park_in_dead_letter_queue(&self.sqs, &self.config.dead_letter_queue_url, record, &err).await;
         }
         Disposition::Done
@@ -464,7 +474,7 @@ impl Trimmer {
                 report.bucket = Some(config.destination_bucket.clone());
                 report.clip = Some(made.clip);
                 report.thumbnail = Some(made.thumbnail);
-                report.gaps = coverage.gaps.iter().copied().filter(|g| g.duration_ms() > 0).collect();
+                report.gaps = coverage.gaps.clone();
                 Step::Report(report)
             }
             Err(err) if err.code == "TIMEOUT" => self.hand_on(request, &err.reason),
@@ -632,15 +642,7 @@ impl Trimmer {
             self.notify_camera_api(request, alias, &made).await?;
             return Ok(made);
         }
-        let work = tempfile::Builder::new()
-            .prefix("clip-")
-            .tempdir_in(&config.download_dest)
-            .map_err(|e| {
-                ProcessingError::retryable(
-                    "LOCAL_IO",
-                    format!("creating a work dir in {}: {e}", config.download_dest.display()),
-                )
-            })?;
+        let work = work_dir(&config.download_dest, "clip-")?;
 
         // The index of every recording, then only the bytes each part needs.
         let mut replicas = Vec::new();
@@ -661,18 +663,18 @@ impl Trimmer {
             replicas.push(replica);
             indexes.push(index);
         }
+        // Which segment each plan is for; the parts borrow that segment's replica and index.
         let mut plans = Vec::new();
-        for ((segment, index), replica) in coverage.segments.iter().zip(&mut indexes).zip(&mut replicas) {
-            let Some(plan) = cut::plan_segment(index, ms(segment.from_ms), ms(segment.to_ms)) else {
+        for (i, segment) in coverage.segments.iter().enumerate() {
+            let window = (ms(segment.from_ms), ms(segment.to_ms));
+            let Some(plan) = cut::plan_segment(&indexes[i], window.0, window.1) else {
                 continue; // less than one frame of this recording is in the range
             };
-            replica.fetch_range(&self.s3, plan.bytes.0, plan.bytes.1).await?;
-            let window = (ms(segment.from_ms), ms(segment.to_ms));
-            media::probe_params(&config.ffprobe, &replica.path, deadline, window, index)
+            replicas[i].fetch_range(&self.s3, plan.bytes.0, plan.bytes.1).await?;
+            media::probe_params(&config.ffprobe, &replicas[i].path, deadline, window, &mut indexes[i])
                 .await
                 .map_err(|e| with_recording(e, &segment.recording.key))?;
-            let index: &media::MediaIndex = index;
-            plans.push((replica.path.clone(), index, plan));
+            plans.push((i, plan));
         }
         if plans.is_empty() {
             return Err(ProcessingError::failed(
@@ -682,11 +684,11 @@ impl Trimmer {
         }
         let origin_bytes = replicas.iter().map(|r| r.bytes_fetched).sum();
         let parts: Vec<Part> = plans
-            .iter()
-            .map(|(file, index, plan)| Part {
-                file,
-                index,
-                plan: plan.clone(),
+            .into_iter()
+            .map(|(i, plan)| Part {
+                file: &replicas[i].path,
+                index: &indexes[i],
+                plan,
             })
             .collect();
         let mode = force.unwrap_or_else(|| {
@@ -915,21 +917,21 @@ pub fn backoff_secs(base: i32, receives: i32) -> i32 {
     base.max(1).saturating_mul(2i32.saturating_pow(exponent)).min(900)
 }
 
-/// For results of bodies that are not requests: the fields are cleared after construction.
-fn placeholder_request() -> ClipRequest {
-    ClipRequest {
-        clip_id: String::new(),
-        camera_id: String::new(),
-        start_timestamp_in_ms: 0,
-        end_timestamp_in_ms: 0,
-        retry_timestamps: Vec::new(),
-        deadline_requeues: 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request with made-up values, for the fields a test does not look at.
+    fn placeholder_request() -> ClipRequest {
+        ClipRequest {
+            clip_id: String::new(),
+            camera_id: String::new(),
+            start_timestamp_in_ms: 0,
+            end_timestamp_in_ms: 0,
+            retry_timestamps: Vec::new(),
+            deadline_requeues: 0,
+        }
+    }
 
     fn env<'a>(extra: &[(&'a str, &'a str)]) -> EnvReader {
         let mut pairs = vec![

@@ -72,6 +72,12 @@ const LOOK_BEHIND_SECS: f64 = 20.0;
 /// Seconds read after a part: enough to see whether it runs to the recording's end.
 const LOOK_AHEAD_SECS: f64 = 5.0;
 
+/// What ffprobe is asked for: stream parameters and the file's start time, and, for an
+/// index, every packet.
+const STREAM_ENTRIES: &str = "stream=index,codec_type,codec_name,profile,level,pix_fmt,width,height,r_frame_rate,\
+                              start_time,has_b_frames,sample_rate,channels:format=start_time";
+const PACKET_ENTRIES: &str = "packet=stream_index,pts_time,dts_time,pos,size,flags";
+
 /// Reads the index of `file` for the part `[from_secs, to_secs)` (seconds into the recording),
 /// or all of it. Reading only the window keeps the listing small for long recordings.
 ///
@@ -86,31 +92,18 @@ pub async fn probe_index(
     deadline: Deadline,
     window: Option<(f64, f64)>,
 ) -> Result<MediaIndex, ProcessingError> {
-    let mut command = Supervised::new(ffprobe, deadline).args(["-fflags", "+noparse+nofillin"]);
-    if let Some((from, to)) = window {
-        command = command.arg("-read_intervals").arg(format!(
-            "{:.3}%{:.3}",
-            (from - LOOK_BEHIND_SECS).max(0.0),
-            to + LOOK_AHEAD_SECS
-        ));
-    }
-    let output = command
-        .args(["-v", "error", "-of", "json", "-show_entries"])
-        .arg(
-            "stream=index,codec_type,codec_name,profile,level,pix_fmt,width,height,r_frame_rate,start_time,\
-             has_b_frames,sample_rate,channels:format=start_time:packet=stream_index,pts_time,dts_time,pos,size,flags",
-        )
-        .arg(file)
-        .run()
-        .await
-        .map_err(|e| match e {
-            shared::ffmpeg::RunError::Exit { stderr_tail, .. } => ProcessingError::failed(
-                RECORDING_CORRUPT,
-                format!("ffprobe cannot read the recording: {stderr_tail}"),
-            ),
-            other => other.into_processing_error(RECORDING_CORRUPT),
-        })?;
-    parse_index(&output.stdout)
+    let interval = window.map(|(from, to)| ((from - LOOK_BEHIND_SECS).max(0.0), to + LOOK_AHEAD_SECS));
+    let entries = format!("{STREAM_ENTRIES}:{PACKET_ENTRIES}");
+    let json = run_ffprobe(
+        ffprobe,
+        file,
+        deadline,
+        &["-fflags", "+noparse+nofillin"],
+        interval,
+        &entries,
+    )
+    .await?;
+    parse_index(&json)
 }
 
 /// The codec parameters of `file`, decoded from the part `[from_secs, to_secs)` (whose bytes
@@ -122,19 +115,9 @@ pub async fn probe_params(
     window: (f64, f64),
     index: &mut MediaIndex,
 ) -> Result<(), ProcessingError> {
-    let output = Supervised::new(ffprobe, deadline)
-        .arg("-read_intervals")
-        .arg(format!("{:.3}%{:.3}", window.0.max(0.0), window.1))
-        .args(["-v", "error", "-of", "json", "-show_entries"])
-        .arg(
-            "stream=index,codec_type,codec_name,profile,level,pix_fmt,width,height,r_frame_rate,start_time,\
-             has_b_frames,sample_rate,channels:format=start_time:packet=stream_index,pts_time,dts_time,pos,size,flags",
-        )
-        .arg(file)
-        .run()
-        .await
-        .map_err(|e| e.into_processing_error(RECORDING_CORRUPT))?;
-    let decoded = parse_index(&output.stdout)?;
+    let interval = Some((window.0.max(0.0), window.1));
+    let json = run_ffprobe(ffprobe, file, deadline, &[], interval, STREAM_ENTRIES).await?;
+    let decoded = parse_streams(&parse_probe(&json)?)?;
     index.video = VideoParams {
         frame_rate: index.video.frame_rate,
         ..decoded.video
@@ -144,51 +127,100 @@ pub async fn probe_params(
     Ok(())
 }
 
-pub fn parse_index(json: &[u8]) -> Result<MediaIndex, ProcessingError> {
-    #[derive(Deserialize)]
-    struct Probe {
-        #[serde(default)]
-        streams: Vec<Stream>,
-        #[serde(default)]
-        packets: Vec<RawPacket>,
-        format: Option<Format>,
+/// Runs ffprobe with JSON output on `file` (limited to `interval`, in seconds, if given).
+async fn run_ffprobe(
+    ffprobe: &Path,
+    file: &Path,
+    deadline: Deadline,
+    options: &[&str],
+    interval: Option<(f64, f64)>,
+    entries: &str,
+) -> Result<Vec<u8>, ProcessingError> {
+    let mut command = Supervised::new(ffprobe, deadline).args(options);
+    if let Some((from, to)) = interval {
+        command = command.arg("-read_intervals").arg(format!("{from:.3}%{to:.3}"));
     }
-    #[derive(Deserialize)]
-    struct Format {
-        start_time: Option<String>,
-    }
-    #[derive(Deserialize)]
-    struct Stream {
-        index: usize,
-        codec_type: Option<String>,
-        codec_name: Option<String>,
-        profile: Option<String>,
-        level: Option<i64>,
-        pix_fmt: Option<String>,
-        width: Option<u32>,
-        height: Option<u32>,
-        r_frame_rate: Option<String>,
-        start_time: Option<String>,
-        has_b_frames: Option<u32>,
-        sample_rate: Option<String>,
-        channels: Option<u32>,
-    }
-    #[derive(Deserialize)]
-    struct RawPacket {
-        stream_index: usize,
-        pts_time: Option<String>,
-        dts_time: Option<String>,
-        pos: Option<String>,
-        size: Option<String>,
-        flags: Option<String>,
-    }
-    let corrupt = |why: String| ProcessingError::failed(RECORDING_CORRUPT, why);
-    let probe: Probe = serde_json::from_slice(json).map_err(|e| corrupt(format!("unreadable ffprobe output: {e}")))?;
+    let output = command
+        .args(["-v", "error", "-of", "json", "-show_entries", entries])
+        .arg(file)
+        .run()
+        .await
+        .map_err(|e| match e {
+            shared::ffmpeg::RunError::Exit { stderr_tail, .. } => ProcessingError::failed(
+                RECORDING_CORRUPT,
+                format!("ffprobe cannot read the recording: {stderr_tail}"),
+            ),
+            other => other.into_processing_error(RECORDING_CORRUPT),
+        })?;
+    Ok(output.stdout)
+}
+
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    streams: Vec<Stream>,
+    #[serde(default)]
+    packets: Vec<RawPacket>,
+    format: Option<Format>,
+}
+
+#[derive(Deserialize)]
+struct Format {
+    start_time: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Stream {
+    index: usize,
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    profile: Option<String>,
+    level: Option<i64>,
+    pix_fmt: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    r_frame_rate: Option<String>,
+    start_time: Option<String>,
+    has_b_frames: Option<u32>,
+    sample_rate: Option<String>,
+    channels: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct RawPacket {
+    stream_index: usize,
+    pts_time: Option<String>,
+    dts_time: Option<String>,
+    pos: Option<String>,
+    size: Option<String>,
+    flags: Option<String>,
+}
+
+/// The stream-level part of a probe.
+struct StreamParams {
+    video: VideoParams,
+    audio: Option<AudioParams>,
+    has_b_frames: bool,
+    video_index: usize,
+    audio_index: Option<usize>,
+    start_time: Option<f64>,
+    format_start_time: Option<f64>,
+}
+
+fn corrupt(why: impl Into<String>) -> ProcessingError {
+    ProcessingError::failed(RECORDING_CORRUPT, why)
+}
+
+fn parse_probe(json: &[u8]) -> Result<Probe, ProcessingError> {
+    serde_json::from_slice(json).map_err(|e| corrupt(format!("unreadable ffprobe output: {e}")))
+}
+
+fn parse_streams(probe: &Probe) -> Result<StreamParams, ProcessingError> {
     let video_stream = probe
         .streams
         .iter()
         .find(|s| s.codec_type.as_deref() == Some("video") && s.width.unwrap_or(0) > 0)
-        .ok_or_else(|| corrupt("the recording has no video stream".to_owned()))?;
+        .ok_or_else(|| corrupt("the recording has no video stream"))?;
     let audio_stream = probe.streams.iter().find(|s| s.codec_type.as_deref() == Some("audio"));
     let frame_rate = video_stream
         .r_frame_rate
@@ -196,68 +228,67 @@ pub fn parse_index(json: &[u8]) -> Result<MediaIndex, ProcessingError> {
         .and_then(|r| r.split_once('/'))
         .and_then(|(n, d)| Some((n.parse().ok()?, d.parse().ok()?)))
         .unwrap_or((0, 1));
-    let video = VideoParams {
-        codec: video_stream.codec_name.clone().unwrap_or_default(),
-        profile: video_stream.profile.clone(),
-        level: video_stream.level,
-        pix_fmt: video_stream.pix_fmt.clone(),
-        width: video_stream.width.unwrap_or(0),
-        height: video_stream.height.unwrap_or(0),
-        frame_rate,
-    };
-    let audio = audio_stream.map(|s| AudioParams {
-        codec: s.codec_name.clone().unwrap_or_default(),
-        sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()).unwrap_or(0),
-        channels: s.channels.unwrap_or(0),
-    });
-    let parse_packet = |p: &RawPacket| -> Option<Packet> {
-        let pts: f64 = p.pts_time.as_deref()?.parse().ok()?;
-        Some(Packet {
-            pts,
-            dts: p.dts_time.as_deref().and_then(|d| d.parse().ok()).unwrap_or(pts),
-            pos: p.pos.as_deref()?.parse().ok()?,
-            size: p.size.as_deref()?.parse().ok()?,
-            key: p.flags.as_deref().is_some_and(|f| f.starts_with('K')),
-        })
-    };
-    let mut frames: Vec<Packet> = probe
-        .packets
-        .iter()
-        .filter(|p| p.stream_index == video_stream.index)
-        .filter_map(parse_packet)
-        .collect();
-    let mut audio_packets: Vec<Packet> = match audio_stream {
-        Some(a) => probe
+    Ok(StreamParams {
+        video: VideoParams {
+            codec: video_stream.codec_name.clone().unwrap_or_default(),
+            profile: video_stream.profile.clone(),
+            level: video_stream.level,
+            pix_fmt: video_stream.pix_fmt.clone(),
+            width: video_stream.width.unwrap_or(0),
+            height: video_stream.height.unwrap_or(0),
+            frame_rate,
+        },
+        audio: audio_stream.map(|s| AudioParams {
+            codec: s.codec_name.clone().unwrap_or_default(),
+            sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()).unwrap_or(0),
+            channels: s.channels.unwrap_or(0),
+        }),
+        has_b_frames: video_stream.has_b_frames.unwrap_or(0) > 0,
+        video_index: video_stream.index,
+        audio_index: audio_stream.map(|s| s.index),
+        start_time: video_stream.start_time.as_deref().and_then(|s| s.parse().ok()),
+        format_start_time: probe
+            .format
+            .as_ref()
+            .and_then(|f| f.start_time.as_deref())
+            .and_then(|s| s.parse().ok()),
+    })
+}
+
+pub fn parse_index(json: &[u8]) -> Result<MediaIndex, ProcessingError> {
+    let probe = parse_probe(json)?;
+    let streams = parse_streams(&probe)?;
+    let packets_of = |stream: usize| -> Vec<Packet> {
+        let mut packets: Vec<Packet> = probe
             .packets
             .iter()
-            .filter(|p| p.stream_index == a.index)
-            .filter_map(parse_packet)
-            .collect(),
-        None => Vec::new(),
+            .filter(|p| p.stream_index == stream)
+            .filter_map(|p| {
+                let pts: f64 = p.pts_time.as_deref()?.parse().ok()?;
+                Some(Packet {
+                    pts,
+                    dts: p.dts_time.as_deref().and_then(|d| d.parse().ok()).unwrap_or(pts),
+                    pos: p.pos.as_deref()?.parse().ok()?,
+                    size: p.size.as_deref()?.parse().ok()?,
+                    key: p.flags.as_deref().is_some_and(|f| f.starts_with('K')),
+                })
+            })
+            .collect();
+        packets.sort_by(|a, b| a.pts.total_cmp(&b.pts));
+        packets
     };
-    frames.sort_by(|a, b| a.pts.total_cmp(&b.pts));
-    audio_packets.sort_by(|a, b| a.pts.total_cmp(&b.pts));
+    let frames = packets_of(streams.video_index);
+    let audio_packets = streams.audio_index.map(packets_of).unwrap_or_default();
     if frames.is_empty() || !frames.iter().any(|f| f.key) {
-        return Err(corrupt(
-            "the recording's video stream has no frames (or no key frame)".to_owned(),
-        ));
+        return Err(corrupt("the recording's video stream has no frames (or no key frame)"));
     }
-    let start_time = video_stream
-        .start_time
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(frames[0].pts);
-    let format_start_time = probe
-        .format
-        .and_then(|f| f.start_time)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(start_time);
+    let start_time = streams.start_time.unwrap_or(frames[0].pts);
     Ok(MediaIndex {
-        format_start_time,
-        video,
-        audio,
+        format_start_time: streams.format_start_time.unwrap_or(start_time),
+        video: streams.video,
+        audio: streams.audio,
         start_time,
-        has_b_frames: video_stream.has_b_frames.unwrap_or(0) > 0,
+        has_b_frames: streams.has_b_frames,
         frames,
         audio_packets,
     })

@@ -13,6 +13,7 @@ use shared::ProcessingError;
 
 use crate::camera_api::{parse_iso, ListedRecording};
 use crate::schedule::Recording;
+use shared::error::truncate_chars;
 
 pub const RECORDING_UNUSABLE: &str = "RECORDING_UNUSABLE";
 
@@ -61,7 +62,7 @@ impl Origin {
         let unusable = |why: &str| {
             Err(ProcessingError::failed(
                 RECORDING_UNUSABLE,
-                format!("recordingUrl {:?} {why}", truncate(recording_url, 200)),
+                format!("recordingUrl {:?} {why}", truncate_chars(recording_url, 200)),
             ))
         };
         let base = self.recordings_url.trim_end_matches('/');
@@ -97,14 +98,10 @@ impl Origin {
         } else {
             key.strip_prefix(dir)?.strip_prefix('/')?
         };
-        let encoded: Vec<String> = rest
-            .split('/')
-            .map(|part| percent_encoding::utf8_percent_encode(part, PATH_SEGMENT).to_string())
-            .collect();
         Some(format!(
             "{}/{}",
             self.recordings_url.trim_end_matches('/'),
-            encoded.join("/")
+            shared::storage::key_url_path(rest)
         ))
     }
 
@@ -127,16 +124,6 @@ impl Origin {
             )),
         }
     }
-}
-
-const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    text.chars().take(max_chars).collect()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
-use shared::storage::download_to_file;
+use shared::storage::{download_to_file, local_io};
 use shared::ProcessingError;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
@@ -70,8 +70,10 @@ impl Replica {
                 format!("recording s3://{bucket}/{key} is empty (0 bytes)"),
             ));
         }
-        let file = tokio::fs::File::create(path).await.map_err(local_io(path))?;
-        file.set_len(size).await.map_err(local_io(path))?;
+        let file = tokio::fs::File::create(path)
+            .await
+            .map_err(local_io("creating", path))?;
+        file.set_len(size).await.map_err(local_io("sizing", path))?;
         drop(file);
         replica.write_at(0, &first).await?;
         if first.len() as u64 >= size {
@@ -175,10 +177,12 @@ impl Replica {
             .write(true)
             .open(&self.path)
             .await
-            .map_err(local_io(&self.path))?;
-        file.seek(SeekFrom::Start(offset)).await.map_err(local_io(&self.path))?;
-        file.write_all(bytes).await.map_err(local_io(&self.path))?;
-        file.flush().await.map_err(local_io(&self.path))
+            .map_err(local_io("opening", &self.path))?;
+        file.seek(SeekFrom::Start(offset))
+            .await
+            .map_err(local_io("seeking in", &self.path))?;
+        file.write_all(bytes).await.map_err(local_io("writing", &self.path))?;
+        file.flush().await.map_err(local_io("writing", &self.path))
     }
 }
 
@@ -278,10 +282,6 @@ fn recording_error(bucket: &str, key: &str, err: ProcessingError) -> ProcessingE
     } else {
         err
     }
-}
-
-fn local_io(path: &Path) -> impl Fn(std::io::Error) -> ProcessingError + '_ {
-    move |e| ProcessingError::retryable("LOCAL_IO", format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

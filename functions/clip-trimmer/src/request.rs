@@ -7,6 +7,7 @@
 //! rejected with the parser's message, which names the position.
 
 use serde::{Deserialize, Serialize};
+use shared::error::truncate_chars;
 use shared::ProcessingError;
 
 /// One clip request (seed 002's message, plus one field of ours).
@@ -97,7 +98,7 @@ impl ClipRequest {
             if !is_safe_id(id) {
                 return invalid(format!(
                     "{name} {:?} is not a safe id (1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 . _ -, not only dots)",
-                    truncate(id, 80)
+                    truncate_chars(id, 80)
                 ));
             }
         }
@@ -137,10 +138,6 @@ pub fn is_safe_id(id: &str) -> bool {
         && id.len() <= MAX_ID_LEN
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && !id.bytes().all(|b| b == b'.')
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    text.chars().take(max_chars).collect()
 }
 
 #[cfg(test)]

@@ -54,6 +54,11 @@ fn request(body: &str) -> Request {
     lambda_http::request::from_str(&event.to_string()).unwrap()
 }
 
+/// `get_task_status` of [`TASK`].
+fn status_request() -> Request {
+    request(&format!(r#"{{"action":"get_task_status","task_id":"{TASK}"}}"#))
+}
+
 async fn call(api: &Api, request: Request) -> (u16, Value) {
     let response = api.handle(request).await.unwrap();
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -187,11 +192,7 @@ async fn status_of_a_running_task_is_its_progress_even_from_an_http_api_v2_event
 #[tokio::test]
 async fn status_of_a_queued_task_is_not_ready_at_zero() {
     let get = get_item_returns(Some(item(&[("status", s("QUEUED")), ("progress", n(0))])));
-    let (status, body) = call(
-        &api(&[&get], &[]),
-        request(&format!(r#"{{"action":"get_task_status","task_id":"{TASK}"}}"#)),
-    )
-    .await;
+    let (status, body) = call(&api(&[&get], &[]), status_request()).await;
     assert_eq!(status, 200);
     assert_eq!(
         (
@@ -215,11 +216,7 @@ async fn status_of_a_done_task_is_a_presigned_link_valid_for_an_hour() {
         ("gif_frames", n(20)),
         ("expires_at", future_expiry()),
     ])));
-    let (status, body) = call(
-        &api(&[&get], &[]),
-        request(&format!(r#"{{"action":"get_task_status","task_id":"{TASK}"}}"#)),
-    )
-    .await;
+    let (status, body) = call(&api(&[&get], &[]), status_request()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ready"], true);
     let url = body["gif_url"].as_str().unwrap();
@@ -240,11 +237,7 @@ async fn status_of_a_failed_task_is_its_reason() {
         ("error_code", s("SOURCE_ADDRESS_FORBIDDEN")),
         ("error_message", s("localhost resolves to 127.0.0.1")),
     ])));
-    let (status, body) = call(
-        &api(&[&get], &[]),
-        request(&format!(r#"{{"action":"get_task_status","task_id":"{TASK}"}}"#)),
-    )
-    .await;
+    let (status, body) = call(&api(&[&get], &[]), status_request()).await;
     assert_eq!(status, 200);
     assert_eq!(body["ready"], false);
     assert_eq!(body["status"], "FAILED");
@@ -254,22 +247,14 @@ async fn status_of_a_failed_task_is_its_reason() {
 #[tokio::test]
 async fn an_unknown_or_expired_task_is_404() {
     let missing = get_item_returns(None);
-    let (status, body) = call(
-        &api(&[&missing], &[]),
-        request(&format!(r#"{{"action":"get_task_status","task_id":"{TASK}"}}"#)),
-    )
-    .await;
+    let (status, body) = call(&api(&[&missing], &[]), status_request()).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("TASK_NOT_FOUND")));
 
     let expired = get_item_returns(Some(item(&[
         ("status", s("DONE")),
         ("expires_at", n(chrono::Utc::now().timestamp() - 5)),
     ])));
-    let (status, body) = call(
-        &api(&[&expired], &[]),
-        request(&format!(r#"{{"action":"get_task_status","task_id":"{TASK}"}}"#)),
-    )
-    .await;
+    let (status, body) = call(&api(&[&expired], &[]), status_request()).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("TASK_NOT_FOUND")));
 }
 

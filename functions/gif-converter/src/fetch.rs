@@ -40,7 +40,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use shared::ffmpeg::Deadline;
-use shared::source_url::{AddressPolicy, SourceUrl};
+use shared::source_url::{url_without_query as shown, AddressPolicy, SourceUrl};
+use shared::storage::local_io;
 use shared::ProcessingError;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -106,10 +107,6 @@ impl SafeFetcher {
         })
     }
 
-    pub fn limits(&self) -> FetchLimits {
-        self.limits
-    }
-
     /// Downloads `url` into `dest`, following redirects that pass the checks. `on_bytes` is
     /// called with (received, declared total) as the body arrives.
     pub async fn fetch_to_file(
@@ -164,12 +161,8 @@ impl SafeFetcher {
                 }
                 Ok(Err(err)) => {
                     let err = classify_client_error(&url, &err);
-                    // Name the hop, so a refusal after a redirect says where it came from.
                     return Err(match &came_from {
-                        Some(previous) => ProcessingError {
-                            reason: format!("redirect {redirects} from {}: {}", shown(previous), err.reason),
-                            ..err
-                        },
+                        Some(previous) => after_redirect(redirects, previous, err),
                         None => err,
                     });
                 }
@@ -211,16 +204,7 @@ impl SafeFetcher {
                             "a redirect to an s3:// location is not followed",
                         ))
                     }
-                    Err(err) => {
-                        return Err(ProcessingError::rejected(
-                            err.code,
-                            format!(
-                                "redirect {redirects} from {}: {}",
-                                shown(came_from.as_ref().unwrap_or(&url)),
-                                err.reason
-                            ),
-                        ))
-                    }
+                    Err(err) => return Err(after_redirect(redirects, &url, err)),
                 };
                 tracing::info!(hop = redirects, to = %shown(&url), "following a redirect");
                 continue;
@@ -245,7 +229,11 @@ impl SafeFetcher {
                 .and_then(|v| v.parse::<u64>().ok());
             if let Some(declared) = declared {
                 if declared > self.limits.max_bytes {
-                    return Err(too_large(&url, declared, self.limits.max_bytes, "declares"));
+                    return Err(too_large(
+                        &url,
+                        &format!("declares {declared} bytes"),
+                        self.limits.max_bytes,
+                    ));
                 }
             }
             let bytes = self
@@ -273,7 +261,9 @@ impl SafeFetcher {
         declared: Option<u64>,
         on_bytes: &mut (dyn FnMut(u64, Option<u64>) + Send),
     ) -> Result<u64, ProcessingError> {
-        let mut file = tokio::fs::File::create(dest).await.map_err(local_io(dest))?;
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .map_err(local_io("creating", dest))?;
         let mut received = 0u64;
         loop {
             let frame = match tokio::time::timeout(self.limits.read_timeout, body.frame()).await {
@@ -303,38 +293,30 @@ impl SafeFetcher {
             if received > self.limits.max_bytes {
                 drop(file);
                 let _ = tokio::fs::remove_file(dest).await;
-                return Err(too_large(url, received, self.limits.max_bytes, "sent more than"));
+                let max = self.limits.max_bytes;
+                return Err(too_large(url, &format!("sent more than {max} bytes"), max));
             }
-            file.write_all(&data).await.map_err(local_io(dest))?;
+            file.write_all(&data).await.map_err(local_io("writing", dest))?;
             on_bytes(received, declared);
         }
-        file.flush().await.map_err(local_io(dest))?;
+        file.flush().await.map_err(local_io("writing", dest))?;
         Ok(received)
     }
 }
 
-fn too_large(url: &url::Url, size: u64, max: u64, verb: &str) -> ProcessingError {
-    let size = if verb == "declares" {
-        format!("{size} bytes")
-    } else {
-        format!("{max} bytes")
-    };
+fn too_large(url: &url::Url, what_it_did: &str, max: u64) -> ProcessingError {
     ProcessingError::rejected(
         "SOURCE_TOO_LARGE",
-        format!("{} {verb} {size}; sources may be at most {max} bytes", shown(url)),
+        format!("{} {what_it_did}; sources may be at most {max} bytes", shown(url)),
     )
 }
 
-/// A URL for messages and logs: presigned query strings are credentials and stay out.
-fn shown(url: &url::Url) -> String {
-    let mut shown = url.clone();
-    shown.set_query(None);
-    shown.set_fragment(None);
-    shown.to_string()
-}
-
-fn local_io(path: &Path) -> impl Fn(std::io::Error) -> ProcessingError + '_ {
-    move |e| ProcessingError::retryable("LOCAL_IO", format!("{}: {e}", path.display()))
+/// Names the hop in a refusal after a redirect, so the reason says where it came from.
+fn after_redirect(hop: u32, from: &url::Url, err: ProcessingError) -> ProcessingError {
+    ProcessingError {
+        reason: format!("redirect {hop} from {}: {}", shown(from), err.reason),
+        ..err
+    }
 }
 
 /// A refusal from the connector travels through hyper as a boxed error; find it again.

@@ -10,9 +10,9 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use shared::ffmpeg::{ffmpeg_base_args, Deadline, RunError, Supervised};
+use shared::ffmpeg::{ffmpeg_base_args, Deadline, Supervised};
 use shared::gif::GifParams;
-use shared::probe::{parse_ffprobe_json, MediaInfo};
+use shared::probe::{probe_file_with, MediaInfo, Unreadable};
 use shared::ProcessingError;
 
 /// Demuxers a source may be read with: containers that carry their media inline.
@@ -42,21 +42,11 @@ fn source_input_args(source: &Path, params: &GifParams) -> Vec<OsString> {
 
 /// ffprobe on a fetched source; anything it cannot read under the whitelists is not a video.
 pub async fn probe_source(ffprobe: &Path, source: &Path, deadline: Deadline) -> Result<MediaInfo, ProcessingError> {
-    let output = Supervised::new(ffprobe, deadline)
-        .args(["-v", "error"])
-        .args(fence_args())
-        .args(["-print_format", "json", "-show_format", "-show_streams"])
-        .arg(source)
-        .run()
-        .await
-        .map_err(|err| match err {
-            RunError::Exit { .. } => ProcessingError::rejected(
-                "NOT_VIDEO",
-                format!("the source is not a video ffprobe can read: {}", err.stderr_tail()),
-            ),
-            other => other.into_processing_error("PROBE_FAILED"),
-        })?;
-    let info = parse_ffprobe_json(&output.stdout)?;
+    let unreadable = Unreadable {
+        code: "NOT_VIDEO",
+        says: "the source is not a video ffprobe can read",
+    };
+    let info = probe_file_with(ffprobe, source, deadline, &fence_args(), unreadable).await?;
     info.require_video()?;
     Ok(info)
 }
@@ -94,13 +84,8 @@ pub fn gif_args(source: &Path, params: &GifParams, palette: &Path, output: &Path
             scale_filter(params)
         )
         .into(),
-        "-an".into(),
-        "-loop".into(),
-        "0".into(),
-        "-f".into(),
-        "gif".into(),
     ]);
-    args.push(output.into());
+    args.extend(gif_output_args(output));
     args
 }
 
@@ -108,17 +93,21 @@ pub fn gif_args(source: &Path, params: &GifParams, palette: &Path, output: &Path
 pub fn one_pass_gif_args(source: &Path, params: &GifParams, output: &Path) -> Vec<OsString> {
     let mut args = ffmpeg_base_args();
     args.extend(source_input_args(source, params));
-    args.extend([
-        "-vf".into(),
-        scale_filter(params).into(),
+    args.extend(["-vf".into(), scale_filter(params).into()]);
+    args.extend(gif_output_args(output));
+    args
+}
+
+/// The output options both GIF encodings end with: no audio, loop forever.
+fn gif_output_args(output: &Path) -> [OsString; 6] {
+    [
         "-an".into(),
         "-loop".into(),
         "0".into(),
         "-f".into(),
         "gif".into(),
-    ]);
-    args.push(output.into());
-    args
+        output.into(),
+    ]
 }
 
 /// What the finished GIF is.

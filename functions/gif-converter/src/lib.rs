@@ -87,8 +87,12 @@ impl Config {
             policy: policy_from_env(&mut env, "SOURCE_LOOPBACK_ALLOW_LIST"),
             fetch: FetchLimits {
                 max_bytes: env.optional_or("MAX_SOURCE_BYTES", defaults.max_bytes),
-                connect_timeout: Duration::from_secs(env.optional_or("CONNECT_TIMEOUT_SECS", 5)),
-                read_timeout: Duration::from_secs(env.optional_or("READ_TIMEOUT_SECS", 15)),
+                connect_timeout: Duration::from_secs(
+                    env.optional_or("CONNECT_TIMEOUT_SECS", defaults.connect_timeout.as_secs()),
+                ),
+                read_timeout: Duration::from_secs(
+                    env.optional_or("READ_TIMEOUT_SECS", defaults.read_timeout.as_secs()),
+                ),
                 max_redirects: env.optional_or("MAX_REDIRECTS", defaults.max_redirects),
             },
             limits: GifLimits::from_env(&mut env),
@@ -136,15 +140,18 @@ impl Converter {
     }
 
     async fn handle_message(&self, record: SqsMessage, deadline: Deadline) -> Disposition {
-        let job = match parse_body::<GifJob>(&record) {
-            Ok(job) if is_task_id(&job.task_id) => job,
-            Ok(job) => {
-                let err = ProcessingError::rejected(
+        let job = parse_body::<GifJob>(&record).and_then(|job| {
+            if is_task_id(&job.task_id) {
+                Ok(job)
+            } else {
+                Err(ProcessingError::rejected(
                     "MALFORMED_MESSAGE",
                     format!("task id {:?} is not a task id", job.task_id),
-                );
-                return park_in_dead_letter_queue(&self.sqs, &self.config.dead_letter_queue_url, &record, &err).await;
+                ))
             }
+        });
+        let job = match job {
+            Ok(job) => job,
             Err(err) => {
                 return park_in_dead_letter_queue(&self.sqs, &self.config.dead_letter_queue_url, &record, &err).await
             }
@@ -259,12 +266,7 @@ impl Converter {
         })?;
         let source = SourceUrl::parse(&job.src_url, &config.policy, &config.input_bucket)?;
 
-        let workspace = tempfile::Builder::new()
-            .prefix("gif-")
-            .tempdir_in(&config.work_dir)
-            .map_err(|e| {
-                ProcessingError::retryable("LOCAL_IO", format!("work dir in {}: {e}", config.work_dir.display()))
-            })?;
+        let workspace = shared::storage::work_dir(&config.work_dir, "gif-")?;
         let source_path = workspace.path().join("source");
         let palette_path = workspace.path().join("palette.png");
         let gif_path = workspace.path().join("out.gif");
@@ -416,20 +418,30 @@ fn is_condition_failure(
 }
 
 impl TaskStore {
-    fn update(&self, task_id: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    /// An update of `task_id` made by run `run_id`. Every write below uses these names and
+    /// values (DynamoDB refuses any an expression leaves unused): the status, the run, RUNNING,
+    /// the time.
+    fn update(
+        &self,
+        task_id: &str,
+        run_id: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.dynamodb
             .update_item()
             .table_name(&self.table)
             .key(attr::TASK_ID, s(task_id))
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#updated", attr::UPDATED_AT)
+            .expression_attribute_names("#run", attr::RUN_ID)
             .expression_attribute_values(":now", now())
+            .expression_attribute_values(":running", s(TaskStatus::Running.as_str()))
+            .expression_attribute_values(":run", s(run_id))
     }
 
     /// QUEUED or RUNNING → RUNNING, owned by `run_id`; anything else is reported, not changed.
     pub async fn claim(&self, task_id: &str, run_id: &str) -> Result<Claim, ProcessingError> {
         let result = self
-            .update(task_id)
+            .update(task_id, run_id)
             .update_expression(
                 "SET #status = :running, #run = :run, #progress = :zero, #updated = :now ADD #attempts :one",
             )
@@ -437,13 +449,10 @@ impl TaskStore {
                 "attribute_exists(#id) AND (#status = :queued OR #status = :running) AND #expires > :epoch",
             )
             .expression_attribute_names("#id", attr::TASK_ID)
-            .expression_attribute_names("#run", attr::RUN_ID)
             .expression_attribute_names("#progress", attr::PROGRESS)
             .expression_attribute_names("#attempts", attr::ATTEMPTS)
             .expression_attribute_names("#expires", attr::EXPIRES_AT)
-            .expression_attribute_values(":running", s(TaskStatus::Running.as_str()))
             .expression_attribute_values(":queued", s(TaskStatus::Queued.as_str()))
-            .expression_attribute_values(":run", s(run_id))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":epoch", n(chrono::Utc::now().timestamp()))
@@ -479,13 +488,10 @@ impl TaskStore {
     /// Raises the progress; `false` when this run no longer owns the task.
     pub async fn progress(&self, task_id: &str, run_id: &str, percent: u32) -> Result<bool, ProcessingError> {
         let result = self
-            .update(task_id)
+            .update(task_id, run_id)
             .update_expression("SET #progress = :p, #updated = :now")
             .condition_expression("#status = :running AND #run = :run AND #progress < :p")
             .expression_attribute_names("#progress", attr::PROGRESS)
-            .expression_attribute_names("#run", attr::RUN_ID)
-            .expression_attribute_values(":running", s(TaskStatus::Running.as_str()))
-            .expression_attribute_values(":run", s(run_id))
             .expression_attribute_values(":p", n(percent.min(99)))
             .send()
             .await;
@@ -495,14 +501,13 @@ impl TaskStore {
     /// RUNNING (this run) → DONE with the GIF's key and figures.
     pub async fn done(&self, task_id: &str, run_id: &str, output: &GifOutput) -> Result<bool, ProcessingError> {
         let result = self
-            .update(task_id)
+            .update(task_id, run_id)
             .update_expression(
                 "SET #status = :done, #progress = :hundred, #updated = :now, #bucket = :bucket, #key = :key, \
                  #bytes = :bytes, #width = :width, #height = :height, #frames = :frames REMOVE #code, #message",
             )
             .condition_expression("#status = :running AND #run = :run")
             .expression_attribute_names("#progress", attr::PROGRESS)
-            .expression_attribute_names("#run", attr::RUN_ID)
             .expression_attribute_names("#bucket", attr::GIF_BUCKET)
             .expression_attribute_names("#key", attr::GIF_KEY)
             .expression_attribute_names("#bytes", attr::GIF_BYTES)
@@ -511,9 +516,7 @@ impl TaskStore {
             .expression_attribute_names("#frames", attr::GIF_FRAMES)
             .expression_attribute_names("#code", attr::ERROR_CODE)
             .expression_attribute_names("#message", attr::ERROR_MESSAGE)
-            .expression_attribute_values(":running", s(TaskStatus::Running.as_str()))
             .expression_attribute_values(":done", s(TaskStatus::Done.as_str()))
-            .expression_attribute_values(":run", s(run_id))
             .expression_attribute_values(":hundred", n(100))
             .expression_attribute_values(":bucket", s(&output.bucket))
             .expression_attribute_values(":key", s(&output.key))
@@ -529,15 +532,12 @@ impl TaskStore {
     /// RUNNING (this run) → FAILED with the code and reason.
     pub async fn failed(&self, task_id: &str, run_id: &str, code: &str, reason: &str) -> Result<bool, ProcessingError> {
         let result = self
-            .update(task_id)
+            .update(task_id, run_id)
             .update_expression("SET #status = :failed, #updated = :now, #code = :code, #message = :message")
             .condition_expression("#status = :running AND #run = :run")
-            .expression_attribute_names("#run", attr::RUN_ID)
             .expression_attribute_names("#code", attr::ERROR_CODE)
             .expression_attribute_names("#message", attr::ERROR_MESSAGE)
-            .expression_attribute_values(":running", s(TaskStatus::Running.as_str()))
             .expression_attribute_values(":failed", s(TaskStatus::Failed.as_str()))
-            .expression_attribute_values(":run", s(run_id))
             .expression_attribute_values(":code", s(code))
             .expression_attribute_values(":message", s(&reason.chars().take(2000).collect::<String>()))
             .send()

@@ -21,14 +21,15 @@
 use std::collections::BTreeMap;
 
 use lambda_runtime::LambdaEvent;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::config::{ConfigError, EnvReader};
+use shared::contracts::mediaconvert_metadata;
 use shared::contracts::{
     DeliveredFile, Job, MediaConvertJob, ObjectRef, PipelineResult, Reason, ResultStatus, CONTRACT_VERSION,
 };
 use shared::publish::publish_json;
+use shared::storage::key_url_path;
 use shared::ProcessingError;
 
 /// The detail type MediaConvert gives its job events.
@@ -58,18 +59,8 @@ impl Config {
 
     /// The viewer URL of a key: each path segment percent-encoded (spaces, `+`, unicode).
     pub fn url_of(&self, key: &str) -> String {
-        format!("{}/{}", self.public_base_url, encode_path(key))
+        format!("{}/{}", self.public_base_url, key_url_path(key))
     }
-}
-
-/// Everything but unreserved characters (RFC 3986) is encoded; `/` separates segments.
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-pub fn encode_path(key: &str) -> String {
-    key.split('/')
-        .map(|segment| utf8_percent_encode(segment, PATH_SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,7 +136,10 @@ pub fn result_for(event: &Value, config: &Config) -> Result<Option<PipelineResul
     }
     let detail = event.detail;
     let metadata = |name: &str| detail.user_metadata.get(name).filter(|v| !v.is_empty()).cloned();
-    let (Some(bucket), Some(key)) = (metadata("sourceBucket"), metadata("sourceKey")) else {
+    let (Some(bucket), Some(key)) = (
+        metadata(mediaconvert_metadata::SOURCE_BUCKET),
+        metadata(mediaconvert_metadata::SOURCE_KEY),
+    ) else {
         return Err(malformed(format!(
             "job {} carries no sourceBucket/sourceKey metadata: not submitted by this pipeline",
             detail.job_id
@@ -154,7 +148,7 @@ pub fn result_for(event: &Value, config: &Config) -> Result<Option<PipelineResul
     let source = ObjectRef {
         bucket,
         key,
-        etag: metadata("sourceEtag"),
+        etag: metadata(mediaconvert_metadata::SOURCE_ETAG),
     };
     let mut job = MediaConvertJob {
         job_id: detail.job_id.clone(),
@@ -195,7 +189,7 @@ pub fn result_for(event: &Value, config: &Config) -> Result<Option<PipelineResul
         job: Job::Mediaconvert,
         status,
         source,
-        profile: metadata("template"),
+        profile: metadata(mediaconvert_metadata::TEMPLATE),
         output: None,
         reason,
         mediaconvert: Some(job),
@@ -377,12 +371,6 @@ mod tests {
                 .code,
             "MALFORMED_EVENT"
         );
-    }
-
-    #[test]
-    fn paths_are_encoded_per_segment() {
-        assert_eq!(encode_path("a b/c+d/é.mp4"), "a%20b/c%2Bd/%C3%A9.mp4");
-        assert_eq!(encode_path("x/y_z-1.~m3u8"), "x/y_z-1.~m3u8");
     }
 
     #[tokio::test]

@@ -35,21 +35,13 @@ use sha2::{Digest, Sha256};
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{Job, ObjectRef, PipelineResult};
 use shared::publish::publish_json;
-use shared::s3_event::{decode_key, is_test_event};
+use shared::s3_event::{self, decode_key};
 use shared::ProcessingError;
 use tokio::sync::OnceCell;
 
 use template::{Filling, JobTemplate};
 
-/// The `UserMetadata` keys every job carries; `mediaconvert-results` reads them back.
-pub mod metadata {
-    pub const PIPELINE: &str = "pipeline";
-    pub const TEMPLATE: &str = "template";
-    pub const SOURCE_BUCKET: &str = "sourceBucket";
-    pub const SOURCE_KEY: &str = "sourceKey";
-    pub const SOURCE_ETAG: &str = "sourceEtag";
-    pub const SOURCE_VERSION: &str = "sourceVersionId";
-}
+pub use shared::contracts::mediaconvert_metadata as metadata;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -347,20 +339,13 @@ impl Submitter {
 
     #[tracing::instrument(skip_all, fields(request_id = %event.context.request_id, template = %self.config.template_name))]
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Summary, ProcessingError> {
-        let payload = event.payload;
-        if is_test_event(&payload) {
+        let Some(records) = s3_event::records(&event.payload)? else {
             tracing::info!("s3:TestEvent skipped");
             return Ok(Summary {
                 skipped: 1,
                 ..Summary::default()
             });
-        }
-        let records = payload.get("Records").and_then(Value::as_array).ok_or_else(|| {
-            ProcessingError::rejected(
-                "MALFORMED_EVENT",
-                "the event has no Records array: not an S3 notification",
-            )
-        })?;
+        };
         let mut summary = Summary::default();
         let mut first_failure: Option<ProcessingError> = None;
         for (index, record) in records.iter().enumerate() {

@@ -28,7 +28,7 @@ use shared::profiles::{RenditionPlan, RenditionProfile};
 use shared::publish::publish_json;
 use shared::sqs::{park_in_dead_letter_queue, parse_body, process_batch, Disposition};
 use shared::storage::{
-    decode_metadata_value, download_to_file, head_object, metadata_value, upload_file, UploadOptions,
+    decode_metadata_value, download_to_file, head_object, metadata_value, upload_file, work_dir, UploadOptions,
 };
 use shared::{ErrorKind, ProcessingError};
 use tracing::Instrument;
@@ -185,15 +185,7 @@ impl Worker {
             return Ok(existing);
         }
 
-        let workspace = tempfile::Builder::new()
-            .prefix("rendition-")
-            .tempdir_in(&config.work_dir)
-            .map_err(|e| {
-                ProcessingError::retryable(
-                    "LOCAL_IO",
-                    format!("creating a work dir in {}: {e}", config.work_dir.display()),
-                )
-            })?;
+        let workspace = work_dir(&config.work_dir, "rendition-")?;
         // Local names are ours; the user's key never reaches ffmpeg's command line.
         let source_path = workspace.path().join("source");
         let output_path = workspace.path().join("output.mp4");

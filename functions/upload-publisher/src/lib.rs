@@ -14,7 +14,7 @@ use serde_json::Value;
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{extension_of, Job, ObjectRef, PipelineResult, UploadNotice, CONTRACT_VERSION};
 use shared::publish::publish_json;
-use shared::s3_event::{decode_key, is_test_event};
+use shared::s3_event::{self, decode_key};
 use shared::ProcessingError;
 
 /// Extensions treated as video when `VIDEO_EXTENSIONS` is not set.
@@ -156,20 +156,13 @@ pub struct Publisher {
 impl Publisher {
     #[tracing::instrument(skip_all, fields(request_id = %event.context.request_id))]
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Summary, ProcessingError> {
-        let payload = event.payload;
-        if is_test_event(&payload) {
+        let Some(records) = s3_event::records(&event.payload)? else {
             tracing::info!("s3:TestEvent skipped");
             return Ok(Summary {
                 skipped: 1,
                 ..Summary::default()
             });
-        }
-        let records = payload.get("Records").and_then(Value::as_array).ok_or_else(|| {
-            ProcessingError::rejected(
-                "MALFORMED_EVENT",
-                "the event has no Records array: not an S3 notification",
-            )
-        })?;
+        };
         let mut summary = Summary::default();
         let mut first_failure: Option<ProcessingError> = None;
         for (index, record) in records.iter().enumerate() {

@@ -2,7 +2,7 @@
 //! bucket (laid out as the camera API stand-in reads them), clip requests on the queue, and
 //! a tap on clip results.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -25,21 +25,13 @@ pub struct Recorder {
     pub preset: &'static str,
 }
 
-/// Makes the recordings with ffmpeg (H.264 with B-frames, AAC, faststart) and uploads them as
-/// `recordings/<alias>/<alias>_<start>.mp4` with their length in `duration-ms`, plus the
-/// camera's marker. Returns the keys.
-pub async fn record(
-    clients: &Clients,
-    bucket: &str,
-    camera_id: &str,
-    alias: &str,
-    recorder: Recorder,
-    work: &Path,
-) -> Result<Vec<String>, BoxError> {
+/// Makes the recordings with ffmpeg (H.264, AAC, faststart) as files `<name>-000.mp4`,
+/// `<name>-001.mp4`, … in `work`, and returns their paths.
+pub async fn make_recordings(recorder: Recorder, name: &str, work: &Path) -> Result<Vec<PathBuf>, BoxError> {
     std::fs::create_dir_all(work)?;
     let total = recorder.seconds_each * recorder.count;
     let gop = recorder.fps * recorder.gop_seconds;
-    let pattern = work.join(format!("{alias}-%03d.mp4"));
+    let pattern = work.join(format!("{name}-%03d.mp4"));
     let status = tokio::process::Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!(
@@ -84,13 +76,29 @@ pub async fn record(
     if !status.success() {
         return Err(format!("ffmpeg could not make the recordings ({status})").into());
     }
+    Ok((0..recorder.count)
+        .map(|i| work.join(format!("{name}-{i:03}.mp4")))
+        .collect())
+}
+
+/// Makes the recordings ([`make_recordings`]) and uploads them as
+/// `recordings/<alias>/<alias>_<start>.mp4` with their length in `duration-ms`, plus the
+/// camera's marker. Returns the keys.
+pub async fn record(
+    clients: &Clients,
+    bucket: &str,
+    camera_id: &str,
+    alias: &str,
+    recorder: Recorder,
+    work: &Path,
+) -> Result<Vec<String>, BoxError> {
+    let files = make_recordings(recorder, alias, work).await?;
     let names = name_format();
     let mut keys = Vec::new();
-    for i in 0..recorder.count {
-        let start = recorder.start_ms + i64::from(i) * i64::from(recorder.seconds_each) * 1000;
+    for (i, file) in files.iter().enumerate() {
+        let start = recorder.start_ms + i as i64 * i64::from(recorder.seconds_each) * 1000;
         let key = format!("{RECORDINGS_DIR}/{alias}/{}", names.name_for(alias, start));
-        let file = work.join(format!("{alias}-{i:03}.mp4"));
-        let body = aws_sdk_s3::primitives::ByteStream::from_path(&file).await?;
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(file).await?;
         clients
             .s3
             .put_object()

@@ -66,6 +66,58 @@ impl StackOutputs {
     }
 }
 
+/// What an end-to-end test starts from: the deployed stack's outputs, clients for it, and a
+/// scratch directory removed when the test ends. Panics when the stack is not deployed: such a
+/// test has nothing to run against.
+pub struct TestEnv {
+    pub outputs: StackOutputs,
+    pub clients: Clients,
+    pub work: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub async fn load() -> TestEnv {
+        TestEnv {
+            outputs: StackOutputs::load().expect("stack outputs (run `make stack`)"),
+            clients: Clients::from_env().await,
+            work: tempfile::tempdir().expect("a scratch directory"),
+        }
+    }
+
+    pub fn source_bucket(&self) -> &str {
+        self.outputs.get("SourceBucketName")
+    }
+
+    pub fn output_bucket(&self) -> &str {
+        self.outputs.get("OutputBucketName")
+    }
+
+    /// A tap on the results topic (close it at the end of the test).
+    pub async fn results_tap(&self, name: &str) -> Tap {
+        Tap::subscribe(&self.clients, self.outputs.get("ResultsTopicArn"), name)
+            .await
+            .expect("a tap on the results topic")
+    }
+
+    /// A sample video in the scratch directory, under a name unique to this run.
+    pub async fn sample(&self, spec: SampleSpec) -> PathBuf {
+        let path = self.work.path().join(format!("{}.mp4", unique_suffix()));
+        make_sample(spec, &path).await.expect("ffmpeg makes the sample");
+        path
+    }
+
+    /// Downloads `s3://bucket/key` into the scratch directory and probes it with ffprobe.
+    pub async fn probe(&self, bucket: &str, key: &str) -> shared::probe::MediaInfo {
+        let local = self.work.path().join(format!("probe-{}", unique_suffix()));
+        shared::storage::download_to_file(&self.clients.s3, bucket, key, &local)
+            .await
+            .unwrap_or_else(|e| panic!("downloading s3://{bucket}/{key}: {e}"));
+        shared::probe::probe_file(Path::new("ffprobe"), &local, Deadline::after(Duration::from_secs(30)))
+            .await
+            .unwrap_or_else(|e| panic!("probing s3://{bucket}/{key}: {e}"))
+    }
+}
+
 /// Clients for the local stack (endpoint and credentials from the environment that
 /// `infra/local/stack.sh run` sets).
 #[derive(Clone)]
@@ -111,11 +163,9 @@ pub struct Tap {
     sns: aws_sdk_sns::Client,
     pub queue_url: String,
     subscription_arn: String,
-    /// Results received but not (yet) asked for: receiving deletes them from the queue, so a
-    /// later [`Tap::collect_results`] must still see them here.
-    unclaimed: std::sync::Mutex<Vec<PipelineResult>>,
-    /// The same for [`Tap::take_json`], which reads any JSON message.
-    unclaimed_json: std::sync::Mutex<Vec<serde_json::Value>>,
+    /// Messages received but not (yet) asked for: receiving deletes them from the queue, so a
+    /// later [`Tap::take_json`] or [`Tap::collect_results`] must still see them here.
+    unclaimed: std::sync::Mutex<Vec<serde_json::Value>>,
 }
 
 impl Tap {
@@ -158,7 +208,6 @@ impl Tap {
             queue_url,
             subscription_arn: subscription.subscription_arn.unwrap_or_default(),
             unclaimed: Default::default(),
-            unclaimed_json: Default::default(),
         })
     }
 
@@ -198,10 +247,10 @@ impl Tap {
         &self,
         mut wanted: impl FnMut(&serde_json::Value) -> bool,
     ) -> Result<Vec<serde_json::Value>, BoxError> {
-        let mut pending: Vec<serde_json::Value> = std::mem::take(&mut *self.unclaimed_json.lock().unwrap());
+        let mut pending: Vec<serde_json::Value> = std::mem::take(&mut *self.unclaimed.lock().unwrap());
         pending.extend(self.poll().await?);
         let (taken, kept): (Vec<_>, Vec<_>) = pending.into_iter().partition(|v| wanted(v));
-        self.unclaimed_json.lock().unwrap().extend(kept);
+        self.unclaimed.lock().unwrap().extend(kept);
         Ok(taken)
     }
 
@@ -216,18 +265,12 @@ impl Tap {
     ) -> Result<Vec<PipelineResult>, BoxError> {
         let started = Instant::now();
         let mut results = Vec::new();
-        let mut arrived: Vec<PipelineResult> = std::mem::take(&mut *self.unclaimed.lock().unwrap());
+        let as_result = |body: &serde_json::Value| serde_json::from_value::<PipelineResult>(body.clone()).ok();
         loop {
-            for body in self.poll().await? {
-                arrived.extend(serde_json::from_value::<PipelineResult>(body).ok());
-            }
-            for result in arrived.drain(..) {
-                if keep(&result) {
-                    results.push(result);
-                } else {
-                    self.unclaimed.lock().unwrap().push(result);
-                }
-            }
+            let taken = self
+                .take_json(|body| as_result(body).is_some_and(|result| keep(&result)))
+                .await?;
+            results.extend(taken.iter().filter_map(as_result));
             on_tick(&results, started.elapsed());
             if done(&results) {
                 return Ok(results);
@@ -247,6 +290,27 @@ impl Tap {
             .await;
         let _ = self.sqs.delete_queue().queue_url(&self.queue_url).send().await;
     }
+}
+
+/// Sends `bodies` to a queue in one SendMessageBatch (at most 10), so they can arrive in one
+/// Lambda batch.
+pub async fn send_batch(sqs: &aws_sdk_sqs::Client, queue_url: &str, bodies: &[String]) -> Result<(), BoxError> {
+    let entries = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(format!("m{i}"))
+                .message_body(body)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    sqs.send_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await?;
+    Ok(())
 }
 
 /// Messages now in a queue, left in place (received with visibility timeout 0).

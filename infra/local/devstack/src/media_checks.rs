@@ -3,22 +3,27 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Video frames in `file`, counted by decoding.
-pub fn count_frames(file: &Path) -> u32 {
+/// What ffprobe prints of the first video stream of `file` for `options`.
+fn probe_video_stream(file: &Path, options: &[&str]) -> String {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-count_frames",
-            "-show_entries",
-        ])
-        .args(["stream=nb_read_frames", "-of", "csv=p=0"])
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(options)
         .arg(file)
         .output()
         .expect("ffprobe runs");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Video frames in `file`, counted by decoding.
+pub fn count_frames(file: &Path) -> u32 {
+    let options = [
+        "-count_frames",
+        "-show_entries",
+        "stream=nb_read_frames",
+        "-of",
+        "csv=p=0",
+    ];
+    probe_video_stream(file, &options).parse().unwrap_or(0)
 }
 
 /// Whatever ffmpeg complains about while decoding all of `file` (empty: it decodes cleanly).
@@ -71,20 +76,7 @@ pub fn first_frame_offset(clip: &Path, source: &Path, seconds: f64, frame: f64) 
 
 /// Width and height of the first video stream (images too).
 pub fn dimensions(file: &Path) -> (u32, u32) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=width,height",
-        ])
-        .args(["-of", "csv=p=0:s=x"])
-        .arg(file)
-        .output()
-        .expect("ffprobe runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (w, h) = text.trim().split_once('x').unwrap_or(("0", "0"));
+    let text = probe_video_stream(file, &["-show_entries", "stream=width,height", "-of", "csv=p=0:s=x"]);
+    let (w, h) = text.split_once('x').unwrap_or(("0", "0"));
     (w.parse().unwrap_or(0), h.parse().unwrap_or(0))
 }

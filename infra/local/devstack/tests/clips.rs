@@ -7,31 +7,29 @@ use std::time::{Duration, Instant};
 use devstack::clips::{record, request_clip, request_json, statuses, wait_for_clip_results, Recorder};
 use devstack::media_checks::{count_frames, decode_errors, dimensions, first_frame_offset};
 use devstack::services::Ports;
-use devstack::{list_keys, peek_queue, unique_suffix, upload_bytes, Clients, StackOutputs, Tap};
+use devstack::{list_keys, peek_queue, send_batch, unique_suffix, upload_bytes, Tap, TestEnv};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(240);
 const FPS: f64 = 25.0;
 
+/// The common test environment and a tap on the results topic.
 struct Env {
-    outputs: StackOutputs,
-    clients: Clients,
-    work: tempfile::TempDir,
+    base: TestEnv,
     tap: Tap,
 }
 
-async fn env(name: &str) -> Env {
-    let outputs = StackOutputs::load().expect("stack outputs (run `make stack`)");
-    let clients = Clients::from_env().await;
-    let tap = Tap::subscribe(&clients, outputs.get("ResultsTopicArn"), name)
-        .await
-        .unwrap();
-    Env {
-        outputs,
-        clients,
-        work: tempfile::tempdir().unwrap(),
-        tap,
+impl std::ops::Deref for Env {
+    type Target = TestEnv;
+    fn deref(&self) -> &TestEnv {
+        &self.base
     }
+}
+
+async fn env(name: &str) -> Env {
+    let base = TestEnv::load().await;
+    let tap = base.results_tap(name).await;
+    Env { base, tap }
 }
 
 fn now_ms() -> i64 {
@@ -55,10 +53,6 @@ fn recorder(start_ms: i64, count: u32) -> Recorder {
 impl Env {
     fn recordings_bucket(&self) -> &str {
         self.outputs.get("RecordingsBucketName")
-    }
-
-    fn output_bucket(&self) -> &str {
-        self.outputs.get("OutputBucketName")
     }
 
     fn queue(&self) -> &str {
@@ -353,25 +347,8 @@ async fn every_other_outcome_is_answered_by_name() {
         ),
     ];
     // One batch: every message is answered on its own.
-    let entries: Vec<_> = cases
-        .iter()
-        .enumerate()
-        .map(|(i, (_, body, _, _))| {
-            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(body)
-                .build()
-                .unwrap()
-        })
-        .collect();
-    env.clients
-        .sqs
-        .send_message_batch()
-        .queue_url(env.queue())
-        .set_entries(Some(entries))
-        .send()
-        .await
-        .unwrap();
+    let bodies: Vec<String> = cases.iter().map(|(_, body, _, _)| body.clone()).collect();
+    send_batch(&env.clients.sqs, env.queue(), &bodies).await.unwrap();
     for (clip_id, _, status, code) in &cases {
         let results = env.results(clip_id, final_status).await;
         let result = results.last().unwrap();

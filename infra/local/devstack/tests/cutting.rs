@@ -3,70 +3,28 @@
 //! decode across the joins.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use clip_trimmer::cut::{plan_segment, Cutter, Mode, Part};
 use clip_trimmer::media::{probe_index, MediaIndex};
+use devstack::clips::{make_recordings, Recorder};
 use devstack::media_checks::{count_frames, decode_errors, first_frame_offset};
 use shared::ffmpeg::Deadline;
 
 /// A continuous 30 s, 25 fps camera stream (2 s GOP, B-frames, AAC) cut into three 10 s
 /// recordings, as a camera's recorder does.
-fn recordings(dir: &Path) -> Vec<PathBuf> {
-    let status = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=25",
-            "-f",
-            "lavfi",
-        ])
-        .args([
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "30",
-            "-c:v",
-            "libx264",
-        ])
-        .args([
-            "-preset",
-            "veryfast",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
-        ])
-        .args([
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            "-f",
-            "segment",
-            "-segment_time",
-            "10",
-        ])
-        .args([
-            "-reset_timestamps",
-            "1",
-            "-segment_format_options",
-            "movflags=+faststart",
-        ])
-        .arg(dir.join("rec%d.mp4"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    (0..3).map(|i| dir.join(format!("rec{i}.mp4"))).collect()
+async fn recordings(dir: &Path) -> Vec<PathBuf> {
+    let recorder = Recorder {
+        width: 640,
+        height: 360,
+        fps: 25,
+        gop_seconds: 2,
+        seconds_each: 10,
+        count: 3,
+        start_ms: 0,
+        preset: "veryfast",
+    };
+    make_recordings(recorder, "rec", dir).await.unwrap()
 }
 
 async fn indexes(files: &[PathBuf]) -> Vec<MediaIndex> {
@@ -89,7 +47,7 @@ async fn indexes(files: &[PathBuf]) -> Vec<MediaIndex> {
 #[tokio::test]
 async fn a_smart_cut_across_three_recordings_is_frame_exact_and_decodes_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let files = recordings(dir.path());
+    let files = recordings(dir.path()).await;
     let idx = indexes(&files).await;
     // From 3.32 s into the first recording (mid-GOP) to 6.52 s into the third.
     let ranges = [(3.32, 10.0), (0.0, 10.0), (0.0, 6.52)];
@@ -123,7 +81,7 @@ async fn a_smart_cut_across_three_recordings_is_frame_exact_and_decodes_cleanly(
 #[tokio::test]
 async fn a_full_re_encode_gives_the_same_frames() {
     let dir = tempfile::tempdir().unwrap();
-    let files = recordings(dir.path());
+    let files = recordings(dir.path()).await;
     let idx = indexes(&files[..2]).await;
     let parts = vec![
         Part {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use devstack::gif::{download, gif_sources_url, invoke, presigned_get, GifApi};
-use devstack::{make_sample, unique_suffix, upload, Clients, SampleSpec, StackOutputs};
+use devstack::{unique_suffix, upload, SampleSpec, TestEnv};
 use gif_converter::gif::inspect_gif;
 use serde_json::{json, Value};
 use shared::ffmpeg::Deadline;
@@ -18,24 +18,27 @@ use shared::gif::{GifJob, GifParams, GIF_JOB_VERSION};
 
 const WAIT: Duration = Duration::from_secs(240);
 
+/// The common test environment, the GIF API and the tasks table.
 struct Env {
-    outputs: StackOutputs,
-    clients: Clients,
+    base: TestEnv,
     dynamodb: aws_sdk_dynamodb::Client,
     api: GifApi,
-    work: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Env {
+    type Target = TestEnv;
+    fn deref(&self) -> &TestEnv {
+        &self.base
+    }
 }
 
 async fn env() -> Env {
-    let outputs = StackOutputs::load().expect("stack outputs (run `make stack`)");
-    let clients = Clients::from_env().await;
+    let base = TestEnv::load().await;
     let sdk = shared::clients::load_sdk_config().await;
     Env {
-        api: GifApi::from_outputs(&outputs).unwrap(),
+        api: GifApi::from_outputs(&base.outputs).unwrap(),
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-        outputs,
-        clients,
-        work: tempfile::tempdir().unwrap(),
+        base,
     }
 }
 
@@ -43,21 +46,17 @@ impl Env {
     /// A 640x360, 25 fps, 4 s sample in the source bucket under a key the upload publisher
     /// does not treat as a video (so no renditions are made of it); returns its key.
     async fn source_video(&self) -> String {
-        let local = self.work.path().join(format!("{}.mp4", unique_suffix()));
-        make_sample(
-            SampleSpec {
+        let local = self
+            .sample(SampleSpec {
                 width: 640,
                 height: 360,
                 fps: 25,
                 seconds: 4.0,
                 with_audio: true,
-            },
-            &local,
-        )
-        .await
-        .unwrap();
+            })
+            .await;
         let key = format!("gif-e2e/{}/source.bin", unique_suffix());
-        upload(&self.clients.s3, self.outputs.get("SourceBucketName"), &key, &local)
+        upload(&self.clients.s3, self.source_bucket(), &key, &local)
             .await
             .unwrap();
         key
@@ -87,6 +86,21 @@ impl Env {
         let task_id = self.api.convert(request).await.unwrap();
         let answer = self.api.wait(&task_id, WAIT, |_| {}).await.unwrap();
         (task_id, answer)
+    }
+
+    /// Converts each source with the default parameters; all are queued before any is waited
+    /// for, so the converter works on them side by side.
+    async fn convert_each(&self, src_urls: impl IntoIterator<Item = &String>) -> Vec<String> {
+        let mut tasks = Vec::new();
+        for src_url in src_urls {
+            tasks.push(
+                self.api
+                    .convert(json!({"action": "convert", "src_url": src_url}))
+                    .await
+                    .unwrap(),
+            );
+        }
+        tasks
     }
 
     /// Writes a QUEUED task straight into the table and its job straight onto the queue: the
@@ -131,6 +145,11 @@ const SMALL: GifParams = GifParams {
     width: 160,
     fps: 5,
 };
+
+/// A `convert` request for [`SMALL`].
+fn small_request(src_url: &str) -> Value {
+    json!({"action": "convert", "src_url": src_url, "duration": SMALL.duration_secs, "width": SMALL.width, "fps": SMALL.fps})
+}
 
 fn uuid_v4() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -215,9 +234,7 @@ async fn an_s3_source_in_the_input_bucket_and_a_redirect_to_an_allowed_host_both
         url::form_urlencoded::byte_serialize(env.presigned(&key).await.as_bytes()).collect::<String>()
     ));
     for src_url in [s3_url, via_redirect] {
-        let (_, answer) = env
-            .convert_and_wait(json!({"action": "convert", "src_url": src_url, "duration": 1, "width": 160, "fps": 5}))
-            .await;
+        let (_, answer) = env.convert_and_wait(small_request(&src_url)).await;
         assert_eq!(answer["status"], "DONE", "{src_url}: {answer}");
         let (_, gif) = download(answer["gif_url"].as_str().unwrap()).await.unwrap();
         let info = probe_gif(&gif, env.work.path()).await;
@@ -326,15 +343,7 @@ async fn names_and_redirects_that_lead_to_forbidden_addresses_fail_the_task_with
         (redirect_to("http://169.254.169.254/latest/meta-data/"), "redirect 1"),
         (redirect_to("http://localhost:22/"), "redirect 1"),
     ];
-    let mut tasks = Vec::new();
-    for (src_url, _) in &cases {
-        tasks.push(
-            env.api
-                .convert(json!({"action": "convert", "src_url": src_url}))
-                .await
-                .unwrap(),
-        );
-    }
+    let tasks = env.convert_each(cases.iter().map(|(src_url, _)| src_url)).await;
     for ((src_url, needle), task_id) in cases.iter().zip(&tasks) {
         let answer = env.api.wait(task_id, WAIT, |_| {}).await.unwrap();
         assert_eq!(answer["status"], "FAILED", "{src_url}: {answer}");
@@ -399,15 +408,7 @@ async fn oversize_and_non_video_sources_fail_with_their_reasons() {
         (gif_sources_url("/text"), "NOT_VIDEO", "not a video"),
         (gif_sources_url("/bytes?size=5000"), "NOT_VIDEO", "not a video"),
     ];
-    let mut tasks = Vec::new();
-    for (src_url, _, _) in &cases {
-        tasks.push(
-            env.api
-                .convert(json!({"action": "convert", "src_url": src_url}))
-                .await
-                .unwrap(),
-        );
-    }
+    let tasks = env.convert_each(cases.iter().map(|(src_url, _, _)| src_url)).await;
     for ((src_url, code, needle), task_id) in cases.iter().zip(&tasks) {
         let answer = env.api.wait(task_id, WAIT, |_| {}).await.unwrap();
         assert_eq!(
@@ -428,9 +429,7 @@ async fn a_redelivered_message_after_done_does_nothing() {
     let env = env().await;
     let key = env.source_video().await;
     let src_url = env.presigned(&key).await;
-    let (task_id, answer) = env
-        .convert_and_wait(json!({"action": "convert", "src_url": src_url, "duration": 1, "width": 160, "fps": 5}))
-        .await;
+    let (task_id, answer) = env.convert_and_wait(small_request(&src_url)).await;
     assert_eq!(answer["status"], "DONE", "{answer}");
     let before = env.task_item(&task_id).await;
     let gif_key = format!("gifs/{task_id}.gif");
@@ -451,12 +450,7 @@ async fn a_redelivered_message_after_done_does_nothing() {
         version: GIF_JOB_VERSION,
         task_id: task_id.clone(),
         src_url,
-        params: GifParams {
-            start_secs: 0.0,
-            duration_secs: 1.0,
-            width: 160,
-            fps: 5,
-        },
+        params: SMALL,
     };
     let event = json!({"Records": [{
         "messageId": format!("redelivery-{}", unique_suffix()),

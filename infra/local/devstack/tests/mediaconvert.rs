@@ -4,19 +4,17 @@
 //!
 //! `#[ignore]`d for a plain `cargo test`: `make test` deploys the stack and runs them.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_mediaconvert::types as mc;
 use devstack::{
-    chromium_dom, http_request, list_keys, make_sample, origin_url, unique_suffix, upload, upload_bytes, Clients,
-    SampleSpec, StackOutputs, Tap,
+    chromium_dom, http_request, list_keys, origin_url, unique_suffix, upload, upload_bytes, Clients, SampleSpec, Tap,
+    TestEnv,
 };
 use mediaconvert_submitter::{Config as SubmitterConfig, SourceObject, Submitter};
 use shared::config::EnvReader;
 use shared::contracts::{Job, PipelineResult, ResultStatus};
 use shared::ffmpeg::Deadline;
-use shared::probe::{probe_file, MediaInfo};
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -28,75 +26,41 @@ const SMALL: SampleSpec = SampleSpec {
     with_audio: true,
 };
 
-struct Env {
-    outputs: StackOutputs,
-    clients: Clients,
-    work: tempfile::TempDir,
+/// A key under the MediaConvert prefix, unique to this run.
+fn upload_key(env: &TestEnv, name: &str) -> String {
+    format!(
+        "{}e2e/{}/{name}",
+        env.outputs.get("MediaConvertUploadsPrefix"),
+        unique_suffix()
+    )
 }
 
-async fn env() -> Env {
-    Env {
-        outputs: StackOutputs::load().expect("stack outputs (run `make stack`)"),
-        clients: Clients::from_env().await,
-        work: tempfile::tempdir().unwrap(),
-    }
+/// The submitter's own code, run in the test against the local MediaConvert (the SDK reaches
+/// it through `AWS_ENDPOINT_URL_MEDIACONVERT`), configured as the deployed function is.
+fn submitter(env: &TestEnv, template: &str) -> Submitter {
+    let config = SubmitterConfig::from_env(EnvReader::from_pairs([
+        ("MEDIACONVERT_TEMPLATE", template),
+        ("MEDIACONVERT_QUEUE_ARN", env.outputs.get("MediaConvertQueueArn")),
+        ("MEDIACONVERT_ROLE_ARN", env.outputs.get("MediaConvertRoleArn")),
+        ("OUTPUT_BUCKET", env.output_bucket()),
+        ("SOURCE_PREFIX", env.outputs.get("MediaConvertUploadsPrefix")),
+        ("PIPELINE_NAME", env.outputs.get("PipelineName")),
+        ("RESULTS_TOPIC_ARN", env.outputs.get("ResultsTopicArn")),
+    ]))
+    .unwrap();
+    Submitter::new(config, env.clients.sns.clone(), env.clients.mediaconvert.clone())
 }
 
-impl Env {
-    fn source_bucket(&self) -> &str {
-        self.outputs.get("SourceBucketName")
-    }
-
-    fn output_bucket(&self) -> &str {
-        self.outputs.get("OutputBucketName")
-    }
-
-    /// A key under the MediaConvert prefix, unique to this run.
-    fn upload_key(&self, name: &str) -> String {
-        format!(
-            "{}e2e/{}/{name}",
-            self.outputs.get("MediaConvertUploadsPrefix"),
-            unique_suffix()
-        )
-    }
-
-    async fn tap(&self, name: &str) -> Tap {
-        Tap::subscribe(&self.clients, self.outputs.get("ResultsTopicArn"), name)
-            .await
-            .unwrap()
-    }
-
-    async fn sample(&self, spec: SampleSpec) -> PathBuf {
-        let path = self.work.path().join(format!("{}.mp4", unique_suffix()));
-        make_sample(spec, &path).await.unwrap();
-        path
-    }
-
-    async fn probe(&self, bucket: &str, key: &str) -> MediaInfo {
-        let local = self.work.path().join(format!("probe-{}", unique_suffix()));
-        shared::storage::download_to_file(&self.clients.s3, bucket, key, &local)
-            .await
-            .unwrap();
-        probe_file(Path::new("ffprobe"), &local, Deadline::after(Duration::from_secs(30)))
-            .await
-            .unwrap()
-    }
-
-    /// The submitter's own code, run in the test against the local MediaConvert (the SDK reaches
-    /// it through `AWS_ENDPOINT_URL_MEDIACONVERT`), configured as the deployed function is.
-    async fn submitter(&self, template: &str) -> Submitter {
-        let config = SubmitterConfig::from_env(EnvReader::from_pairs([
-            ("MEDIACONVERT_TEMPLATE", template),
-            ("MEDIACONVERT_QUEUE_ARN", self.outputs.get("MediaConvertQueueArn")),
-            ("MEDIACONVERT_ROLE_ARN", self.outputs.get("MediaConvertRoleArn")),
-            ("OUTPUT_BUCKET", self.output_bucket()),
-            ("SOURCE_PREFIX", self.outputs.get("MediaConvertUploadsPrefix")),
-            ("PIPELINE_NAME", self.outputs.get("PipelineName")),
-            ("RESULTS_TOPIC_ARN", self.outputs.get("ResultsTopicArn")),
-        ]))
-        .unwrap();
-        Submitter::new(config, self.clients.sns.clone(), self.clients.mediaconvert.clone())
-    }
+/// Submits the job for `key` of the source bucket with the submitter's code and `template`,
+/// as the deployed function would for an upload; returns the job id.
+async fn submit(env: &TestEnv, template: &str, key: &str) -> String {
+    let source = SourceObject {
+        bucket: env.source_bucket().to_owned(),
+        key: key.to_owned(),
+        etag: None,
+        version_id: None,
+    };
+    submitter(env, template).submit(&source).await.unwrap()
 }
 
 /// Waits for the MediaConvert result of `key`.
@@ -121,10 +85,10 @@ async fn get_job(clients: &Clients, id: &str) -> mc::Job {
 #[tokio::test]
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn an_upload_becomes_the_seed_jobs_hd_h265_and_sd_av1_outputs() {
-    let env = env().await;
+    let env = TestEnv::load().await;
     let sample = env.sample(SMALL).await;
-    let tap = env.tap("mc-seed").await;
-    let key = env.upload_key("my cat+1 é.mp4");
+    let tap = env.results_tap("mc-seed").await;
+    let key = upload_key(&env, "my cat+1 é.mp4");
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
@@ -182,9 +146,9 @@ async fn an_upload_becomes_the_seed_jobs_hd_h265_and_sd_av1_outputs() {
 #[tokio::test]
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn a_duplicated_event_does_not_start_a_second_job() {
-    let env = env().await;
+    let env = TestEnv::load().await;
     let sample = env.sample(SampleSpec { seconds: 1.0, ..SMALL }).await;
-    let key = env.upload_key("twice over.mp4");
+    let key = upload_key(&env, "twice over.mp4");
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
@@ -210,7 +174,7 @@ async fn a_duplicated_event_does_not_start_a_second_job() {
                           "arn": format!("arn:aws:s3:::{}", env.source_bucket())},
                "object": {"key": encoded_key, "size": head.content_length().unwrap(), "eTag": etag, "sequencer": "01"}}
     });
-    let submitter = env.submitter("hd-sd").await;
+    let submitter = submitter(&env, "hd-sd");
     let mut ids = Vec::new();
     for sequencer in ["01", "02"] {
         let mut record = record.clone();
@@ -252,7 +216,7 @@ async fn a_duplicated_event_does_not_start_a_second_job() {
 #[tokio::test]
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn an_hls_job_writes_a_playable_master_playlist_with_the_ladder() {
-    let env = env().await;
+    let env = TestEnv::load().await;
     let sample = env
         .sample(SampleSpec {
             width: 1920,
@@ -260,22 +224,15 @@ async fn an_hls_job_writes_a_playable_master_playlist_with_the_ladder() {
             ..SMALL
         })
         .await;
-    let key = env.upload_key("ladder.mp4");
+    let key = upload_key(&env, "ladder.mp4");
     // Stored outside the deployed submitter's sight (it runs the hd-sd template); this job is
     // submitted with the HLS template by the submitter's code.
     let hidden_key = format!("e2e-hls/{key}");
     upload(&env.clients.s3, env.source_bucket(), &hidden_key, &sample)
         .await
         .unwrap();
-    let tap = env.tap("mc-hls").await;
-    let submitter = env.submitter("hls-abr").await;
-    let source = SourceObject {
-        bucket: env.source_bucket().to_owned(),
-        key: hidden_key.clone(),
-        etag: None,
-        version_id: None,
-    };
-    let job_id = submitter.submit(&source).await.unwrap();
+    let tap = env.results_tap("mc-hls").await;
+    let job_id = submit(&env, "hls-abr", &hidden_key).await;
     let result = mediaconvert_result(&tap, &hidden_key).await;
     tap.close().await;
     assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
@@ -328,13 +285,13 @@ async fn an_hls_job_writes_a_playable_master_playlist_with_the_ladder() {
 #[tokio::test]
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_result() {
-    let env = env().await;
+    let env = TestEnv::load().await;
     let sample = env.sample(SampleSpec { seconds: 1.0, ..SMALL }).await;
     let key = format!("e2e-unsupported/{}/gop.mp4", unique_suffix());
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
-    let tap = env.tap("mc-unsupported").await;
+    let tap = env.results_tap("mc-unsupported").await;
     let settings = mc::JobSettings::builder()
         .inputs(
             mc::Input::builder()
@@ -415,9 +372,9 @@ async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_res
 #[tokio::test]
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn a_corrupt_upload_ends_in_error_and_a_failed_result_with_code_and_message() {
-    let env = env().await;
-    let tap = env.tap("mc-error").await;
-    let key = env.upload_key("broken clip.mp4");
+    let env = TestEnv::load().await;
+    let tap = env.results_tap("mc-error").await;
+    let key = upload_key(&env, "broken clip.mp4");
     let mut corrupt = b"\x00\x00\x00\x18ftypmp42".to_vec();
     corrupt.extend((0..40_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
     upload_bytes(&env.clients.s3, env.source_bucket(), &key, corrupt)
@@ -441,7 +398,7 @@ async fn a_corrupt_upload_ends_in_error_and_a_failed_result_with_code_and_messag
 #[tokio::test]
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn a_canceled_job_is_answered_as_canceled() {
-    let env = env().await;
+    let env = TestEnv::load().await;
     let sample = env
         .sample(SampleSpec {
             width: 1920,
@@ -454,15 +411,8 @@ async fn a_canceled_job_is_answered_as_canceled() {
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
-    let tap = env.tap("mc-cancel").await;
-    let submitter = env.submitter("hd-sd").await;
-    let source = SourceObject {
-        bucket: env.source_bucket().to_owned(),
-        key: key.clone(),
-        etag: None,
-        version_id: None,
-    };
-    let job_id = submitter.submit(&source).await.unwrap();
+    let tap = env.results_tap("mc-cancel").await;
+    let job_id = submit(&env, "hd-sd", &key).await;
     env.clients.mediaconvert.cancel_job().id(&job_id).send().await.unwrap();
     let result = mediaconvert_result(&tap, &key).await;
     tap.close().await;
@@ -478,7 +428,7 @@ async fn a_canceled_job_is_answered_as_canceled() {
 #[tokio::test]
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn the_origin_serves_objects_by_path_with_ranges_and_content_types() {
-    let env = env().await;
+    let env = TestEnv::load().await;
     let run = unique_suffix();
     let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
     let key = format!("mediaconvert/e2e-origin/{run}/a b+c é.mp4");
@@ -548,10 +498,10 @@ async fn the_origin_serves_objects_by_path_with_ranges_and_content_types() {
 #[tokio::test]
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn the_page_lists_a_jobs_outputs_and_chromium_plays_one() {
-    let env = env().await;
+    let env = TestEnv::load().await;
     let sample = env.sample(SampleSpec { seconds: 1.0, ..SMALL }).await;
-    let tap = env.tap("mc-page").await;
-    let key = env.upload_key("page cat.mp4");
+    let tap = env.results_tap("mc-page").await;
+    let key = upload_key(&env, "page cat.mp4");
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();

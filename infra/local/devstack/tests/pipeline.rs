@@ -8,82 +8,43 @@ use std::path::Path;
 use std::time::Duration;
 
 use devstack::{
-    list_keys, make_sample, peek_queue, unique_suffix, upload, upload_bytes, upload_notice, Clients, SampleSpec,
-    StackOutputs, Tap,
+    list_keys, peek_queue, send_batch, unique_suffix, upload, upload_bytes, upload_notice, SampleSpec, Tap, TestEnv,
 };
 use shared::contracts::{Job, PipelineResult, ResultStatus};
 use shared::ffmpeg::Deadline;
-use shared::probe::{probe_file, MediaInfo};
+use shared::probe::probe_file;
 
 const WAIT: Duration = Duration::from_secs(240);
 
-struct Env {
-    outputs: StackOutputs,
-    clients: Clients,
-    work: tempfile::TempDir,
+async fn env() -> TestEnv {
+    TestEnv::load().await
 }
 
-async fn env() -> Env {
-    Env {
-        outputs: StackOutputs::load().expect("stack outputs (run `make stack`)"),
-        clients: Clients::from_env().await,
-        work: tempfile::tempdir().unwrap(),
-    }
+/// Makes a sample, uploads it under `uploads/e2e/<run>/<name>` and waits for both renditions' results.
+async fn upload_and_wait_for_renditions(env: &TestEnv, name: &str, spec: SampleSpec) -> (String, Vec<PipelineResult>) {
+    let sample = env.sample(spec).await;
+    let tap = env.results_tap("renditions").await;
+    let key = format!("uploads/e2e/{}/{name}", unique_suffix());
+    upload(&env.clients.s3, env.source_bucket(), &key, &sample)
+        .await
+        .unwrap();
+    let results = results_for(&tap, &key, 2).await;
+    tap.close().await;
+    (key, results)
 }
 
-impl Env {
-    fn source_bucket(&self) -> &str {
-        self.outputs.get("SourceBucketName")
-    }
-
-    async fn tap(&self, name: &str) -> Tap {
-        Tap::subscribe(&self.clients, self.outputs.get("ResultsTopicArn"), name)
-            .await
-            .unwrap()
-    }
-
-    async fn sample(&self, name: &str, spec: SampleSpec) -> std::path::PathBuf {
-        let path = self.work.path().join(name);
-        make_sample(spec, &path).await.unwrap();
-        path
-    }
-
-    async fn probe(&self, bucket: &str, key: &str) -> MediaInfo {
-        let local = self.work.path().join(format!("probe-{}.mp4", unique_suffix()));
-        shared::storage::download_to_file(&self.clients.s3, bucket, key, &local)
-            .await
-            .unwrap();
-        probe_file(Path::new("ffprobe"), &local, Deadline::after(Duration::from_secs(30)))
-            .await
-            .unwrap()
-    }
-
-    /// Makes a sample, uploads it under `uploads/e2e/<run>/<name>` and waits for both renditions' results.
-    async fn upload_and_wait_for_renditions(&self, name: &str, spec: SampleSpec) -> (String, Vec<PipelineResult>) {
-        let sample = self.sample(&format!("{}.mp4", unique_suffix()), spec).await;
-        let tap = self.tap("renditions").await;
-        let key = format!("uploads/e2e/{}/{name}", unique_suffix());
-        upload(&self.clients.s3, self.source_bucket(), &key, &sample)
-            .await
-            .unwrap();
-        let results = results_for(&tap, &key, 2).await;
-        tap.close().await;
-        (key, results)
-    }
-
-    /// Messages in the rendition DLQs that mention `needle`.
-    async fn dead_letters_mentioning(&self, needle: &str) -> Vec<String> {
-        let mut found = Vec::new();
-        for queue in ["Rendition720DeadLetterQueueUrl", "Rendition1080DeadLetterQueueUrl"] {
-            for message in peek_queue(&self.clients.sqs, self.outputs.get(queue)).await.unwrap() {
-                let body = message.body.unwrap_or_default();
-                if body.contains(needle) {
-                    found.push(format!("{queue}: {body}"));
-                }
+/// Messages in the rendition DLQs that mention `needle`.
+async fn dead_letters_mentioning(env: &TestEnv, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for queue in ["Rendition720DeadLetterQueueUrl", "Rendition1080DeadLetterQueueUrl"] {
+        for message in peek_queue(&env.clients.sqs, env.outputs.get(queue)).await.unwrap() {
+            let body = message.body.unwrap_or_default();
+            if body.contains(needle) {
+                found.push(format!("{queue}: {body}"));
             }
         }
-        found
     }
+    found
 }
 
 /// Waits for one result per profile (or any number `count` of results) for `key`.
@@ -113,11 +74,11 @@ const HD: SampleSpec = SampleSpec {
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn an_upload_becomes_720p_and_1080p_renditions_with_audio_and_the_same_duration() {
     let env = env().await;
-    let sample = env.sample("hd.mp4", HD).await;
+    let sample = env.sample(HD).await;
     let source = probe_file(Path::new("ffprobe"), &sample, Deadline::after(Duration::from_secs(30)))
         .await
         .unwrap();
-    let tap = env.tap("hd").await;
+    let tap = env.results_tap("hd").await;
     let key = format!("uploads/e2e/{}/my clip+1 é.mp4", unique_suffix());
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
@@ -157,15 +118,15 @@ async fn an_upload_becomes_720p_and_1080p_renditions_with_audio_and_the_same_dur
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn a_source_without_audio_gives_renditions_without_audio() {
     let env = env().await;
-    let (_key, results) = env
-        .upload_and_wait_for_renditions(
-            "silent.mp4",
-            SampleSpec {
-                with_audio: false,
-                ..HD
-            },
-        )
-        .await;
+    let (_key, results) = upload_and_wait_for_renditions(
+        &env,
+        "silent.mp4",
+        SampleSpec {
+            with_audio: false,
+            ..HD
+        },
+    )
+    .await;
     for profile in ["720p", "1080p"] {
         let result = by_profile(&results, profile);
         assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
@@ -181,16 +142,16 @@ async fn a_source_without_audio_gives_renditions_without_audio() {
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn a_360p_source_is_not_upscaled() {
     let env = env().await;
-    let (_key, results) = env
-        .upload_and_wait_for_renditions(
-            "small 360p.mp4",
-            SampleSpec {
-                width: 640,
-                height: 360,
-                ..HD
-            },
-        )
-        .await;
+    let (_key, results) = upload_and_wait_for_renditions(
+        &env,
+        "small 360p.mp4",
+        SampleSpec {
+            width: 640,
+            height: 360,
+            ..HD
+        },
+    )
+    .await;
     for profile in ["720p", "1080p"] {
         let output = by_profile(&results, profile).output.clone().unwrap();
         assert_eq!((output.width, output.height), (640, 360));
@@ -206,7 +167,7 @@ async fn a_360p_source_is_not_upscaled() {
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn a_corrupt_mp4_and_a_text_file_get_named_rejections_and_nothing_reaches_the_dlq() {
     let env = env().await;
-    let tap = env.tap("rejections").await;
+    let tap = env.results_tap("rejections").await;
     let run = unique_suffix();
     let corrupt_key = format!("uploads/e2e/{run}/broken.mp4");
     let text_key = format!("uploads/e2e/{run}/notes.txt");
@@ -248,7 +209,7 @@ async fn a_corrupt_mp4_and_a_text_file_get_named_rejections_and_nothing_reaches_
     assert_eq!(text_results[0].status, ResultStatus::Rejected);
     assert_eq!(text_results[0].reason.as_ref().unwrap().code, "NOT_VIDEO");
     assert!(
-        env.dead_letters_mentioning(&run).await.is_empty(),
+        dead_letters_mentioning(&env, &run).await.is_empty(),
         "nothing of this run may be in a DLQ"
     );
 }
@@ -258,21 +219,18 @@ async fn a_corrupt_mp4_and_a_text_file_get_named_rejections_and_nothing_reaches_
 async fn the_same_message_delivered_twice_yields_one_object() {
     let env = env().await;
     let sample = env
-        .sample(
-            "twice.mp4",
-            SampleSpec {
-                width: 320,
-                height: 240,
-                seconds: 2.0,
-                ..HD
-            },
-        )
+        .sample(SampleSpec {
+            width: 320,
+            height: 240,
+            seconds: 2.0,
+            ..HD
+        })
         .await;
     let key = format!("uploads/e2e/{}/twice.mp4", unique_suffix());
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
-    let tap = env.tap("twice").await;
+    let tap = env.results_tap("twice").await;
     // The upload itself announced the video once; deliver the same notice twice more, raw,
     // straight to the 720p queue, as an at-least-once queue may.
     let head = env
@@ -346,16 +304,13 @@ async fn the_same_message_delivered_twice_yields_one_object() {
 async fn one_bad_message_in_a_batch_of_ten_does_not_make_the_others_redo() {
     let env = env().await;
     let sample = env
-        .sample(
-            "batch.mp4",
-            SampleSpec {
-                width: 320,
-                height: 240,
-                seconds: 1.0,
-                with_audio: false,
-                fps: 30,
-            },
-        )
+        .sample(SampleSpec {
+            width: 320,
+            height: 240,
+            seconds: 1.0,
+            with_audio: false,
+            fps: 30,
+        })
         .await;
     let run = unique_suffix();
     let bucket = env.source_bucket().to_owned();
@@ -373,27 +328,9 @@ async fn one_bad_message_in_a_batch_of_ten_does_not_make_the_others_redo() {
         .unwrap();
     bodies.push(notice_body(&bucket, &corrupt_key));
     bodies.push(format!("this is not json {run}"));
-    let tap = env.tap("batch").await;
+    let tap = env.results_tap("batch").await;
     let queue = env.outputs.get("Rendition720QueueUrl");
-    let entries: Vec<_> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, body)| {
-            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                .id(format!("m{i}"))
-                .message_body(body)
-                .build()
-                .unwrap()
-        })
-        .collect();
-    env.clients
-        .sqs
-        .send_message_batch()
-        .queue_url(queue)
-        .set_entries(Some(entries))
-        .send()
-        .await
-        .unwrap();
+    send_batch(&env.clients.sqs, queue, &bodies).await.unwrap();
 
     let prefix = format!("uploads/e2e/{run}/batch-");
     let results = tap

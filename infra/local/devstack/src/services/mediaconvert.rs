@@ -33,13 +33,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use shared::ffmpeg::{Deadline, Supervised};
+use shared::ProcessingError;
 use tokio::sync::{watch, OnceCell, Semaphore};
 
 use self::settings::{GroupKind, Source};
-use super::{full, read_body, Body, ResponseFuture};
+use super::{read_body, Body, ResponseFuture};
 use crate::{Clients, StackOutputs};
 
 /// EventBridge detail type of MediaConvert's job events.
@@ -199,26 +201,21 @@ impl JobFailure {
     }
 }
 
+fn since_epoch() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
 fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64
+    since_epoch().as_secs() as i64
 }
 
 fn now_millis() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis()
+    since_epoch().as_millis()
 }
 
 /// MediaConvert's id shape: creation time in ms, a dash, six lowercase characters.
 fn new_job_id(sequence: usize) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
+    let nanos = since_epoch().as_nanos();
     let mut seed = (nanos as u64) ^ ((sequence as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let suffix: String = (0..6)
         .map(|_| {
@@ -231,26 +228,22 @@ fn new_job_id(sequence: usize) -> String {
     format!("{}-{suffix}", now_millis())
 }
 
-fn api_error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .header("x-amzn-ErrorType", kind)
-        .body(full(json!({ "message": message.to_string() }).to_string()))
-        .expect("static response parts are valid")
+/// The service's error shape, with the error type the SDK reads from `x-amzn-ErrorType`.
+fn api_error(status: StatusCode, kind: &'static str, message: impl std::fmt::Display) -> Response<Body> {
+    let mut response = super::error(status, message);
+    response
+        .headers_mut()
+        .insert("x-amzn-errortype", HeaderValue::from_static(kind));
+    response
 }
 
 fn api_json(status: StatusCode, value: &Value) -> Response<Body> {
     super::json(status, value)
 }
 
+/// The content type an output is stored with: what the CloudFront stand-in serves it as.
 fn content_type_of(name: &str) -> &'static str {
-    match name.rsplit('.').next().unwrap_or("") {
-        "mp4" => "video/mp4",
-        "m3u8" => "application/vnd.apple.mpegurl",
-        "ts" => "video/mp2t",
-        _ => "application/octet-stream",
-    }
+    super::origin::content_type_for(name).unwrap_or("application/octet-stream")
 }
 
 impl LocalMediaConvert {
@@ -448,11 +441,12 @@ impl LocalMediaConvert {
         self.inner.clients.get_or_init(Clients::from_env).await
     }
 
-    fn update(&self, id: &str, change: impl FnOnce(&mut JobRecord)) -> Option<(String, Value)> {
+    /// Applies `change` to the job (under the lock) and returns what it returns; `None` when
+    /// there is no such job.
+    fn update<T>(&self, id: &str, change: impl FnOnce(&mut JobRecord) -> T) -> Option<T> {
         let mut state = self.inner.state.lock().unwrap();
         let job = state.jobs.iter_mut().find(|j| j.id == id)?;
-        change(job);
-        Some((job.arn.clone(), job.request.clone()))
+        Some(change(job))
     }
 
     /// Runs one job to its end, emitting an event at each state change.
@@ -465,14 +459,14 @@ impl LocalMediaConvert {
             self.finish(&id, Status::Canceled, None).await;
             return;
         };
-        let request = match self.update(&id, |job| {
+        let Some(request) = self.update(&id, |job| {
             job.status = Status::Progressing;
             job.started_at = Some(now_secs());
             job.phase = Some("PROBING");
             job.percent = Some(0);
-        }) {
-            Some((_, request)) => request,
-            None => return,
+            job.request.clone()
+        }) else {
+            return;
         };
         self.emit(&id, json!({})).await;
         let outcome = tokio::select! {
@@ -584,17 +578,18 @@ impl LocalMediaConvert {
             .tempdir_in(&self.inner.work_dir)
             .map_err(|e| JobFailure::new(1999, format!("local work directory: {e}")))?;
         let input_uri = format!("s3://{}/{}", plan.input_bucket, plan.input_key);
+        let unreadable = |e: ProcessingError| {
+            JobFailure::new(1010, format!("Unable to open input file [{input_uri}]: {}", e.reason))
+        };
         let input = workspace.path().join("input");
         let clients = self.clients().await;
         shared::storage::download_to_file(&clients.s3, &plan.input_bucket, &plan.input_key, &input)
             .await
-            .map_err(|e| JobFailure::new(1010, format!("Unable to open input file [{input_uri}]: {}", e.reason)))?;
+            .map_err(unreadable)?;
         let info = shared::probe::probe_file(Path::new("ffprobe"), &input, Deadline::after(Duration::from_secs(60)))
             .await
-            .map_err(|e| JobFailure::new(1010, format!("Unable to open input file [{input_uri}]: {}", e.reason)))?;
-        let video = info
-            .require_video()
-            .map_err(|e| JobFailure::new(1010, format!("Unable to open input file [{input_uri}]: {}", e.reason)))?;
+            .map_err(unreadable)?;
+        let video = info.require_video().map_err(unreadable)?;
         let (width, height) = video.display_size();
         let source = Source {
             width,

@@ -149,11 +149,7 @@ impl Origin {
     /// when the stack is (re)deployed under it.
     async fn follow_results(&self) {
         loop {
-            let Ok(outputs) = StackOutputs::load() else {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
-            };
-            let Some(topic) = outputs.find("ResultsTopicArn").map(str::to_owned) else {
+            let Some(topic) = results_topic_arn() else {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 continue;
             };
@@ -178,12 +174,7 @@ impl Origin {
                     }
                 }
                 // The stack was redeployed with another topic: follow the new one.
-                if StackOutputs::load()
-                    .ok()
-                    .and_then(|o| o.find("ResultsTopicArn").map(str::to_owned))
-                    .as_deref()
-                    != Some(topic.as_str())
-                {
+                if results_topic_arn().as_deref() != Some(topic.as_str()) {
                     break;
                 }
             }
@@ -218,13 +209,9 @@ impl Origin {
     }
 
     async fn object(&self, key: &str, range: Option<&str>, head_only: bool) -> Response<Body> {
-        let Ok(outputs) = StackOutputs::load() else {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the stack is not deployed (make stack)",
-            );
+        let Some(bucket) = output_bucket() else {
+            return not_deployed();
         };
-        let bucket = outputs.get("OutputBucketName").to_owned();
         let s3 = &self.clients().await.s3;
         let head = match shared::storage::head_object(s3, &bucket, key).await {
             Ok(Some(head)) => head,
@@ -282,13 +269,9 @@ impl Origin {
     }
 
     async fn index(&self) -> Response<Body> {
-        let Ok(outputs) = StackOutputs::load() else {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the stack is not deployed (make stack)",
-            );
+        let Some(bucket) = output_bucket() else {
+            return not_deployed();
         };
-        let bucket = outputs.get("OutputBucketName").to_owned();
         let s3 = &self.clients().await.s3;
         let mut listed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for prefix in PREFIXES {
@@ -307,6 +290,24 @@ impl Origin {
             .body(full(html))
             .expect("valid response")
     }
+}
+
+/// The results topic of the stack deployed now (outputs are read each time: a redeploy
+/// changes them under the running service).
+fn results_topic_arn() -> Option<String> {
+    StackOutputs::load().ok()?.find("ResultsTopicArn").map(str::to_owned)
+}
+
+/// The output bucket of the stack deployed now; `None` when no stack is (see [`not_deployed`]).
+fn output_bucket() -> Option<String> {
+    Some(StackOutputs::load().ok()?.get("OutputBucketName").to_owned())
+}
+
+fn not_deployed() -> Response<Body> {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the stack is not deployed (make stack)",
+    )
 }
 
 fn text(status: StatusCode, message: &str) -> Response<Body> {
@@ -357,16 +358,7 @@ fn escape(text: &str) -> String {
 
 /// The URL path of a key (each segment percent-encoded).
 pub fn href(key: &str) -> String {
-    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    let encoded: Vec<String> = key
-        .split('/')
-        .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
-        .collect();
-    format!("/{}", encoded.join("/"))
+    format!("/{}", shared::storage::key_url_path(key))
 }
 
 /// Every string under a field named `key` in a result, except the source's: the outputs it names.
@@ -424,11 +416,10 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.2rem .5r
 "#,
         escape(bucket)
     );
+    // HLS segments are counted, not listed: a ladder has hundreds.
+    let is_segment = |key: &str| key.ends_with(".ts") || key.ends_with(".m4s");
     for (prefix, keys) in listed {
-        let segments = keys
-            .iter()
-            .filter(|k| k.ends_with(".ts") || k.ends_with(".m4s"))
-            .count();
+        let segments = keys.iter().filter(|k| is_segment(k)).count();
         let _ = write!(
             html,
             "<section><h2><code>{}</code> ({} objects",
@@ -439,7 +430,7 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.2rem .5r
             let _ = write!(html, ", {segments} HLS segments not listed");
         }
         html.push_str(")</h2><ul>");
-        for key in keys.iter().filter(|k| !(k.ends_with(".ts") || k.ends_with(".m4s"))) {
+        for key in keys.iter().filter(|k| !is_segment(k)) {
             let link = escape(&href(key));
             let shown = escape(key);
             let _ = write!(html, r#"<li><a href="{link}">{shown}</a>"#);
