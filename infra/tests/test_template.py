@@ -111,6 +111,18 @@ EXPECTED = {
     },
 }
 
+# shared::ledger: the claim (conditional put), the read when a claim is refused, the mark.
+LEDGER = {("dynamodb:PutItem", "LedgerTable"), ("dynamodb:GetItem", "LedgerTable"), ("dynamodb:UpdateItem", "LedgerTable")}
+for _function_id in (
+    "UploadPublisherFunction",
+    "Rendition720Function",
+    "Rendition1080Function",
+    "ClipTrimmerFunction",
+    "MediaConvertSubmitterFunction",
+    "MediaConvertResultsFunction",
+):
+    EXPECTED[_function_id] |= LEDGER
+
 # Actions IAM only grants on "*" (no resource type in the Service Authorization Reference).
 WITHOUT_RESOURCE_TYPE = {"mediaconvert:DescribeEndpoints"}
 

@@ -201,6 +201,16 @@ impl PipelineResult {
 }
 
 impl UploadNotice {
+    /// Which version of the object this notice is about, as precisely as the event says: S3's
+    /// sequencer (unique per change of a key; a duplicated event repeats it), else the version
+    /// id, else the ETag, else the event time.
+    pub fn source_version(&self) -> &str {
+        [&self.sequencer, &self.version_id, &self.etag]
+            .into_iter()
+            .find_map(|v| v.as_deref().filter(|v| !v.is_empty()))
+            .unwrap_or(&self.event_time)
+    }
+
     /// SNS message attributes for the uploads topic's subscription filter policies: the file
     /// extension (lowercase) and the size in bytes.
     pub fn attributes(&self) -> Vec<(&'static str, Attribute)> {

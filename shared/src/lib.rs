@@ -9,6 +9,7 @@
 //! * [`contracts`]: the messages the functions exchange, versioned, with JSON fixtures.
 //! * [`profiles`]: rendition profiles, read from `job-templates/renditions/`.
 //! * [`error`]: one error type that says whether retrying can help.
+//! * [`ledger`]: one published result per outcome, whatever the duplicates (DynamoDB conditional writes).
 //! * [`sqs`]: per-message outcomes for SQS batches (`ReportBatchItemFailures`).
 //! * [`logging`]: `tracing` set up for Lambda (JSON lines).
 //! * [`gif`]: the GIF task contract (job message, task states, table attributes, bounds).
@@ -25,6 +26,7 @@ pub mod contracts;
 pub mod error;
 pub mod ffmpeg;
 pub mod gif;
+pub mod ledger;
 pub mod logging;
 pub mod probe;
 pub mod profiles;

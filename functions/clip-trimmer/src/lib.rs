@@ -43,7 +43,8 @@ use serde::Serialize;
 use sha2::Digest;
 use shared::config::{ConfigError, EnvReader};
 use shared::ffmpeg::Deadline;
-use shared::publish::{publish_json, Attribute};
+use shared::ledger::{Ledger, OutcomeKey, Publication};
+use shared::publish::Attribute;
 use shared::sqs::{park_in_dead_letter_queue, process_batch, Disposition};
 use shared::storage::{head_object, upload_file, work_dir, UploadOptions};
 use shared::{ErrorKind, ProcessingError};
@@ -270,6 +271,37 @@ impl ClipResult {
         }
     }
 
+    /// Which outcome this result reports, for the ledger: the request (or, for what is not a
+    /// request, the body itself) and what it came to. A pending result also counts its retries,
+    /// since each re-queued attempt reports its own.
+    fn outcome(&self, body: &str) -> OutcomeKey {
+        let code = self.code.as_deref().unwrap_or("");
+        match (
+            &self.clip_id,
+            &self.camera_id,
+            self.start_timestamp_in_ms,
+            self.end_timestamp_in_ms,
+        ) {
+            (Some(clip_id), Some(camera_id), Some(start), Some(end)) => {
+                let retries = match self.status {
+                    CLIP_PENDING => self.retry_timestamps.as_ref().map_or(0, Vec::len).to_string(),
+                    _ => String::new(),
+                };
+                OutcomeKey::new([
+                    "clip",
+                    clip_id,
+                    camera_id,
+                    &start.to_string(),
+                    &end.to_string(),
+                    self.status,
+                    code,
+                    &retries,
+                ])
+            }
+            _ => OutcomeKey::new(["clip-message", body, self.status, code]),
+        }
+    }
+
     fn with_reason(mut self, code: &str, reason: impl Into<String>) -> Self {
         self.code = Some(code.to_owned());
         self.reason = Some(reason.into());
@@ -310,6 +342,8 @@ pub struct Trimmer {
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// One result per outcome, and one re-queued copy per attempt, when a request arrives twice.
+    pub ledger: Ledger,
     pub camera_api: CameraApi,
     pub config: Config,
 }
@@ -332,6 +366,7 @@ impl Trimmer {
             s3: shared::clients::s3_client(sdk),
             sns: shared::clients::sns_client(sdk),
             sqs: shared::clients::sqs_client(sdk),
+            ledger: Ledger::from_env(sdk),
             camera_api: CameraApi::new(&config.camera_api_url, config.camera_api_timeout)?,
             config,
         })
@@ -396,7 +431,7 @@ impl Trimmer {
     ) -> Disposition {
         tracing::warn!(code = err.code, reason = %err.reason, "request rejected");
         let result = result.with_reason(err.code, err.reason.clone());
-        if self.publish(&result).await.is_err() {
+        if self.publish(&result, record).await.is_err() {
             return Disposition::Retry;
         }
         if park {
@@ -517,8 +552,8 @@ impl Trimmer {
 
     async fn carry_out(&self, step: Step, record: &SqsMessage) -> Disposition {
         match step {
-            Step::Report(result) => match self.publish(&result).await {
-                Ok(()) => Disposition::Done,
+            Step::Report(result) => match self.publish(&result, record).await {
+                Ok(_) => Disposition::Done,
                 Err(_) => Disposition::Retry,
             },
             Step::Requeue {
@@ -529,8 +564,15 @@ impl Trimmer {
                 // Report first: if the copy then cannot be sent, the original comes back and
                 // is decided again; sending first could leave two copies in flight.
                 if let Some(report) = &report {
-                    if self.publish(report).await.is_err() {
-                        return Disposition::Retry;
+                    match self.publish(report, record).await {
+                        Ok(Publication::Published(_) | Publication::AlreadyPublished { by_this_delivery: true }) => {}
+                        Ok(_) => {
+                            // Another delivery of this very request reported this attempt and
+                            // re-queued it: a second copy would double the chain.
+                            tracing::info!("duplicate of a request already re-queued; not re-queued again");
+                            return Disposition::Done;
+                        }
+                        Err(_) => return Disposition::Retry,
                     }
                 }
                 match self.requeue(&request, delay_secs).await {
@@ -592,11 +634,25 @@ impl Trimmer {
         }
     }
 
-    async fn publish(&self, result: &ClipResult) -> Result<(), ProcessingError> {
-        match publish_json(&self.sns, &self.config.topic_arn, result, &result.attributes()).await {
-            Ok(_) => {
-                tracing::info!(status = result.status, code = ?result.code, "result published");
-                Ok(())
+    /// Publishes `result` once per outcome (see [`shared::ledger`]).
+    async fn publish(&self, result: &ClipResult, record: &SqsMessage) -> Result<Publication, ProcessingError> {
+        let outcome = result.outcome(record.body.as_deref().unwrap_or(""));
+        let delivery = record.message_id.as_deref().unwrap_or("");
+        match self
+            .ledger
+            .publish_once(
+                &self.sns,
+                &self.config.topic_arn,
+                &outcome,
+                delivery,
+                result,
+                &result.attributes(),
+            )
+            .await
+        {
+            Ok(publication) => {
+                tracing::info!(status = result.status, code = ?result.code, publication = publication.as_str(), "result answered");
+                Ok(publication)
             }
             Err(err) => {
                 tracing::error!(code = err.code, reason = %err.reason, "could not publish the result; message handed back");

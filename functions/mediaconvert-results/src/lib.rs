@@ -28,7 +28,7 @@ use shared::contracts::mediaconvert_metadata;
 use shared::contracts::{
     DeliveredFile, Job, MediaConvertJob, ObjectRef, PipelineResult, Reason, ResultStatus, CONTRACT_VERSION,
 };
-use shared::publish::publish_json;
+use shared::ledger::{Ledger, OutcomeKey};
 use shared::storage::key_url_path;
 use shared::ProcessingError;
 
@@ -239,6 +239,8 @@ pub struct Outcome {
 
 pub struct Answerer {
     pub sns: aws_sdk_sns::Client,
+    /// One result per job end state when EventBridge delivers an event twice.
+    pub ledger: Ledger,
     pub config: Config,
 }
 
@@ -269,8 +271,26 @@ impl Answerer {
                 return Err(err);
             }
         };
-        publish_json(&self.sns, &self.config.results_topic_arn, &result, &result.attributes()).await?;
-        tracing::info!(job_id, key = %result.source.key, status = result.status.as_str(), "result published");
+        let outcome = OutcomeKey::new([
+            "mediaconvert",
+            job_id.as_deref().unwrap_or(""),
+            status,
+            result.status.as_str(),
+        ]);
+        // The event's id names this delivery: EventBridge repeats it when it delivers again.
+        let delivery = event.payload.get("id").and_then(Value::as_str).unwrap_or("");
+        let publication = self
+            .ledger
+            .publish_once(
+                &self.sns,
+                &self.config.results_topic_arn,
+                &outcome,
+                delivery,
+                &result,
+                &result.attributes(),
+            )
+            .await?;
+        tracing::info!(job_id, key = %result.source.key, status = result.status.as_str(), publication = publication.as_str(), "result answered");
         Ok(Outcome {
             job_id,
             answered: result.status.as_str().to_owned(),
@@ -386,6 +406,7 @@ mod tests {
             .then_output(|| PublishOutput::builder().message_id("m").build());
         let answerer = Answerer {
             sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]),
+            ledger: Ledger::disabled(),
             config: config(),
         };
         let outcome = answerer
@@ -409,6 +430,7 @@ mod tests {
         let answerer = Answerer {
             sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish], |c| c
                 .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())),
+            ledger: Ledger::disabled(),
             config: config(),
         };
         let err = answerer

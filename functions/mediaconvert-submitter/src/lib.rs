@@ -34,7 +34,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{Job, ObjectRef, PipelineResult};
-use shared::publish::publish_json;
+use shared::ledger::{Ledger, OutcomeKey};
 use shared::s3_event::{self, decode_key};
 use shared::ProcessingError;
 use tokio::sync::OnceCell;
@@ -258,6 +258,9 @@ pub struct Submitter {
     /// The client jobs are created with: the configured endpoint, or the discovered one. Set
     /// on first use and kept for the life of the process.
     jobs: OnceCell<aws_sdk_mediaconvert::Client>,
+    /// One rejection per object version when S3 sends an event twice (jobs are already
+    /// deduplicated by their client request token).
+    ledger: Ledger,
 }
 
 impl Submitter {
@@ -267,7 +270,14 @@ impl Submitter {
             sns,
             discovery,
             jobs: OnceCell::new(),
+            ledger: Ledger::disabled(),
         }
+    }
+
+    /// Publishes rejections through `ledger` (see [`shared::ledger`]).
+    pub fn with_ledger(mut self, ledger: Ledger) -> Self {
+        self.ledger = ledger;
+        self
     }
 
     /// The jobs client, discovering the endpoint on the first call only.
@@ -359,11 +369,16 @@ impl Submitter {
                     Err(err) if err.is_retryable() => Err(err),
                     Err(err) => {
                         tracing::warn!(index, key = %source.key, code = err.code, reason = %err.reason, "job refused");
-                        self.answer(&rejection(&source, &self.config, &err)).await
+                        self.answer(
+                            &rejection(&source, &self.config, &err),
+                            record,
+                            &event.context.request_id,
+                        )
+                        .await
                     }
                 },
                 Decision::Reject(result) => {
-                    let sent = self.answer(&result).await;
+                    let sent = self.answer(&result, record, &event.context.request_id).await;
                     if sent.is_ok() {
                         summary.rejected += 1;
                     }
@@ -386,8 +401,31 @@ impl Submitter {
         }
     }
 
-    async fn answer(&self, result: &PipelineResult) -> Result<(), ProcessingError> {
-        publish_json(&self.sns, &self.config.results_topic_arn, result, &result.attributes()).await?;
+    /// Publishes a rejection once per object version and reason (see [`shared::ledger`]).
+    async fn answer(&self, result: &PipelineResult, record: &Value, request_id: &str) -> Result<(), ProcessingError> {
+        let version = record
+            .pointer("/s3/object/sequencer")
+            .and_then(Value::as_str)
+            .or(result.source.etag.as_deref())
+            .unwrap_or("");
+        let code = result.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("");
+        let outcome = OutcomeKey::new([
+            "mediaconvert-submit",
+            &result.source.bucket,
+            &result.source.key,
+            version,
+            code,
+        ]);
+        self.ledger
+            .publish_once(
+                &self.sns,
+                &self.config.results_topic_arn,
+                &outcome,
+                request_id,
+                result,
+                &result.attributes(),
+            )
+            .await?;
         let reason = result.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("");
         tracing::warn!(key = %result.source.key, reason, "object answered without a job");
         Ok(())

@@ -15,7 +15,8 @@ async fn main() -> Result<(), Error> {
         config,
         shared::clients::sns_client(&sdk),
         aws_sdk_mediaconvert::Client::new(&sdk),
-    );
+    )
+    .with_ledger(shared::ledger::Ledger::from_env(&sdk));
     let submitter = &submitter;
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         submitter.handle(event)

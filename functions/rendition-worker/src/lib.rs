@@ -23,9 +23,9 @@ use shared::contracts::{
     Job, ObjectRef, PipelineResult, RenditionOutput, ResultStatus, UploadNotice, CONTRACT_VERSION,
 };
 use shared::ffmpeg::{Deadline, Supervised};
+use shared::ledger::{Ledger, OutcomeKey};
 use shared::probe::probe_file;
 use shared::profiles::{RenditionPlan, RenditionProfile};
-use shared::publish::publish_json;
 use shared::sqs::{park_in_dead_letter_queue, parse_body, process_batch, Disposition};
 use shared::storage::{
     decode_metadata_value, download_to_file, head_object, metadata_value, upload_file, work_dir, UploadOptions,
@@ -112,6 +112,8 @@ pub struct Worker {
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// One result per outcome when a notice arrives more than once.
+    pub ledger: Ledger,
     pub config: Config,
 }
 
@@ -134,10 +136,12 @@ impl Worker {
             }
         };
         let span = tracing::info_span!("source", bucket = %notice.bucket, key = %notice.key);
-        self.render_and_report(notice, deadline).instrument(span).await
+        self.render_and_report(notice, &record.message_id.unwrap_or_default(), deadline)
+            .instrument(span)
+            .await
     }
 
-    async fn render_and_report(&self, notice: UploadNotice, deadline: Deadline) -> Disposition {
+    async fn render_and_report(&self, notice: UploadNotice, delivery: &str, deadline: Deadline) -> Disposition {
         let source = ObjectRef {
             bucket: notice.bucket.clone(),
             key: notice.key.clone(),
@@ -164,9 +168,33 @@ impl Worker {
                 PipelineResult::from_error(Job::Rendition, source, profile, &err)
             }
         };
-        match publish_json(&self.sns, &self.config.results_topic_arn, &result, &result.attributes()).await {
-            Ok(_) => {
-                tracing::info!(status = result.status.as_str(), "result published");
+        let outcome = OutcomeKey::new([
+            "rendition",
+            &self.config.profile.name,
+            &notice.bucket,
+            &notice.key,
+            notice.source_version(),
+            result.status.as_str(),
+            result.reason.as_ref().map(|r| r.code.as_str()).unwrap_or(""),
+        ]);
+        let publication = self
+            .ledger
+            .publish_once(
+                &self.sns,
+                &self.config.results_topic_arn,
+                &outcome,
+                delivery,
+                &result,
+                &result.attributes(),
+            )
+            .await;
+        match publication {
+            Ok(publication) => {
+                tracing::info!(
+                    status = result.status.as_str(),
+                    publication = publication.as_str(),
+                    "result answered"
+                );
                 Disposition::Done
             }
             Err(err) => {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{extension_of, Job, ObjectRef, PipelineResult, UploadNotice, CONTRACT_VERSION};
-use shared::publish::publish_json;
+use shared::ledger::{Ledger, OutcomeKey};
 use shared::s3_event::{self, decode_key};
 use shared::ProcessingError;
 
@@ -150,6 +150,9 @@ pub struct Summary {
 /// The function: configuration and clients built once at cold start.
 pub struct Publisher {
     pub sns: aws_sdk_sns::Client,
+    /// One notice (and one rejection) per object version when S3 sends an event twice, or
+    /// Lambda retries an event some of whose records were already announced.
+    pub ledger: Ledger,
     pub config: Config,
 }
 
@@ -168,8 +171,24 @@ impl Publisher {
         for (index, record) in records.iter().enumerate() {
             let outcome = match decide(record, &self.config) {
                 Decision::Publish(notice) => {
-                    let sent =
-                        publish_json(&self.sns, &self.config.uploads_topic_arn, &notice, &notice.attributes()).await;
+                    let outcome = OutcomeKey::new([
+                        "upload",
+                        &notice.bucket,
+                        &notice.key,
+                        notice.source_version(),
+                        "announced",
+                    ]);
+                    let sent = self
+                        .ledger
+                        .publish_once(
+                            &self.sns,
+                            &self.config.uploads_topic_arn,
+                            &outcome,
+                            &event.context.request_id,
+                            &notice,
+                            &notice.attributes(),
+                        )
+                        .await;
                     if sent.is_ok() {
                         summary.published += 1;
                         tracing::info!(index, bucket = %notice.bucket, key = %notice.key, size = notice.size, "video announced");
@@ -177,8 +196,24 @@ impl Publisher {
                     sent
                 }
                 Decision::Reject(result) => {
-                    let sent =
-                        publish_json(&self.sns, &self.config.results_topic_arn, &result, &result.attributes()).await;
+                    let version = record
+                        .pointer("/s3/object/sequencer")
+                        .and_then(Value::as_str)
+                        .or(result.source.etag.as_deref())
+                        .unwrap_or("");
+                    let code = result.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("");
+                    let outcome = OutcomeKey::new(["upload", &result.source.bucket, &result.source.key, version, code]);
+                    let sent = self
+                        .ledger
+                        .publish_once(
+                            &self.sns,
+                            &self.config.results_topic_arn,
+                            &outcome,
+                            &event.context.request_id,
+                            &result,
+                            &result.attributes(),
+                        )
+                        .await;
                     if sent.is_ok() {
                         summary.rejected += 1;
                         let reason = result.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("");
@@ -333,7 +368,8 @@ mod handler_tests {
             ("RESULTS_TOPIC_ARN", RESULTS),
         ]))
         .unwrap();
-        Publisher { sns, config }
+        let ledger = Ledger::disabled();
+        Publisher { sns, ledger, config }
     }
 
     fn event(keys: &[&str]) -> Value {

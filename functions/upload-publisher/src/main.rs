@@ -9,6 +9,7 @@ async fn main() -> Result<(), Error> {
     let sdk = shared::clients::load_sdk_config().await;
     let publisher = Publisher {
         sns: shared::clients::sns_client(&sdk),
+        ledger: shared::ledger::Ledger::from_env(&sdk),
         config,
     };
     let publisher = &publisher;

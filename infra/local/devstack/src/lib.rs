@@ -5,6 +5,7 @@
 pub mod clips;
 pub mod gif;
 pub mod media_checks;
+pub mod processes;
 pub mod runtime_api;
 pub mod services;
 
@@ -128,6 +129,8 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
     /// MediaConvert at `AWS_ENDPOINT_URL_MEDIACONVERT` (the local MediaConvert under `stack.sh run`).
     pub mediaconvert: aws_sdk_mediaconvert::Client,
+    /// Lambda, for invoking deployed functions as S3 or EventBridge would.
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl Clients {
@@ -152,6 +155,7 @@ impl Clients {
             sqs: shared::clients::sqs_client(&sdk),
             events: aws_sdk_eventbridge::Client::new(&sdk),
             mediaconvert: aws_sdk_mediaconvert::Client::new(&sdk),
+            lambda: aws_sdk_lambda::Client::new(&sdk),
         }
     }
 }
@@ -386,6 +390,34 @@ pub fn upload_notice(bucket: &str, key: &str, size: u64, etag: Option<String>) -
         sequencer: None,
         event_time: "2026-11-21T09:00:00.000Z".into(),
     }
+}
+
+/// An `ObjectCreated:Put` event for one object, as S3 sends it (the key form-encoded, as S3
+/// writes it), for delivering an S3 event to a function directly (duplicates, malformed events).
+pub fn s3_put_event(bucket: &str, key: &str, size: u64, etag: &str, sequencer: &str) -> serde_json::Value {
+    let encoded_key: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-21T09:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:EXAMPLE"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "DEVSTACK", "x-amz-id-2": "DEVSTACK"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "devstack",
+               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": {"key": encoded_key, "size": size, "eTag": etag, "sequencer": sequencer}}
+    }]})
+}
+
+/// Invokes a deployed function asynchronously (`Event`), as S3 and EventBridge do.
+pub async fn invoke_async(clients: &Clients, function_name: &str, payload: &serde_json::Value) -> Result<(), BoxError> {
+    clients
+        .lambda
+        .invoke()
+        .function_name(function_name)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(payload)?))
+        .send()
+        .await?;
+    Ok(())
 }
 
 /// Uploads a local file with a plain PutObject, as a user's client would.
