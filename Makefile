@@ -3,6 +3,7 @@
 #
 #   make demo        the whole pipeline on the local stack with a sample video
 #   make test        unit tests, template checks, then end-to-end tests on the local stack
+#   make soak        the load test: 200 uploads and 200 clip requests at once on the local stack
 #   make bench       benchmarks, each printed beside its baseline (SECTIONS="cold-init rss overhead clips")
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint
 #   make stack       start the local stack and deploy infra/template.yaml into it (leaves it up)
@@ -47,7 +48,7 @@ LOCAL_PARAMETERS := FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=1
   GifConverterTimeoutSeconds=120 GifVisibilityTimeoutSeconds=130
 E2E_THREADS ?= 3
 
-.PHONY: help tools demo test unit lint bench stack stack-down stack-up build deploy deploy-fn clean-local
+.PHONY: help tools demo test unit lint soak bench stack stack-down stack-up build deploy deploy-fn clean-local
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -130,6 +131,12 @@ test: lint
 	$(MAKE) --no-print-directory stack; \
 	$(RUN) infra/local/check_cargo_lambda_deploy.sh; \
 	$(RUN) cargo test -p devstack --tests -- --ignored --test-threads $(E2E_THREADS)
+
+# Long (minutes of transcoding on two cores), so CI does not run it; prints its counts.
+soak: tools
+	@trap 'infra/local/stack.sh down' EXIT; \
+	$(MAKE) --no-print-directory stack; \
+	$(RUN) cargo test -p devstack --features soak --test soak -- --ignored --nocapture
 
 # ------------------------------------------------------------------ bench
 bench: tools

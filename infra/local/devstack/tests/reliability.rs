@@ -303,7 +303,10 @@ async fn every_trigger_delivered_twice_gives_one_output_one_job_and_one_result_p
         format!("rendition 720p {sns_key} available -"),
         format!("rendition 1080p {sns_key} available -"),
         format!("clip {clip_id} CLIP_AVAILABLE"),
-        format!("mediaconvert - {mc_key} available -"),
+        format!(
+            "mediaconvert {} {mc_key} available -",
+            env.outputs.get("MediaConvertTemplate")
+        ),
     ]
     .into();
     let mine = |v: &Value| {
