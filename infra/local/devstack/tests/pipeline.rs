@@ -226,13 +226,15 @@ async fn the_same_message_delivered_twice_yields_one_object() {
             ..HD
         })
         .await;
-    let key = format!("uploads/e2e/{}/twice.mp4", unique_suffix());
+    // Outside the uploads prefix, so that no notification announces it: the notices below are
+    // its only ones, and identical.
+    let key = format!("e2e-direct/{}/twice.mp4", unique_suffix());
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
     let tap = env.results_tap("twice").await;
-    // The upload itself announced the video once; deliver the same notice twice more, raw,
-    // straight to the 720p queue, as an at-least-once queue may.
+    // The same notice delivered twice, raw, to the 720p queue, as an at-least-once queue may,
+    // and once to the 1080p queue.
     let head = env
         .clients
         .s3
@@ -249,19 +251,18 @@ async fn the_same_message_delivered_twice_yields_one_object() {
         head.e_tag.map(|e| e.trim_matches('"').to_owned()),
     );
     let body = serde_json::to_string(&notice).unwrap();
-    for _ in 0..2 {
+    for queue in ["Rendition720QueueUrl", "Rendition720QueueUrl", "Rendition1080QueueUrl"] {
         env.clients
             .sqs
             .send_message()
-            .queue_url(env.outputs.get("Rendition720QueueUrl"))
+            .queue_url(env.outputs.get(queue))
             .message_body(&body)
             .send()
             .await
             .unwrap();
     }
-    // 720p: the upload's own message plus two copies; 1080p: the upload's own message. Each
-    // outcome is published once (shared::ledger): wait for both, then listen a while longer
-    // for any second one while the copies are worked through.
+    // Each outcome is published once (shared::ledger): wait for both, then listen a while
+    // longer for any second one while the copy is worked through.
     let mut results = tap
         .collect_results(
             WAIT,
