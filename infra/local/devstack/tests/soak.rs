@@ -92,12 +92,13 @@ async fn two_hundred_uploads_and_two_hundred_clips_at_once_all_drain_within_the_
                 for process in function_processes(&endpoint) {
                     *now.entry(process.function).or_default() += 1;
                 }
-                let mut peaks = peaks.lock().unwrap();
-                for (function, count) in now {
-                    let peak = peaks.entry(function).or_default();
-                    *peak = (*peak).max(count);
+                {
+                    let mut peaks = peaks.lock().unwrap();
+                    for (function, count) in now {
+                        let peak = peaks.entry(function).or_default();
+                        *peak = (*peak).max(count);
+                    }
                 }
-                drop(peaks);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
