@@ -4,7 +4,14 @@ ministack deploys infra/template.yaml, but silently ignores a few properties. Ra
 second, hand-written copy of them, this script reads them from the same template and applies
 them through the service APIs after `sam deploy`:
 
-* `ReservedConcurrentExecutions` on functions  -> lambda:PutFunctionConcurrency
+* `ReservedConcurrentExecutions` on functions  -> lambda:PutFunctionConcurrency, except on the
+  functions invoked asynchronously (those with an `EventInvokeConfig`: S3 and EventBridge
+  targets). AWS retries a throttled asynchronous event for up to 6 hours without counting the
+  throttle against `MaximumRetryAttempts`; the emulator counts each throttle as a failed attempt
+  and dead-letters the event after three within seconds, so a burst of uploads above the cap
+  would land in the on-failure DLQ locally where AWS would simply run it a little later. Those
+  functions run uncapped locally (any earlier local cap is removed); the SQS consumers, where
+  the cap is what bounds concurrency, keep theirs.
 * `TimeToLiveSpecification` on DynamoDB tables  -> dynamodb:UpdateTimeToLive
 
 Run through `infra/local/stack.sh run` (endpoint and dummy credentials). Never needed on AWS.
@@ -55,8 +62,12 @@ def main() -> int:
         if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function") and "ReservedConcurrentExecutions" in properties:
             reserved = int(resolve(properties["ReservedConcurrentExecutions"], parameters))
             name = physical[logical_id]
-            lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
-            print(f"gaps: {name}: reserved concurrency {reserved}")
+            if "EventInvokeConfig" in properties:
+                lambda_client.delete_function_concurrency(FunctionName=name)
+                print(f"gaps: {name}: reserved concurrency {reserved} not applied (asynchronous; see above)")
+            else:
+                lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
+                print(f"gaps: {name}: reserved concurrency {reserved}")
         if kind == "AWS::DynamoDB::Table" and "TimeToLiveSpecification" in properties:
             spec = properties["TimeToLiveSpecification"]
             table = physical[logical_id]

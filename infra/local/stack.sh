@@ -41,12 +41,6 @@ SERVICES_BASE_PORT=$((PORT + 10))
 MEDIACONVERT_ENDPOINT="http://$HOST:$((PORT + 11))"
 # The CloudFront stand-in (devstack::services::origin).
 ORIGIN_ENDPOINT="http://$HOST:$((PORT + 12))"
-# Asynchronous invocations (S3 → upload publisher / MediaConvert submitter, EventBridge →
-# MediaConvert results): AWS retries a *throttled* event for up to 6 hours without counting it
-# against MaximumRetryAttempts; the emulator counts throttles as failed attempts, retrying after
-# base, 2 × base seconds. Its 1 s base sends a burst of uploads (200 at once, `make soak`) to the
-# on-failure DLQ while the publisher is at its reserved concurrency; 5 s gives the burst 15 s.
-ASYNC_RETRY_BASE_SECONDS="${LOCAL_ASYNC_RETRY_BASE_SECONDS:-5}"
 # What every client of the stack gets: `env`, `run`, ministack (whose Lambda functions inherit
 # it) and the local services.
 AWS_CLIENT_ENV=(
@@ -154,7 +148,6 @@ cmd_up() {
         MINISTACK_REGION="$REGION" \
         "${AWS_CLIENT_ENV[@]}" \
         PERSIST_STATE=1 \
-        LAMBDA_ASYNC_RETRY_BASE_SECONDS="$ASYNC_RETRY_BASE_SECONDS" \
         STATE_DIR="$LOCAL_DIR/state" \
         S3_PERSIST=1 \
         S3_DATA_DIR="$LOCAL_DIR/s3" \
