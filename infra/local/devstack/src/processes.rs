@@ -24,17 +24,24 @@ pub struct BusyFunction {
 }
 
 /// The function processes of the stack at `endpoint` (their `AWS_ENDPOINT_URL`), so that other
-/// local stacks on the same machine are left alone, by function name.
+/// local stacks on the same machine are left alone, by function name. Their children (ffmpeg,
+/// ffprobe) inherit the same environment and are left out: one process per environment.
 pub fn function_processes(endpoint: &str) -> Vec<FunctionProcess> {
-    pids()
+    let all: Vec<(FunctionProcess, i32)> = pids()
         .filter_map(|pid| {
             let environment = environment_of(pid)?;
             if environment.get("AWS_ENDPOINT_URL").map(String::as_str) != Some(endpoint) {
                 return None;
             }
             let function = environment.get("AWS_LAMBDA_FUNCTION_NAME")?.clone();
-            Some(FunctionProcess { pid, function })
+            let (parent, _) = parent_and_start_of(pid)?;
+            Some((FunctionProcess { pid, function }, parent))
         })
+        .collect();
+    let pids: std::collections::HashSet<i32> = all.iter().map(|(p, _)| p.pid).collect();
+    all.into_iter()
+        .filter(|(_, parent)| !pids.contains(parent))
+        .map(|(process, _)| process)
         .collect()
 }
 
