@@ -246,9 +246,9 @@ def main() -> int:
     counts = redrive(queue, sqs, lambda_client, args.include_rejected)
     visible, in_flight = depth(sqs, queue.url)
     reasons = "".join(f"; {n} {reason}" for reason, n in sorted(counts.reasons.items()))
-    action = "re-invoked" if queue.function_name else "moved"
+    # "moved" for both kinds: a record is moved back into its function (re-invoked).
     print(
-        f"redrive {queue.name} ({queue.kind} -> {queue.feeds()}): {action} {counts.moved}, "
+        f"redrive {queue.name} ({queue.kind} -> {queue.feeds()}): moved {counts.moved}, "
         f"skipped {counts.skipped}{reasons}, failed {counts.failed}; depth now {visible} (in flight {in_flight})"
     )
     return 1 if counts.failed else 0
