@@ -166,15 +166,18 @@ async fn an_invocation_record_is_reinvoked_with_its_original_event_and_the_rendi
     let (key, size) = quiet_upload(&env, &run).await;
     let function = env.outputs.get("UploadPublisherFunctionName");
     let bucket = env.source_bucket();
-    // The S3 event the publisher failed on, inside the record Lambda writes to the OnFailure
-    // destination after its asynchronous retries.
-    let event = serde_json::json!({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2026-11-21T09:00:00.000Z", "eventName": "ObjectCreated:Put",
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "upload",
-               "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
-               "object": {"key": key, "size": size}}
-    }]});
+    // The S3 event the publisher failed on (its real event fixture, pointed at our object),
+    // inside the record Lambda writes to the OnFailure destination after its async retries.
+    let fixture = repo_root().join("functions/upload-publisher/tests/fixtures/s3-put.json");
+    let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let s3 = &mut event["Records"][0]["s3"];
+    s3["bucket"]["name"] = bucket.into();
+    s3["bucket"]["arn"] = format!("arn:aws:s3:::{bucket}").into();
+    // S3 URL-encodes keys in events; this one has nothing to encode.
+    s3["object"]["key"] = key.clone().into();
+    s3["object"]["size"] = size.into();
+    // The fixture's ETag is not our object's: leave it out, as the publisher allows.
+    s3["object"].as_object_mut().unwrap().remove("eTag");
     let record = serde_json::json!({
         "version": "1.0",
         "timestamp": "2026-11-21T09:00:05.000Z",
