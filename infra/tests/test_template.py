@@ -405,7 +405,7 @@ def test_every_function_alarms_on_errors_and_throttles(template, metric):
         assert (name, value) == ("FunctionName", {"Ref": function_id})
         assert properties["Statistic"] == "Sum"
         assert_alarms_on_any(properties)
-    print(f"{len(functions)} functions, {len(functions)} with an {metric} alarm")
+    print(f"{len(functions)} functions, {len(functions)} with a {metric} alarm")
 
 
 def test_alarms_reach_one_topic_with_an_optional_email(template):
