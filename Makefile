@@ -5,12 +5,14 @@
 #   make test        unit tests, template checks, then end-to-end tests on the local stack
 #   make soak        the load test: 200 uploads and 200 clip requests at once on the local stack
 #   make bench       benchmarks, each printed beside its baseline (SECTIONS="cold-init rss overhead clips")
-#   make lint        cargo fmt --check, clippy -D warnings, cfn-lint
+#   make lint        cargo fmt --check, clippy -D warnings, cfn-lint and checkov on the template
 #   make stack       start the local stack and deploy infra/template.yaml into it (leaves it up)
 #   make stack-down  stop the local stack
 #   make build       sam build (cargo lambda build --release for every function)
 #   make deploy      sam build + sam deploy to a real AWS account (your credentials)
 #   make deploy-fn FN=upload-publisher [NAME=function-name]   cargo lambda deploy of one function
+#   make redrive [QUEUE=dlq] [LOCAL=1] [INCLUDE_REJECTED=1]   list the dead-letter queues, or move
+#                    one's messages back to work (LOCAL=1: the local stack; else AWS_STACK_NAME)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -21,6 +23,7 @@ AWS_STACK_NAME ?= video-suite
 LOCAL := .local
 VENV := .venv
 VENV_MS := .venv-ministack
+VENV_CK := .venv-checkov
 PY ?= python3
 RUN := infra/local/stack.sh run
 SAM_BUILD_DIR := $(LOCAL)/sam-build
@@ -48,13 +51,13 @@ LOCAL_PARAMETERS := FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=1
   GifConverterTimeoutSeconds=120 GifVisibilityTimeoutSeconds=130
 E2E_THREADS ?= 3
 
-.PHONY: help tools demo test unit lint soak bench stack stack-down stack-up build deploy deploy-fn clean-local
+.PHONY: help tools demo test unit lint soak bench stack stack-down stack-up build deploy deploy-fn redrive clean-local
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 # ------------------------------------------------------------------ tools
-tools: $(VENV)/.installed $(VENV_MS)/.installed $(LOCAL)/.ffmpeg $(LOCAL)/.chromium
+tools: $(VENV)/.installed $(VENV_MS)/.installed $(VENV_CK)/.installed $(LOCAL)/.ffmpeg $(LOCAL)/.chromium
 
 $(VENV)/.installed: infra/local/requirements-tools.txt
 	$(PY) -m venv $(VENV)
@@ -64,6 +67,11 @@ $(VENV)/.installed: infra/local/requirements-tools.txt
 $(VENV_MS)/.installed: infra/local/requirements-ministack.txt
 	$(PY) -m venv $(VENV_MS)
 	$(VENV_MS)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(VENV_CK)/.installed: infra/local/requirements-checkov.txt
+	$(PY) -m venv $(VENV_CK)
+	$(VENV_CK)/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
 $(LOCAL)/.ffmpeg:
@@ -123,6 +131,8 @@ lint: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	$(VENV)/bin/cfn-lint infra/template.yaml
+	@echo "cfn-lint infra/template.yaml: 0 errors, 0 warnings, $$(grep -c 'cfn-lint:' infra/template.yaml || true) ignores"
+	$(VENV)/bin/python infra/ops/checkov_scan.py --checkov $(VENV_CK)/bin/checkov infra/template.yaml
 
 test: lint
 	$(VENV)/bin/pytest -q infra/tests
@@ -156,6 +166,15 @@ deploy-fn: tools
 	@test -n "$(FN)" || { echo "usage: make deploy-fn FN=upload-publisher|rendition-worker [NAME=deployed-function-name]"; exit 1; }
 	cd functions/$(FN) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release
 	cd functions/$(FN) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda deploy --binary-name $(FN) $(NAME)
+
+# ------------------------------------------------------------------ operations
+# Dead letters back to work after a fix (infra/ops/redrive.py says what happens to each kind).
+# No QUEUE: the stack's dead-letter queues and their depths. LOCAL=1: the local stack
+# (STACK_NAME); otherwise the deployed AWS_STACK_NAME with your credentials (AWS_PROFILE, AWS_REGION).
+QUEUE ?=
+redrive: $(VENV)/.installed
+	$(if $(LOCAL),$(RUN) ,)$(VENV)/bin/python infra/ops/redrive.py --stack-name $(if $(LOCAL),$(STACK_NAME),$(AWS_STACK_NAME)) \
+	  $(QUEUE) $(if $(INCLUDE_REJECTED),--include-rejected,)
 
 clean-local: stack-down
 	rm -rf $(LOCAL)

@@ -349,3 +349,114 @@ def test_mediaconvert_end_states_of_this_stack_reach_the_results_function(templa
     assert pattern["detail-type"] == ["MediaConvert Job State Change"]
     assert pattern["detail"]["status"] == ["COMPLETE", "ERROR", "CANCELED"]
     assert pattern["detail"]["userMetadata"] == {"pipeline": [{"Ref": "AWS::StackName"}]}
+
+
+def dead_letter_queues(template):
+    """Every queue that holds dead letters: the target of a work queue's RedrivePolicy, or a
+    function's OnFailure destination (asynchronous invocations)."""
+    found = set()
+    for queue in resources_of(template, "AWS::SQS::Queue").values():
+        redrive = queue["Properties"].get("RedrivePolicy")
+        if redrive:
+            found.add(resource_name(redrive["deadLetterTargetArn"]))
+    for function in resources_of(template, "AWS::Serverless::Function").values():
+        on_failure = function["Properties"].get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure")
+        if on_failure:
+            assert on_failure["Type"] == "SQS"
+            found.add(resource_name(on_failure["Destination"]))
+    return found
+
+
+def alarms_on(template, namespace, metric):
+    """{dimension value (Ref / GetAtt target) -> alarm} for the alarms on namespace/metric."""
+    alarms = {}
+    for alarm_id, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        if (properties["Namespace"], properties["MetricName"]) != (namespace, metric):
+            continue
+        (dimension,) = properties["Dimensions"]
+        value = dimension["Value"]
+        target = value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]
+        alarms[target] = (alarm_id, dimension["Name"], value, properties)
+    return alarms
+
+
+def assert_alarms_on_any(properties):
+    assert properties["Threshold"] == 0 and properties["ComparisonOperator"] == "GreaterThanThreshold"
+    assert properties["EvaluationPeriods"] == 1
+    assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_dead_letter_queues_are_the_queues_named_so(template):
+    named = {k for k in resources_of(template, "AWS::SQS::Queue") if k.endswith("DeadLetterQueue")}
+    assert dead_letter_queues(template) == named
+    assert len(named) == 7, named
+
+
+def test_every_dead_letter_queue_alarms_when_not_empty(template):
+    alarms = alarms_on(template, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    queues = dead_letter_queues(template)
+    missing = queues - set(alarms)
+    assert not missing, f"dead-letter queues without an alarm: {sorted(missing)}"
+    for queue_id in queues:
+        _, name, value, properties = alarms[queue_id]
+        assert (name, value) == ("QueueName", {"Fn::GetAtt": [queue_id, "QueueName"]})
+        assert properties["Statistic"] == "Maximum"
+        assert_alarms_on_any(properties)
+    print(f"{len(queues)} dead-letter queues, {len(queues)} with a not-empty alarm")
+
+
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_every_function_alarms_on_errors_and_throttles(template, metric):
+    alarms = alarms_on(template, "AWS/Lambda", metric)
+    functions = set(resources_of(template, "AWS::Serverless::Function"))
+    missing = functions - set(alarms)
+    assert not missing, f"functions without an {metric} alarm: {sorted(missing)}"
+    for function_id in functions:
+        _, name, value, properties = alarms[function_id]
+        assert (name, value) == ("FunctionName", {"Ref": function_id})
+        assert properties["Statistic"] == "Sum"
+        assert_alarms_on_any(properties)
+    print(f"{len(functions)} functions, {len(functions)} with a {metric} alarm")
+
+
+def test_alarms_reach_one_topic_with_an_optional_email(template):
+    resources = template["Resources"]
+    assert resources["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+    subscription = resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["TopicArn"] == {"Ref": "AlarmTopic"}
+    # The alarm topic is read by people, never granted to a function.
+    for role in resources_of(template, "AWS::IAM::Role").values():
+        assert "AlarmTopic" not in str(role), "no function publishes to or reads the alarm topic"
+
+
+def scanner_skips(template, key):
+    """(resource, id, comment) of every skip the scanner `key` reads from resource Metadata."""
+    for resource_id, resource in template["Resources"].items():
+        for skip in resource.get("Metadata", {}).get(key, {}).get("skip", []):
+            yield resource_id, skip.get("id"), skip.get("comment")
+
+
+def test_every_checkov_skip_says_why_in_one_line(template):
+    skips = list(scanner_skips(template, "checkov"))
+    assert skips, "the template's checkov skips are read from resource Metadata"
+    for resource_id, check_id, comment in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", check_id or ""), (resource_id, check_id)
+        assert isinstance(comment, str) and comment.strip(), f"{resource_id}: {check_id} skipped without a reason"
+        assert "\n" not in comment.strip(), f"{resource_id}: {check_id}: the reason is one line"
+    print(f"{len(skips)} checkov skips, each with a one-line reason")
+
+
+def test_cfn_lint_ignores_say_why(template):
+    """cfn-lint ignores, if any, live in the template's Metadata beside a one-line reason."""
+    ignores = []
+    for resource_id, resource in template["Resources"].items():
+        config = resource.get("Metadata", {}).get("cfn-lint", {}).get("config", {})
+        for rule in config.get("ignore_checks", []):
+            reasons = resource["Metadata"]["cfn-lint"].get("reasons", {})
+            assert str(reasons.get(rule, "")).strip(), f"{resource_id}: cfn-lint {rule} ignored without a reason"
+            ignores.append((resource_id, rule))
+    assert "cfn-lint" not in template.get("Metadata", {}), "no template-wide cfn-lint ignores"
+    print(f"{len(ignores)} cfn-lint ignores")
