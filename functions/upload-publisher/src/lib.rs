@@ -137,10 +137,12 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
 }
 
 fn rejection(bucket: &str, key: &str, etag: Option<String>, err: &ProcessingError) -> PipelineResult {
+    // A forged or corrupt record can carry any length; a result naming all of it would exceed
+    // SNS's message size and fail on every retry. Real keys and bucket names are never cut.
     let source = ObjectRef {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        etag,
+        bucket: truncate_chars(bucket, MAX_S3_KEY_BYTES),
+        key: truncate_chars(key, MAX_S3_KEY_BYTES),
+        etag: etag.map(|e| truncate_chars(&e, MAX_S3_KEY_BYTES)),
     };
     PipelineResult::from_error(Job::Upload, source, None, err)
 }
@@ -292,6 +294,22 @@ mod tests {
             Decision::Reject(result) => {
                 assert_eq!(result.reason.unwrap().code, "KEY_TOO_LONG");
                 assert_eq!(result.source.key.len(), SHOWN_KEY_CHARS);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_malformed_record_with_a_huge_key_is_answered_with_the_key_cut_short() {
+        let huge = "k".repeat(300_000);
+        let decision = decide(
+            &serde_json::json!({"eventName": "ObjectCreated:Put", "s3": {"object": {"key": huge}}}),
+            &config(),
+        );
+        match decision {
+            Decision::Reject(result) => {
+                assert_eq!(result.reason.unwrap().code, "MALFORMED_EVENT");
+                assert_eq!(result.source.key.len(), MAX_S3_KEY_BYTES);
             }
             other => panic!("unexpected {other:?}"),
         }
