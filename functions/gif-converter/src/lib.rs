@@ -6,7 +6,8 @@
 //!
 //! 1. **Claim** the task with a conditional write: QUEUED (or RUNNING, after a crash) → RUNNING
 //!    with a fresh `run_id`. A task already DONE or FAILED is final, so a redelivered message
-//!    does nothing at all; a task that no longer exists (TTL) is dropped.
+//!    does nothing at all; a job for a task that does not exist (never written, or gone with its
+//!    TTL) has no task to report to, so it is parked in the DLQ as `TASK_NOT_FOUND`.
 //! 2. **Fetch** the source: `http(s)` through [`fetch::SafeFetcher`] (every address vetted,
 //!    every redirect re-checked, size and time limits), or `s3://` from the input bucket only.
 //! 3. **Probe** it under demuxer/protocol whitelists ([`gif::probe_source`]): not a video →
@@ -162,10 +163,10 @@ impl Converter {
             .and_then(|c| c.parse().ok())
             .unwrap_or(1);
         let span = tracing::info_span!("task", task_id = %job.task_id, deliveries);
-        self.run_task(job, deliveries, deadline).instrument(span).await
+        self.run_task(&record, job, deliveries, deadline).instrument(span).await
     }
 
-    async fn run_task(&self, job: GifJob, deliveries: u32, deadline: Deadline) -> Disposition {
+    async fn run_task(&self, record: &SqsMessage, job: GifJob, deliveries: u32, deadline: Deadline) -> Disposition {
         let run_id = uuid::Uuid::new_v4().to_string();
         match self.tasks.claim(&job.task_id, &run_id).await {
             Err(err) => {
@@ -173,8 +174,12 @@ impl Converter {
                 return Disposition::Retry;
             }
             Ok(Claim::Missing) => {
-                tracing::warn!("no such task (expired or never written); message dropped");
-                return Disposition::Done;
+                // No task to mark FAILED: the DLQ is the only place this job can be answered.
+                let err = ProcessingError::rejected(
+                    "TASK_NOT_FOUND",
+                    format!("task {} does not exist (expired or never written)", job.task_id),
+                );
+                return park_in_dead_letter_queue(&self.sqs, &self.config.dead_letter_queue_url, record, &err).await;
             }
             Ok(Claim::AlreadyFinal(status)) => {
                 tracing::info!(

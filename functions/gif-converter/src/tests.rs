@@ -130,3 +130,58 @@ fn config_names_every_missing_variable_and_bad_allow_list() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_job_for_a_task_that_does_not_exist_is_parked_in_the_dlq_by_name_not_dropped() {
+    let refused = condition_fails();
+    let gone = item_with_status(None);
+    let parked = mock!(aws_sdk_sqs::Client::send_message)
+        .match_requests(|r| {
+            r.queue_url() == Some("http://localhost/000000000000/gif-dlq")
+                && r.message_attributes()
+                    .and_then(|a| a.get("rejection_code"))
+                    .and_then(|v| v.string_value())
+                    == Some("TASK_NOT_FOUND")
+                && r.message_body().unwrap_or("").contains(TASK)
+        })
+        .then_output(|| aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().build());
+    let config = Config::from_env(EnvReader::from_pairs([
+        ("TASKS_TABLE", "tasks"),
+        ("GIF_BUCKET", "out"),
+        ("INPUT_BUCKET", "in"),
+        ("DEAD_LETTER_QUEUE_URL", "http://localhost/000000000000/gif-dlq"),
+    ]))
+    .unwrap();
+    let converter = Converter {
+        tasks: store(&[&refused, &gone]),
+        s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, &[]),
+        sqs: mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[&parked]),
+        fetcher: crate::fetch::SafeFetcher::new(config.policy.clone(), &config.input_bucket, config.fetch).unwrap(),
+        config,
+    };
+    let job = GifJob {
+        version: GIF_JOB_VERSION,
+        task_id: TASK.into(),
+        src_url: "s3://in/a.mp4".into(),
+        params: GifParams {
+            start_secs: 0.0,
+            duration_secs: 1.0,
+            width: 160,
+            fps: 5,
+        },
+    };
+    let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [{
+        "messageId": "m1",
+        "body": serde_json::to_string(&job).unwrap(),
+        "attributes": {"ApproximateReceiveCount": "1"},
+    }]}))
+    .unwrap();
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = (std::time::SystemTime::now() + Duration::from_secs(120))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let response = converter.handle(LambdaEvent::new(event, context)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "the message is done");
+    assert_eq!(parked.num_calls(), 1, "and kept in the DLQ with its reason");
+}

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{extension_of, Job, ObjectRef, PipelineResult, UploadNotice, CONTRACT_VERSION};
+use shared::error::truncate_chars;
 use shared::ledger::{Ledger, OutcomeKey};
 use shared::s3_event::{self, decode_key};
 use shared::ProcessingError;
@@ -51,6 +52,11 @@ impl Config {
     }
 }
 
+/// S3's limit on the length of an object key, in UTF-8 bytes.
+const MAX_S3_KEY_BYTES: usize = 1024;
+/// How much of an impossible key a rejection shows.
+const SHOWN_KEY_CHARS: usize = 256;
+
 /// What to do with one S3 event record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
@@ -81,6 +87,18 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
         Err(err) => return Decision::Reject(rejection(&bucket, &encoded_key, None, &err)),
     };
     let etag = record.s3.object.e_tag.clone().filter(|e| !e.is_empty());
+    if key.len() > MAX_S3_KEY_BYTES {
+        // S3 never sends such a key; the event is forged or corrupt. The notice (and a result
+        // naming the whole key) would exceed SNS's message size and fail on every retry.
+        let err = ProcessingError::rejected(
+            "KEY_TOO_LONG",
+            format!(
+                "the key is {} bytes; S3 keys are at most {MAX_S3_KEY_BYTES} (shown cut to {SHOWN_KEY_CHARS} characters)",
+                key.len()
+            ),
+        );
+        return Decision::Reject(rejection(&bucket, &truncate_chars(&key, SHOWN_KEY_CHARS), etag, &err));
+    }
     if key.ends_with('/') {
         return Decision::Skip(format!("{key:?} is a folder marker"));
     }
@@ -119,10 +137,12 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
 }
 
 fn rejection(bucket: &str, key: &str, etag: Option<String>, err: &ProcessingError) -> PipelineResult {
+    // A forged or corrupt record can carry any length; a result naming all of it would exceed
+    // SNS's message size and fail on every retry. Real keys and bucket names are never cut.
     let source = ObjectRef {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        etag,
+        bucket: truncate_chars(bucket, MAX_S3_KEY_BYTES),
+        key: truncate_chars(key, MAX_S3_KEY_BYTES),
+        etag: etag.map(|e| truncate_chars(&e, MAX_S3_KEY_BYTES)),
     };
     PipelineResult::from_error(Job::Upload, source, None, err)
 }
@@ -294,6 +314,39 @@ mod tests {
                 }
                 other => panic!("{key}: unexpected {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_key_longer_than_s3_allows_is_rejected_by_name_with_the_key_cut_short() {
+        let longest = format!("{}.mp4", "k".repeat(1020));
+        assert!(matches!(
+            decide(&record_with_key(&longest, 5), &config()),
+            Decision::Publish(_)
+        ));
+        let huge = format!("{}.mp4", "k".repeat(300_000));
+        match decide(&record_with_key(&huge, 5), &config()) {
+            Decision::Reject(result) => {
+                assert_eq!(result.reason.unwrap().code, "KEY_TOO_LONG");
+                assert_eq!(result.source.key.len(), SHOWN_KEY_CHARS);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_malformed_record_with_a_huge_key_is_answered_with_the_key_cut_short() {
+        let huge = "k".repeat(300_000);
+        let decision = decide(
+            &serde_json::json!({"eventName": "ObjectCreated:Put", "s3": {"object": {"key": huge}}}),
+            &config(),
+        );
+        match decision {
+            Decision::Reject(result) => {
+                assert_eq!(result.reason.unwrap().code, "MALFORMED_EVENT");
+                assert_eq!(result.source.key.len(), MAX_S3_KEY_BYTES);
+            }
+            other => panic!("unexpected {other:?}"),
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod clips;
 pub mod gif;
 pub mod media_checks;
+pub mod observe;
 pub mod processes;
 pub mod runtime_api;
 pub mod services;
