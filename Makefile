@@ -2,7 +2,7 @@
 # toolchain: they install what they need (Debian's ffmpeg, two project venvs) on first use.
 #
 #   make demo        the whole pipeline on the local stack with a sample video
-#   make test        unit tests, template checks, then end-to-end tests on the local stack
+#   make test        unit tests, template checks, then end-to-end tests on the local stack (their counts printed)
 #   make soak        the load test: 200 uploads and 200 clip requests at once on the local stack
 #   make bench       benchmarks, each printed beside its baseline (SECTIONS="cold-init rss overhead clips")
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint and checkov on the template
@@ -140,7 +140,7 @@ test: lint
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \
 	$(RUN) infra/local/check_cargo_lambda_deploy.sh; \
-	$(RUN) cargo test -p devstack --tests -- --ignored --test-threads $(E2E_THREADS)
+	$(RUN) cargo test -p devstack --tests -- --ignored --test-threads $(E2E_THREADS) --show-output
 
 # Long (minutes of transcoding on two cores), so CI does not run it; prints its counts.
 soak: tools
