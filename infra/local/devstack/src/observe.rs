@@ -110,15 +110,30 @@ pub async fn invoke(function_name: &str, payload: &[u8]) -> Result<Invocation, B
 /// The sum of `AWS/Lambda` `Errors` for `function_name` between `start` and `end`
 /// (CloudWatch GetMetricStatistics, one-second periods). ministack records it for synchronous
 /// Invokes only (not for its SQS poller, S3 notifications or EventBridge targets), which is why
-/// a test also reads the functions' logs.
+/// a test also reads the functions' logs. It also counts a throttled Invoke (429) as an error,
+/// which AWS does not: see [`lambda_throttles`].
 pub async fn lambda_errors(function_name: &str, start: SystemTime, end: SystemTime) -> Result<f64, BoxError> {
+    lambda_metric_sum("Errors", function_name, start, end).await
+}
+
+/// The sum of `AWS/Lambda` `Throttles` for `function_name` between `start` and `end`.
+pub async fn lambda_throttles(function_name: &str, start: SystemTime, end: SystemTime) -> Result<f64, BoxError> {
+    lambda_metric_sum("Throttles", function_name, start, end).await
+}
+
+async fn lambda_metric_sum(
+    metric: &str,
+    function_name: &str,
+    start: SystemTime,
+    end: SystemTime,
+) -> Result<f64, BoxError> {
     let iso =
         |t: SystemTime| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let form: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("Action", "GetMetricStatistics")
         .append_pair("Version", "2010-08-01")
         .append_pair("Namespace", "AWS/Lambda")
-        .append_pair("MetricName", "Errors")
+        .append_pair("MetricName", metric)
         .append_pair("Dimensions.member.1.Name", "FunctionName")
         .append_pair("Dimensions.member.1.Value", function_name)
         .append_pair("StartTime", &iso(start))

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_dynamodb::types::AttributeValue;
 use devstack::clips::{record, request_json, Recorder};
 use devstack::gif::GifApi;
-use devstack::observe::{crash_lines, find_in_queue, invoke, lambda_errors, log_lines};
+use devstack::observe::{crash_lines, find_in_queue, invoke, lambda_errors, lambda_throttles, log_lines};
 use devstack::{send_batch, unique_suffix, upload, upload_bytes, SampleSpec, Tap, TestEnv};
 use serde_json::{json, Value};
 
@@ -1230,6 +1230,10 @@ async fn recorded_crashes(r: &Run, started: SystemTime) -> Vec<String> {
             crashes.push(format!("{function}: Errors metric unreadable: {e}"));
             0.0
         });
+        // The emulator also counts a throttled Invoke (answered 429, then retried) as an error;
+        // AWS does not, and a throttle is no crash.
+        let throttles = lambda_throttles(&function, started, ended).await.unwrap_or(0.0);
+        let errors = (errors - throttles).max(0.0);
         let provoked = named.get(&function).copied().unwrap_or(0.0);
         if errors > provoked {
             crashes.push(format!(
@@ -1240,7 +1244,7 @@ async fn recorded_crashes(r: &Run, started: SystemTime) -> Vec<String> {
             .await
             .unwrap_or_default();
         println!(
-            "crash signals for {function}: Errors metric {errors} ({provoked} named errors provoked), {} log lines read",
+            "crash signals for {function}: Errors metric less throttles {errors} ({throttles} throttled; {provoked} named errors provoked), {} log lines read",
             lines.len()
         );
         for line in crash_lines(&lines) {
