@@ -206,8 +206,10 @@ async fn an_invocation_record_is_reinvoked_with_its_original_event_and_the_rendi
     let printed = make_redrive(&["QUEUE=UploadPublisherDeadLetterQueue"]);
     let summary = summary_line(&printed);
     assert!(summary.contains("on-failure -> function"), "{summary}");
-    assert!(summary.contains("moved 1,"), "{summary}");
-    assert!(summary.contains("skipped 0, failed 0"), "{summary}");
+    // A long-lived local stack may hold older records too (they are redriven as well); this
+    // test's own record is checked below by its renditions.
+    assert!(!summary.contains("moved 0,"), "{summary}");
+    assert!(summary.contains("failed 0"), "{summary}");
 
     // The publisher announced the video, and both workers made their rendition.
     let results = results_for(&tap, &key, 2).await;
