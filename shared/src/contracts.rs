@@ -166,6 +166,11 @@ pub struct DeliveredFile {
 }
 
 impl PipelineResult {
+    /// The reason's stable code (`NOT_VIDEO`, …), or `""` for a result without one.
+    pub fn reason_code(&self) -> &str {
+        self.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("")
+    }
+
     /// A rejected or failed result for `err` (which must not be retryable).
     pub fn from_error(job: Job, source: ObjectRef, profile: Option<String>, err: &ProcessingError) -> Self {
         let status = match err.kind {

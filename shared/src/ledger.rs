@@ -33,6 +33,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::contracts::PipelineResult;
 use crate::publish::{publish_json, Attribute};
 use crate::ProcessingError;
 
@@ -85,6 +86,24 @@ impl OutcomeKey {
     pub fn hash(&self) -> &str {
         &self.hash
     }
+}
+
+/// The outcome of rejecting the object of one S3 event record: `stage`, the object, its
+/// version (the record's sequencer, which a duplicated event repeats, else the ETag) and the
+/// reason's code. Used by the functions S3 invokes directly.
+pub fn s3_rejection_outcome(stage: &str, record: &serde_json::Value, result: &PipelineResult) -> OutcomeKey {
+    let version = record
+        .pointer("/s3/object/sequencer")
+        .and_then(serde_json::Value::as_str)
+        .or(result.source.etag.as_deref())
+        .unwrap_or("");
+    OutcomeKey::new([
+        stage,
+        &result.source.bucket,
+        &result.source.key,
+        version,
+        result.reason_code(),
+    ])
 }
 
 /// What [`Ledger::publish_once`] did.
@@ -323,11 +342,12 @@ mod tests {
         assert_eq!((put.num_calls(), publish.num_calls(), mark.num_calls()), (1, 1, 1));
     }
 
-    #[tokio::test]
-    async fn a_duplicate_of_a_published_outcome_sends_nothing() {
+    /// A delivery whose claim is refused because the ledger holds the outcome in `state`:
+    /// what it answered, and how many times it published.
+    async fn refused_delivery(state: &'static str, delivery: &str) -> (Publication, usize) {
         let put = mock!(aws_sdk_dynamodb::Client::put_item).then_error(condition_failed);
         let get = mock!(aws_sdk_dynamodb::Client::get_item)
-            .then_output(|| GetItemOutput::builder().item(attr::STATE, s(PUBLISHED)).build());
+            .then_output(move || GetItemOutput::builder().item(attr::STATE, s(state)).build());
         let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().build());
         let ledger = Ledger::new(
             mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &get]),
@@ -335,35 +355,29 @@ mod tests {
         );
         let sns = mock_client!(aws_sdk_sns, [&publish]);
         let answer = ledger
-            .publish_once(&sns, "arn:topic", &key(), "msg-2", &serde_json::json!({}), &[])
+            .publish_once(&sns, "arn:topic", &key(), delivery, &serde_json::json!({}), &[])
             .await
             .unwrap();
+        (answer, publish.num_calls())
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_of_a_published_outcome_sends_nothing() {
+        let (answer, published) = refused_delivery(PUBLISHED, "msg-2").await;
         assert_eq!(
             answer,
             Publication::AlreadyPublished {
                 by_this_delivery: false
             }
         );
-        assert_eq!(publish.num_calls(), 0);
+        assert_eq!(published, 0);
     }
 
     #[tokio::test]
     async fn a_duplicate_while_another_delivery_holds_the_claim_sends_nothing() {
-        let put = mock!(aws_sdk_dynamodb::Client::put_item).then_error(condition_failed);
-        let get = mock!(aws_sdk_dynamodb::Client::get_item)
-            .then_output(|| GetItemOutput::builder().item(attr::STATE, s(CLAIMED)).build());
-        let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().build());
-        let ledger = Ledger::new(
-            mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &get]),
-            Some("ledger".into()),
-        );
-        let sns = mock_client!(aws_sdk_sns, [&publish]);
-        let answer = ledger
-            .publish_once(&sns, "arn:topic", &key(), "msg-3", &serde_json::json!({}), &[])
-            .await
-            .unwrap();
+        let (answer, published) = refused_delivery(CLAIMED, "msg-3").await;
         assert_eq!(answer, Publication::ClaimedElsewhere);
-        assert_eq!(publish.num_calls(), 0);
+        assert_eq!(published, 0);
     }
 
     #[tokio::test]

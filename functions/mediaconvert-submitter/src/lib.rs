@@ -34,7 +34,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{Job, ObjectRef, PipelineResult};
-use shared::ledger::{Ledger, OutcomeKey};
+use shared::ledger::{s3_rejection_outcome, Ledger};
 use shared::s3_event::{self, decode_key};
 use shared::ProcessingError;
 use tokio::sync::OnceCell;
@@ -403,19 +403,7 @@ impl Submitter {
 
     /// Publishes a rejection once per object version and reason (see [`shared::ledger`]).
     async fn answer(&self, result: &PipelineResult, record: &Value, request_id: &str) -> Result<(), ProcessingError> {
-        let version = record
-            .pointer("/s3/object/sequencer")
-            .and_then(Value::as_str)
-            .or(result.source.etag.as_deref())
-            .unwrap_or("");
-        let code = result.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("");
-        let outcome = OutcomeKey::new([
-            "mediaconvert-submit",
-            &result.source.bucket,
-            &result.source.key,
-            version,
-            code,
-        ]);
+        let outcome = s3_rejection_outcome("mediaconvert-submit", record, result);
         self.ledger
             .publish_once(
                 &self.sns,
@@ -426,7 +414,7 @@ impl Submitter {
                 &result.attributes(),
             )
             .await?;
-        let reason = result.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("");
+        let reason = result.reason_code();
         tracing::warn!(key = %result.source.key, reason, "object answered without a job");
         Ok(())
     }

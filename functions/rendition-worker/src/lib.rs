@@ -175,7 +175,7 @@ impl Worker {
             &notice.key,
             notice.source_version(),
             result.status.as_str(),
-            result.reason.as_ref().map(|r| r.code.as_str()).unwrap_or(""),
+            result.reason_code(),
         ]);
         let publication = self
             .ledger

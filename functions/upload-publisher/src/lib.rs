@@ -14,7 +14,7 @@ use serde_json::Value;
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{extension_of, Job, ObjectRef, PipelineResult, UploadNotice, CONTRACT_VERSION};
 use shared::error::truncate_chars;
-use shared::ledger::{Ledger, OutcomeKey};
+use shared::ledger::{s3_rejection_outcome, Ledger, OutcomeKey};
 use shared::s3_event::{self, decode_key};
 use shared::ProcessingError;
 
@@ -216,13 +216,7 @@ impl Publisher {
                     sent
                 }
                 Decision::Reject(result) => {
-                    let version = record
-                        .pointer("/s3/object/sequencer")
-                        .and_then(Value::as_str)
-                        .or(result.source.etag.as_deref())
-                        .unwrap_or("");
-                    let code = result.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("");
-                    let outcome = OutcomeKey::new(["upload", &result.source.bucket, &result.source.key, version, code]);
+                    let outcome = s3_rejection_outcome("upload", record, &result);
                     let sent = self
                         .ledger
                         .publish_once(
@@ -236,7 +230,7 @@ impl Publisher {
                         .await;
                     if sent.is_ok() {
                         summary.rejected += 1;
-                        let reason = result.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("");
+                        let reason = result.reason_code();
                         tracing::warn!(index, key = %result.source.key, reason, "object rejected");
                     }
                     sent

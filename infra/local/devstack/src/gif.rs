@@ -95,6 +95,33 @@ impl GifApi {
     }
 }
 
+/// Signs a POST of `body` to `url` (with the `headers` it carries) for `service`, SigV4, with
+/// the environment's credentials (the local stack's dummy ones).
+pub fn sign_with_env_credentials(
+    request: &mut hyper::Request<Full<Bytes>>,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    service: &str,
+) -> Result<(), BoxError> {
+    let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into());
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into());
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let identity = aws_credential_types::Credentials::new(key, secret, None, None, "devstack").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&region)
+        .name(service)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()?
+        .into();
+    let signable = SignableRequest::new("POST", url, headers.iter().copied(), SignableBody::Bytes(body))?;
+    let (instructions, _signature) = sign(signable, &params)?.into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}
+
 /// POSTs `body` as JSON to `url`, SigV4-signed for `service` when given, with the environment's
 /// credentials (the local stack's dummy ones). Returns the status and the body (JSON, or the
 /// text as a JSON string).
@@ -110,22 +137,13 @@ pub async fn post_json(
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_owned())))?;
     if let Some(service) = signed_for {
-        let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into());
-        let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into());
-        let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
-        let identity = aws_credential_types::Credentials::new(key, secret, None, None, "devstack").into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&region)
-            .name(service)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()?
-            .into();
-        let headers = [("content-type", "application/json")];
-        let signable = SignableRequest::new("POST", url, headers.into_iter(), SignableBody::Bytes(body.as_bytes()))?;
-        let (instructions, _signature) = sign(signable, &params)?.into_parts();
-        instructions.apply_to_request_http1x(&mut request);
+        sign_with_env_credentials(
+            &mut request,
+            url,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+            service,
+        )?;
     }
     let response = client.request(request).await?;
     let status = response.status().as_u16();
@@ -140,16 +158,22 @@ pub fn http_client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-/// Invokes a deployed function synchronously through the Lambda API (as Lambda's SQS poller
-/// would), returning its answer.
-pub async fn invoke(function_name: &str, payload: &Value) -> Result<Value, BoxError> {
-    let port = std::env::var("LOCAL_STACK_PORT").unwrap_or_else(|_| "4566".into());
-    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/{function_name}/invocations");
-    let (status, answer) = post_json(&http_client(), &url, &payload.to_string(), Some("lambda")).await?;
-    if status != 200 {
-        return Err(format!("invoke {function_name} answered {status}: {answer}").into());
-    }
-    Ok(answer)
+/// A QUEUED task written straight into the tasks table, as the API writes one (an hour to
+/// live): for putting jobs on the queue without the API in front. Returns its id.
+pub async fn put_queued_task(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<String, BoxError> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let task_id = uuid::Uuid::new_v4().to_string();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_secs();
+    dynamodb
+        .put_item()
+        .table_name(table)
+        .item("task_id", AttributeValue::S(task_id.clone()))
+        .item("status", AttributeValue::S("QUEUED".into()))
+        .item("expires_at", AttributeValue::N((now + 3600).to_string()))
+        .item("progress", AttributeValue::N("0".into()))
+        .send()
+        .await?;
+    Ok(task_id)
 }
 
 /// GETs `url` (plain HTTP) into memory: how a user's browser would follow a GIF link.

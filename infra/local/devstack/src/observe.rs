@@ -2,14 +2,13 @@
 //! a direct Lambda Invoke with its `X-Amz-Function-Error`, the `AWS/Lambda` `Errors` metric,
 //! the functions' CloudWatch Logs, and messages found in a queue without taking them.
 //!
-//! Plain SigV4-signed HTTP (as [`crate::gif::post_json`] does), so the test crate needs no
-//! more SDK crates for a handful of calls.
+//! Invoke goes through the Lambda SDK client; the metric and log reads are plain SigV4-signed
+//! HTTP (signed as [`crate::gif::post_json`] is), so the test crate needs no more SDK crates
+//! for two calls.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
@@ -36,21 +35,7 @@ async fn signed_post(
         request = request.header(*name, *value);
     }
     let mut request = request.body(Full::new(Bytes::from(body.clone())))?;
-    let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into());
-    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into());
-    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
-    let identity = aws_credential_types::Credentials::new(key, secret, None, None, "devstack").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&region)
-        .name(service)
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()?
-        .into();
-    let signable = SignableRequest::new("POST", &url, headers.iter().copied(), SignableBody::Bytes(&body))?;
-    let (instructions, _signature) = sign(signable, &params)?.into_parts();
-    instructions.apply_to_request_http1x(&mut request);
+    crate::gif::sign_with_env_credentials(&mut request, &url, headers, &body, service)?;
     let response = crate::gif::http_client().request(request).await?;
     let status = response.status().as_u16();
     let headers = response
@@ -81,28 +66,40 @@ impl Invocation {
 
 /// Invokes `function_name` synchronously (RequestResponse) with `payload` as raw bytes (any
 /// text, JSON or not), as the Lambda API's Invoke does.
-pub async fn invoke(function_name: &str, payload: &[u8]) -> Result<Invocation, BoxError> {
-    let path = format!("/2015-03-31/functions/{function_name}/invocations");
+pub async fn invoke(
+    lambda: &aws_sdk_lambda::Client,
+    function_name: &str,
+    payload: &[u8],
+) -> Result<Invocation, BoxError> {
     // Throttled (the function is at its reserved concurrency): retried, as any caller would.
     let started = Instant::now();
-    let (status, headers, body) = loop {
-        let answer = signed_post(&path, "lambda", &[], payload.to_vec()).await?;
-        if answer.0 != 429 || started.elapsed() > Duration::from_secs(120) {
-            break answer;
+    let output = loop {
+        let answer = lambda
+            .invoke()
+            .function_name(function_name)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_vec()))
+            .send()
+            .await;
+        match answer {
+            Ok(output) => break output,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_too_many_requests_exception())
+                    && started.elapsed() < Duration::from_secs(120) =>
+            {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
+            Err(err) => {
+                return Err(format!("invoke {function_name}: {}", shared::error::DisplayErrorChain(&err)).into())
+            }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    if status != 200 {
-        return Err(format!(
-            "invoke {function_name} answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        )
-        .into());
-    }
+    let body = output.payload().map(|b| b.as_ref()).unwrap_or_default();
     let payload =
-        serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
     Ok(Invocation {
-        function_error: headers.get("x-amz-function-error").cloned(),
+        function_error: output.function_error().map(str::to_owned),
         payload,
     })
 }

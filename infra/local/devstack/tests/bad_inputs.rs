@@ -24,9 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use devstack::clips::{record, request_json, Recorder};
-use devstack::gif::GifApi;
+use devstack::gif::{put_queued_task, GifApi};
 use devstack::observe::{crash_lines, find_in_queue, invoke, lambda_errors, lambda_throttles, log_lines};
 use devstack::{send_batch, unique_suffix, upload, upload_bytes, SampleSpec, Tap, TestEnv};
 use serde_json::{json, Value};
@@ -98,8 +97,13 @@ impl Catalogue {
 
     /// Invokes `function_name` with `payload` and describes the answer: `fn error TYPE` or
     /// `ok <payload>`. Unnamed error types are crashes.
-    async fn invoke(&self, function_name: &str, payload: &[u8]) -> Option<(String, Value)> {
-        let answer = match invoke(function_name, payload).await {
+    async fn invoke(
+        &self,
+        lambda: &aws_sdk_lambda::Client,
+        function_name: &str,
+        payload: &[u8],
+    ) -> Option<(String, Value)> {
+        let answer = match invoke(lambda, function_name, payload).await {
             Ok(answer) => answer,
             Err(e) => return Some((format!("invoke refused: {e}"), Value::Null)),
         };
@@ -254,69 +258,33 @@ async fn ffmpeg(args: &[&str]) {
     assert!(status.success(), "ffmpeg {args:?}");
 }
 
+/// One second of a lavfi `source`, encoded with `codec` into `format`; the file's bytes.
+async fn encoded(dir: &Path, source: &str, codec: &[&str], format: &str) -> Vec<u8> {
+    let path = dir.join(format!("{format}-{}", unique_suffix()));
+    let out = path.to_str().unwrap();
+    let mut args = vec!["-f", "lavfi", "-i", source];
+    args.extend_from_slice(codec);
+    args.extend(["-f", format, out]);
+    ffmpeg(&args).await;
+    std::fs::read(path).unwrap()
+}
+
+const H264: &[&str] = &["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"];
+const TEST_PATTERN: &str = "testsrc2=size=320x240:rate=15:duration=1";
+
 /// An AAC-only MP4 (no video stream).
 async fn audio_only(dir: &Path) -> Vec<u8> {
-    let path = dir.join(format!("audio-{}.mp4", unique_suffix()));
-    let out = path.to_str().unwrap();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:duration=1",
-        "-c:a",
-        "aac",
-        "-f",
-        "mp4",
-        out,
-    ])
-    .await;
-    std::fs::read(path).unwrap()
+    encoded(dir, "sine=frequency=440:duration=1", &["-c:a", "aac"], "mp4").await
 }
 
 /// A Matroska file (named `.mp4` by its uploader).
 async fn matroska(dir: &Path) -> Vec<u8> {
-    let path = dir.join(format!("mkv-{}.mkv", unique_suffix()));
-    let out = path.to_str().unwrap();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=15:duration=1",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        "-f",
-        "matroska",
-        out,
-    ])
-    .await;
-    std::fs::read(path).unwrap()
+    encoded(dir, TEST_PATTERN, H264, "matroska").await
 }
 
 /// An H.264 MP4 as cameras write it: the index (`moov`) at the end, after the media data.
 async fn index_last_mp4(dir: &Path) -> Vec<u8> {
-    let path = dir.join(format!("plain-{}.mp4", unique_suffix()));
-    let out = path.to_str().unwrap();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=15:duration=1",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        "-f",
-        "mp4",
-        out,
-    ])
-    .await;
-    std::fs::read(path).unwrap()
+    encoded(dir, TEST_PATTERN, H264, "mp4").await
 }
 
 /// The same MP4 whose sample description says HEVC (`avc1` in `stsd` patched to `hvc1`).
@@ -464,7 +432,11 @@ async fn publisher_events(r: &Run) {
         ("event that is a JSON string", "\"hello\"".to_owned()),
         ("Records not an array", r#"{"Records":"nope"}"#.to_owned()),
     ] {
-        let got = r.catalogue.invoke(&function, payload.as_bytes()).await.map(|(g, _)| g);
+        let got = r
+            .catalogue
+            .invoke(&r.env.clients.lambda, &function, payload.as_bytes())
+            .await
+            .map(|(g, _)| g);
         r.catalogue
             .add("upload-publisher", case, "fn error rejected.MALFORMED_EVENT", got);
     }
@@ -499,7 +471,10 @@ async fn publisher_events(r: &Run) {
         record(&huge_key),
         record(&good_key.replace(' ', "+")),
     ]});
-    let answer = r.catalogue.invoke(&function, event.to_string().as_bytes()).await;
+    let answer = r
+        .catalogue
+        .invoke(&r.env.clients.lambda, &function, event.to_string().as_bytes())
+        .await;
     let summary = answer.as_ref().map(|(g, p)| format!("{g} {p}"));
     r.catalogue.add(
         "upload-publisher",
@@ -629,7 +604,7 @@ async fn rendition_batch(r: &Run) {
     let function = r.out("Rendition1080FunctionName");
     let got = r
         .catalogue
-        .invoke(&function, br#"{"Records":[]}"#)
+        .invoke(&r.env.clients.lambda, &function, br#"{"Records":[]}"#)
         .await
         .map(|(g, p)| format!("{g} {p}"));
     r.catalogue.add(
@@ -928,22 +903,7 @@ async fn gif_batch(r: &Run) {
 
 /// A QUEUED task written straight into the table, as the API would.
 async fn new_task(r: &Run) -> String {
-    let task_id = uuid::Uuid::new_v4().to_string();
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    r.dynamodb
-        .put_item()
-        .table_name(r.out("TasksTableName"))
-        .item("task_id", AttributeValue::S(task_id.clone()))
-        .item("status", AttributeValue::S("QUEUED".into()))
-        .item("expires_at", AttributeValue::N((now + 3600).to_string()))
-        .item("progress", AttributeValue::N("0".into()))
-        .send()
-        .await
-        .unwrap();
-    task_id
+    put_queued_task(&r.dynamodb, &r.out("TasksTableName")).await.unwrap()
 }
 
 // ------------------------------------------------------------------ GIF API (HTTP)
@@ -1089,14 +1049,22 @@ async fn mediaconvert(r: &Run) {
     futures::future::join_all(waits).await;
 
     let submitter = r.out("MediaConvertSubmitterFunctionName");
-    let got = r.catalogue.invoke(&submitter, b"{}").await.map(|(g, _)| g);
+    let got = r
+        .catalogue
+        .invoke(&r.env.clients.lambda, &submitter, b"{}")
+        .await
+        .map(|(g, _)| g);
     r.catalogue.add(
         "mediaconvert-submitter",
         "empty event {}",
         "fn error rejected.MALFORMED_EVENT",
         got,
     );
-    let got = r.catalogue.invoke(&submitter, b"[null]").await.map(|(g, _)| g);
+    let got = r
+        .catalogue
+        .invoke(&r.env.clients.lambda, &submitter, b"[null]")
+        .await
+        .map(|(g, _)| g);
     r.catalogue.add(
         "mediaconvert-submitter",
         "event a JSON array",
@@ -1138,7 +1106,7 @@ async fn mediaconvert_results(r: &Run) {
             .to_string(),
         ),
     ] {
-        let got = r.catalogue.invoke(&function, payload.as_bytes()).await.map(|(g, _)| g);
+        let got = r.catalogue.invoke(&r.env.clients.lambda, &function, payload.as_bytes()).await.map(|(g, _)| g);
         r.catalogue.add("mediaconvert-results", case, "fn error rejected.MALFORMED_EVENT", got);
     }
 

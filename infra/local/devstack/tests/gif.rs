@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use devstack::gif::{download, gif_sources_url, invoke, presigned_get, GifApi};
+use devstack::gif::{download, gif_sources_url, presigned_get, put_queued_task, GifApi};
+use devstack::observe::invoke;
 use devstack::{unique_suffix, upload, SampleSpec, TestEnv};
 use gif_converter::gif::inspect_gif;
 use serde_json::{json, Value};
@@ -106,19 +107,7 @@ impl Env {
     /// Writes a QUEUED task straight into the table and its job straight onto the queue: the
     /// converter's own checks, without the API's in front of them.
     async fn queue_job_directly(&self, src_url: &str) -> String {
-        let task_id = uuid_v4();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        self.dynamodb
-            .put_item()
-            .table_name(self.outputs.get("TasksTableName"))
-            .item("task_id", AttributeValue::S(task_id.clone()))
-            .item("status", AttributeValue::S("QUEUED".into()))
-            .item("expires_at", AttributeValue::N((now + 3600).to_string()))
-            .item("progress", AttributeValue::N("0".into()))
-            .send()
+        let task_id = put_queued_task(&self.dynamodb, self.outputs.get("TasksTableName"))
             .await
             .unwrap();
         let job = GifJob {
@@ -462,9 +451,14 @@ async fn a_redelivered_message_after_done_does_nothing() {
         "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:gif-jobs",
         "awsRegion": "us-east-1"
     }]});
-    let response = invoke(env.outputs.get("GifConverterFunctionName"), &event)
-        .await
-        .unwrap();
+    let response = invoke(
+        &env.clients.lambda,
+        env.outputs.get("GifConverterFunctionName"),
+        event.to_string().as_bytes(),
+    )
+    .await
+    .unwrap()
+    .payload;
     assert_eq!(
         response["batchItemFailures"],
         json!([]),
