@@ -23,6 +23,10 @@ steps can at worst duplicate one message, which every consumer of this stack tol
 (idempotent outputs). Skipped messages are held invisible during the run, so each is looked at
 once, and made visible again at the end.
 
+SQS's own redrive (StartMessageMoveTask) moves a work DLQ back whole; it cannot leave the
+rejected messages in place or strip their rejection attributes, and it does not apply to
+on-failure records, which need a re-invoke.
+
 Prints one line per queue: moved / skipped / failed, and the depth left. Exits 1 if any failed.
 Credentials and region come from the environment (AWS_PROFILE, AWS_REGION, ...); under
 `infra/local/stack.sh run` that is the local stack.
@@ -233,13 +237,15 @@ def main() -> int:
     queues = dead_letter_queues(args.stack_name, sqs, lambda_client, boto3.client("cloudformation"))
     if not args.queue:
         print(f"dead-letter queues of stack {args.stack_name}:")
+        total = 0
         for queue in queues:
             visible, in_flight = depth(sqs, queue.url)
+            total += visible
             print(
                 f"  {queue.name:<44} {queue.logical_id:<40} {queue.kind:<10} -> {queue.feeds():<40} "
                 f"depth {visible} (in flight {in_flight})"
             )
-        print(f"{len(queues)} dead-letter queues, {sum(depth(sqs, q.url)[0] for q in queues)} messages")
+        print(f"{len(queues)} dead-letter queues, {total} messages")
         return 0
 
     queue = pick(queues, args.queue)

@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::truncate_chars;
 use crate::publish::Attribute;
+use crate::s3_event::MAX_KEY_BYTES;
 use crate::ProcessingError;
 
 /// The version of the message contracts in this module.
@@ -172,7 +174,17 @@ impl PipelineResult {
     }
 
     /// A rejected or failed result for `err` (which must not be retryable).
+    ///
+    /// The source's names are cut to S3's key limit ([`MAX_KEY_BYTES`] characters): a forged or
+    /// corrupt event can carry names of any length, and a result naming all of one would exceed
+    /// SNS's message size and fail on every retry. Real keys, bucket names and ETags are never cut.
     pub fn from_error(job: Job, source: ObjectRef, profile: Option<String>, err: &ProcessingError) -> Self {
+        let cut = |name: &str| truncate_chars(name, MAX_KEY_BYTES);
+        let source = ObjectRef {
+            bucket: cut(&source.bucket),
+            key: cut(&source.key),
+            etag: source.etag.as_deref().map(cut),
+        };
         let status = match err.kind {
             crate::ErrorKind::Failed => ResultStatus::Failed,
             _ => ResultStatus::Rejected,

@@ -10,19 +10,44 @@ use percent_encoding::percent_decode_str;
 
 use crate::ProcessingError;
 
-/// Decodes an S3 event's object key. Fails (as a rejection) only when the decoded bytes are
-/// not UTF-8, which S3 itself never produces.
+/// S3's limit on the length of an object key, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// How much of a key that cannot be used (not UTF-8, longer than S3 allows) a rejection names.
+pub const SHOWN_KEY_CHARS: usize = 256;
+
+/// Decodes an S3 event's object key. Fails, as a rejection, when the decoded bytes are not
+/// UTF-8 (`MALFORMED_EVENT`) or the key is longer than [`MAX_KEY_BYTES`] (`KEY_TOO_LONG`). S3
+/// itself produces neither; a forged or corrupt event can, and a message naming such a key
+/// would exceed SNS's message size and fail on every retry. Name the key in the rejection with
+/// [`shown_key`].
 pub fn decode_key(encoded: &str) -> Result<String, ProcessingError> {
     let plus_as_space = encoded.replace('+', " ");
-    percent_decode_str(&plus_as_space)
+    let key = percent_decode_str(&plus_as_space)
         .decode_utf8()
         .map(|k| k.into_owned())
         .map_err(|e| {
             ProcessingError::rejected(
                 "MALFORMED_EVENT",
-                format!("object key {encoded:?} does not decode to UTF-8: {e}"),
+                format!("object key {:?} does not decode to UTF-8: {e}", shown_key(encoded)),
             )
-        })
+        })?;
+    if key.len() > MAX_KEY_BYTES {
+        return Err(ProcessingError::rejected(
+            "KEY_TOO_LONG",
+            format!(
+                "the key is {} bytes; S3 keys are at most {MAX_KEY_BYTES} (shown cut to {SHOWN_KEY_CHARS} characters)",
+                key.len()
+            ),
+        ));
+    }
+    Ok(key)
+}
+
+/// The key that [`decode_key`] refused, cut to [`SHOWN_KEY_CHARS`] for the rejection that names
+/// it.
+pub fn shown_key(encoded: &str) -> String {
+    crate::error::truncate_chars(encoded, SHOWN_KEY_CHARS)
 }
 
 /// S3 sends `{"Service":"Amazon S3","Event":"s3:TestEvent",...}` (no `Records`) once, when a
@@ -81,6 +106,19 @@ mod tests {
     fn invalid_utf8_is_a_named_rejection() {
         let err = decode_key("bad%FF.mp4").unwrap_err();
         assert_eq!(err.code, "MALFORMED_EVENT");
+    }
+
+    #[test]
+    fn a_key_longer_than_s3_allows_is_refused_by_name() {
+        let longest = format!("{}.mp4", "k".repeat(MAX_KEY_BYTES - 4));
+        assert_eq!(decode_key(&longest).unwrap(), longest);
+        // `%C3%A9` is six characters in the event and two bytes ("é") decoded: the limit is on
+        // the decoded key.
+        let encoded = "%C3%A9".repeat(MAX_KEY_BYTES / 2 + 1);
+        let err = decode_key(&encoded).unwrap_err();
+        assert_eq!(err.code, "KEY_TOO_LONG");
+        assert!(!err.is_retryable());
+        assert_eq!(shown_key(&encoded).chars().count(), SHOWN_KEY_CHARS);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{Job, ObjectRef, PipelineResult};
 use shared::ledger::{s3_rejection_outcome, Ledger};
-use shared::s3_event::{self, decode_key};
+use shared::s3_event::{self, decode_key, shown_key};
 use shared::ProcessingError;
 use tokio::sync::OnceCell;
 
@@ -172,7 +172,7 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
     };
     let key = match decode_key(&encoded_key) {
         Ok(key) => key,
-        Err(err) => return Decision::Reject(Box::new(rejection(&source(encoded_key), config, &err))),
+        Err(err) => return Decision::Reject(Box::new(rejection(&source(shown_key(&encoded_key)), config, &err))),
     };
     if !key.starts_with(&config.source_prefix) {
         return Decision::Skip(format!("{key:?} is outside {:?}", config.source_prefix));

@@ -144,6 +144,26 @@ fn empty_and_malformed_records_are_named_rejections() {
 }
 
 #[test]
+fn a_key_longer_than_s3_allows_is_a_named_rejection_that_names_it_cut_short() {
+    let huge = format!("mediaconvert-uploads/{}.mp4", "k".repeat(300_000));
+    match decide(&record_with(&huge, 5), &config()) {
+        Decision::Reject(result) => {
+            assert_eq!(result.reason.unwrap().code, "KEY_TOO_LONG");
+            assert_eq!(result.source.key.len(), shared::s3_event::SHOWN_KEY_CHARS);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let huge_malformed = serde_json::json!({"eventName": "ObjectCreated:Put", "s3": {"object": {"key": huge}}});
+    match decide(&huge_malformed, &config()) {
+        Decision::Reject(result) => {
+            assert_eq!(result.reason.unwrap().code, "MALFORMED_EVENT");
+            assert_eq!(result.source.key.len(), shared::s3_event::MAX_KEY_BYTES);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
 fn configuration_names_every_problem() {
     let err = Config::from_env(EnvReader::from_pairs([("MEDIACONVERT_TEMPLATE", "8k")])).unwrap_err();
     let text = err.to_string();

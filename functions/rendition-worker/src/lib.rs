@@ -26,6 +26,7 @@ use shared::ffmpeg::{Deadline, Supervised};
 use shared::ledger::{Ledger, OutcomeKey};
 use shared::probe::probe_file;
 use shared::profiles::{RenditionPlan, RenditionProfile};
+use shared::s3_event::MAX_KEY_BYTES;
 use shared::sqs::{park_in_dead_letter_queue, parse_body, process_batch, Disposition};
 use shared::storage::{
     decode_metadata_value, download_to_file, head_object, metadata_value, upload_file, work_dir, UploadOptions,
@@ -92,21 +93,15 @@ impl Config {
     /// than failing the upload on every retry.
     pub fn output_key(&self, source_key: &str) -> Result<String, ProcessingError> {
         let key = format!("{}{}/{}.mp4", self.output_prefix, source_key, self.profile.name);
-        if key.len() > MAX_S3_KEY_BYTES {
+        if key.len() > MAX_KEY_BYTES {
             return Err(ProcessingError::rejected(
                 "KEY_TOO_LONG",
-                format!(
-                    "the output key would be {} bytes; S3 allows {MAX_S3_KEY_BYTES}",
-                    key.len()
-                ),
+                format!("the output key would be {} bytes; S3 allows {MAX_KEY_BYTES}", key.len()),
             ));
         }
         Ok(key)
     }
 }
-
-/// S3's limit on the length of an object key, in UTF-8 bytes.
-const MAX_S3_KEY_BYTES: usize = 1024;
 
 pub struct Worker {
     pub s3: aws_sdk_s3::Client,

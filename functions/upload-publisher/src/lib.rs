@@ -13,9 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{extension_of, Job, ObjectRef, PipelineResult, UploadNotice, CONTRACT_VERSION};
-use shared::error::truncate_chars;
 use shared::ledger::{s3_rejection_outcome, Ledger, OutcomeKey};
-use shared::s3_event::{self, decode_key};
+use shared::s3_event::{self, decode_key, shown_key};
 use shared::ProcessingError;
 
 /// Extensions treated as video when `VIDEO_EXTENSIONS` is not set.
@@ -52,11 +51,6 @@ impl Config {
     }
 }
 
-/// S3's limit on the length of an object key, in UTF-8 bytes.
-const MAX_S3_KEY_BYTES: usize = 1024;
-/// How much of an impossible key a rejection shows.
-const SHOWN_KEY_CHARS: usize = 256;
-
 /// What to do with one S3 event record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
@@ -82,23 +76,11 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
             "record has no bucket or key".into(),
         );
     };
+    let etag = record.s3.object.e_tag.clone().filter(|e| !e.is_empty());
     let key = match decode_key(&encoded_key) {
         Ok(key) => key,
-        Err(err) => return Decision::Reject(rejection(&bucket, &encoded_key, None, &err)),
+        Err(err) => return Decision::Reject(rejection(&bucket, &shown_key(&encoded_key), etag, &err)),
     };
-    let etag = record.s3.object.e_tag.clone().filter(|e| !e.is_empty());
-    if key.len() > MAX_S3_KEY_BYTES {
-        // S3 never sends such a key; the event is forged or corrupt. The notice (and a result
-        // naming the whole key) would exceed SNS's message size and fail on every retry.
-        let err = ProcessingError::rejected(
-            "KEY_TOO_LONG",
-            format!(
-                "the key is {} bytes; S3 keys are at most {MAX_S3_KEY_BYTES} (shown cut to {SHOWN_KEY_CHARS} characters)",
-                key.len()
-            ),
-        );
-        return Decision::Reject(rejection(&bucket, &truncate_chars(&key, SHOWN_KEY_CHARS), etag, &err));
-    }
     if key.ends_with('/') {
         return Decision::Skip(format!("{key:?} is a folder marker"));
     }
@@ -137,12 +119,10 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
 }
 
 fn rejection(bucket: &str, key: &str, etag: Option<String>, err: &ProcessingError) -> PipelineResult {
-    // A forged or corrupt record can carry any length; a result naming all of it would exceed
-    // SNS's message size and fail on every retry. Real keys and bucket names are never cut.
     let source = ObjectRef {
-        bucket: truncate_chars(bucket, MAX_S3_KEY_BYTES),
-        key: truncate_chars(key, MAX_S3_KEY_BYTES),
-        etag: etag.map(|e| truncate_chars(&e, MAX_S3_KEY_BYTES)),
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        etag,
     };
     PipelineResult::from_error(Job::Upload, source, None, err)
 }
@@ -322,7 +302,7 @@ mod tests {
         match decide(&record_with_key(&huge, 5), &config()) {
             Decision::Reject(result) => {
                 assert_eq!(result.reason.unwrap().code, "KEY_TOO_LONG");
-                assert_eq!(result.source.key.len(), SHOWN_KEY_CHARS);
+                assert_eq!(result.source.key.len(), s3_event::SHOWN_KEY_CHARS);
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -338,7 +318,7 @@ mod tests {
         match decision {
             Decision::Reject(result) => {
                 assert_eq!(result.reason.unwrap().code, "MALFORMED_EVENT");
-                assert_eq!(result.source.key.len(), MAX_S3_KEY_BYTES);
+                assert_eq!(result.source.key.len(), s3_event::MAX_KEY_BYTES);
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -162,15 +162,16 @@ pub fn http_client() -> Client<HttpConnector, Full<Bytes>> {
 /// live): for putting jobs on the queue without the API in front. Returns its id.
 pub async fn put_queued_task(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<String, BoxError> {
     use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::gif::{attr, TaskStatus};
     let task_id = uuid::Uuid::new_v4().to_string();
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_secs();
     dynamodb
         .put_item()
         .table_name(table)
-        .item("task_id", AttributeValue::S(task_id.clone()))
-        .item("status", AttributeValue::S("QUEUED".into()))
-        .item("expires_at", AttributeValue::N((now + 3600).to_string()))
-        .item("progress", AttributeValue::N("0".into()))
+        .item(attr::TASK_ID, AttributeValue::S(task_id.clone()))
+        .item(attr::STATUS, AttributeValue::S(TaskStatus::Queued.as_str().into()))
+        .item(attr::EXPIRES_AT, AttributeValue::N((now + 3600).to_string()))
+        .item(attr::PROGRESS, AttributeValue::N("0".into()))
         .send()
         .await?;
     Ok(task_id)

@@ -340,6 +340,23 @@ pub async fn peek_queue(
     Ok(seen.into_values().collect())
 }
 
+/// The messages now in a queue whose body mentions `needle` (a test run's suffix, a key), left
+/// in place.
+pub async fn peek_queue_mentioning(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    needle: &str,
+) -> Result<Vec<aws_sdk_sqs::types::Message>, BoxError> {
+    let mut messages = peek_queue(sqs, queue_url).await?;
+    messages.retain(|m| m.body().is_some_and(|b| b.contains(needle)));
+    Ok(messages)
+}
+
+/// The `rejection_code` attribute a function parks a message in its DLQ with.
+pub fn rejection_code(message: &aws_sdk_sqs::types::Message) -> Option<&str> {
+    message.message_attributes()?.get("rejection_code")?.string_value()
+}
+
 /// A sample video made by ffmpeg's lavfi sources: a test pattern with a running clock, and a
 /// tone when `with_audio`.
 #[derive(Debug, Clone, Copy)]

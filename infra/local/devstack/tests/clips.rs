@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use devstack::clips::{record, request_clip, request_json, statuses, wait_for_clip_results, Recorder};
 use devstack::media_checks::{count_frames, decode_errors, dimensions, first_frame_offset};
 use devstack::services::Ports;
-use devstack::{list_keys, peek_queue, send_batch, unique_suffix, upload_bytes, Tap, TestEnv};
+use devstack::{list_keys, peek_queue, rejection_code, send_batch, unique_suffix, upload_bytes, Tap, TestEnv};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(240);
@@ -372,8 +372,7 @@ async fn every_other_outcome_is_answered_by_name() {
         .iter()
         .find(|m| m.body().unwrap_or("").contains(&id("wrong-types")))
         .expect("the malformed request is in the DLQ");
-    let code = wrong_types.message_attributes().unwrap()["rejection_code"].string_value();
-    assert_eq!(code, Some("CLIP_INVALID"));
+    assert_eq!(rejection_code(wrong_types), Some("CLIP_INVALID"));
 }
 
 #[tokio::test]

@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageAttributeValue;
-use devstack::{peek_queue, repo_root, unique_suffix, upload, upload_notice, SampleSpec, Tap, TestEnv};
+use devstack::{
+    peek_queue_mentioning, rejection_code, repo_root, unique_suffix, upload, upload_notice, SampleSpec, Tap, TestEnv,
+};
 use shared::contracts::{PipelineResult, ResultStatus};
 
 const WAIT: Duration = Duration::from_secs(240);
@@ -68,15 +70,6 @@ async fn results_for(tap: &Tap, key: &str, count: usize) -> Vec<PipelineResult> 
         .unwrap()
 }
 
-async fn messages_mentioning(env: &TestEnv, queue_output: &str, needle: &str) -> Vec<aws_sdk_sqs::types::Message> {
-    peek_queue(&env.clients.sqs, env.outputs.get(queue_output))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|m| m.body.as_deref().unwrap_or("").contains(needle))
-        .collect()
-}
-
 #[tokio::test]
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn a_work_dead_letter_goes_back_to_its_queue_and_is_rendered_and_a_rejected_one_stays() {
@@ -122,14 +115,9 @@ async fn a_work_dead_letter_goes_back_to_its_queue_and_is_rendered_and_a_rejecte
     assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
 
     // The notice left the DLQ; the rejected message stayed, still saying why.
-    let left = messages_mentioning(&env, "Rendition1080DeadLetterQueueUrl", &run).await;
+    let left = peek_queue_mentioning(sqs, dlq_url, &run).await.unwrap();
     assert_eq!(left.len(), 1, "{left:#?}");
-    let still_rejected = left[0]
-        .message_attributes
-        .as_ref()
-        .and_then(|a| a.get("rejection_code"))
-        .and_then(|v| v.string_value.clone());
-    assert_eq!(still_rejected.as_deref(), Some("MALFORMED_MESSAGE"));
+    assert_eq!(rejection_code(&left[0]), Some("MALFORMED_MESSAGE"));
     // Clean up the rejected message so the DLQ is empty again (its alarm would stay on).
     let received = sqs
         .receive_message()
@@ -149,9 +137,7 @@ async fn a_work_dead_letter_goes_back_to_its_queue_and_is_rendered_and_a_rejecte
                 .unwrap();
         }
     }
-    assert!(messages_mentioning(&env, "Rendition1080DeadLetterQueueUrl", &run)
-        .await
-        .is_empty());
+    assert!(peek_queue_mentioning(sqs, dlq_url, &run).await.unwrap().is_empty());
     println!(
         "work DLQ: moved 1, skipped 1 (rejected), result {:?}; DLQ holds none of this run",
         result.status
@@ -220,8 +206,9 @@ async fn an_invocation_record_is_reinvoked_with_its_original_event_and_the_rendi
     let mut profiles: Vec<_> = results.iter().filter_map(|r| r.profile.clone()).collect();
     profiles.sort();
     assert_eq!(profiles, ["1080p", "720p"]);
-    assert!(messages_mentioning(&env, "UploadPublisherDeadLetterQueueUrl", &run)
+    assert!(peek_queue_mentioning(&env.clients.sqs, dlq_url, &run)
         .await
+        .unwrap()
         .is_empty());
     println!("on-failure DLQ: re-invoked 1, results {profiles:?} available; DLQ holds none of this run");
 }

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use devstack::{
-    list_keys, peek_queue, send_batch, unique_suffix, upload, upload_bytes, upload_notice, SampleSpec, Tap, TestEnv,
+    list_keys, peek_queue, peek_queue_mentioning, rejection_code, send_batch, unique_suffix, upload, upload_bytes,
+    upload_notice, SampleSpec, Tap, TestEnv,
 };
 use shared::contracts::{Job, PipelineResult, ResultStatus};
 use shared::ffmpeg::Deadline;
@@ -362,20 +363,15 @@ async fn one_bad_message_in_a_batch_of_ten_does_not_make_the_others_redo() {
     assert_eq!(rejected[0].source.key, corrupt_key);
     assert_eq!(results.len(), 9, "each message answered once");
     // The malformed message was parked in the DLQ at once, with its reason.
-    let parked = peek_queue(&env.clients.sqs, env.outputs.get("Rendition720DeadLetterQueueUrl"))
-        .await
-        .unwrap();
-    let parked: Vec<_> = parked
-        .iter()
-        .filter(|m| m.body.as_deref().unwrap_or("").contains(&run))
-        .collect();
+    let parked = peek_queue_mentioning(
+        &env.clients.sqs,
+        env.outputs.get("Rendition720DeadLetterQueueUrl"),
+        &run,
+    )
+    .await
+    .unwrap();
     assert_eq!(parked.len(), 1, "{parked:#?}");
-    let code = parked[0]
-        .message_attributes
-        .as_ref()
-        .and_then(|a| a.get("rejection_code"))
-        .and_then(|v| v.string_value.clone());
-    assert_eq!(code.as_deref(), Some("MALFORMED_MESSAGE"));
+    assert_eq!(rejection_code(&parked[0]), Some("MALFORMED_MESSAGE"));
 }
 
 fn notice_body(bucket: &str, key: &str) -> String {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use devstack::clips::{record, request_json, Recorder};
 use devstack::processes::function_processes;
-use devstack::{peek_queue, send_batch, unique_suffix, upload, SampleSpec, TestEnv};
+use devstack::{peek_queue_mentioning, send_batch, unique_suffix, upload, SampleSpec, TestEnv};
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
@@ -197,12 +197,10 @@ async fn two_hundred_uploads_and_two_hundred_clips_at_once_all_drain_within_the_
         "ClipRequestsDeadLetterQueueUrl",
         "UploadPublisherDeadLetterQueueUrl",
     ] {
-        parked += peek_queue(&env.clients.sqs, env.outputs.get(dlq))
+        parked += peek_queue_mentioning(&env.clients.sqs, env.outputs.get(dlq), &run)
             .await
             .unwrap()
-            .iter()
-            .filter(|m| m.body().is_some_and(|b| b.contains(&run)))
-            .count();
+            .len();
     }
     let peaks = peaks.lock().unwrap().clone();
     println!(
