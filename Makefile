@@ -96,7 +96,7 @@ $(LOCAL)/.chromium:
 
 # ------------------------------------------------------------------ local stack
 stack-up: tools
-	cargo build --quiet -p devstack --bin local-services
+	cargo build --quiet -p local-services
 	infra/local/stack.sh up
 
 build: tools
@@ -121,7 +121,7 @@ stack-down:
 demo: tools
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \
-	$(RUN) cargo run --quiet -p devstack --bin devstack -- demo
+	$(RUN) cargo run --quiet -p demo --bin demo
 
 # ------------------------------------------------------------------ tests
 unit:
@@ -142,19 +142,19 @@ test: lint
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \
 	$(RUN) infra/local/check_cargo_lambda_deploy.sh; \
-	$(RUN) cargo test -p devstack --tests -- --ignored --test-threads $(E2E_THREADS) --show-output
+	$(RUN) cargo test -p e2e --tests -- --ignored --test-threads $(E2E_THREADS) --show-output
 
 # Long (minutes of transcoding on two cores), so CI does not run it; prints its counts.
 soak: tools
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \
-	$(RUN) cargo test -p devstack --features soak --test soak -- --ignored --nocapture
+	$(RUN) cargo test -p e2e --features soak --test soak -- --ignored --nocapture
 
 # ------------------------------------------------------------------ bench
 bench: tools
 	@trap 'infra/local/stack.sh down' EXIT; \
 	$(MAKE) --no-print-directory stack; \
-	$(RUN) cargo run --quiet -p devstack --bin bench -- $(SECTIONS)
+	$(RUN) cargo run --quiet -p bench --bin bench -- $(SECTIONS)
 
 # ------------------------------------------------------------------ real AWS
 deploy: tools

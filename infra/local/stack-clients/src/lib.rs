@@ -1,0 +1,221 @@
+//! The local stack as any client reaches it: SDK clients built from the environment that
+//! `infra/local/stack.sh run` sets (endpoint, dummy credentials, region), a tap on an SNS topic
+//! (a private queue subscribed to it, exactly as a user's own subscriber would be), and listing a
+//! bucket. Shared by the local stand-ins (`local-services`, whose origin page watches the
+//! results topic) and the test harness (`harness`), which is why it is a crate of its own: the
+//! stand-ins must not depend on the test harness.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::contracts::PipelineResult;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Clients for the local stack (endpoint and credentials from the environment that
+/// `infra/local/stack.sh run` sets).
+#[derive(Clone)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    /// MediaConvert at `AWS_ENDPOINT_URL_MEDIACONVERT` (the local MediaConvert under `stack.sh run`).
+    pub mediaconvert: aws_sdk_mediaconvert::Client,
+    /// Lambda, for invoking deployed functions as S3 or EventBridge would.
+    pub lambda: aws_sdk_lambda::Client,
+}
+
+impl Clients {
+    pub async fn from_env() -> Self {
+        if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+            // Never talk to a real account by accident.
+            std::env::set_var("AWS_ENDPOINT_URL", "http://127.0.0.1:4566");
+        }
+        for (name, value) in [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
+            if std::env::var_os(name).is_none() {
+                std::env::set_var(name, value);
+            }
+        }
+        let sdk = shared::clients::load_sdk_config().await;
+        Clients {
+            s3: shared::clients::s3_client(&sdk),
+            sns: shared::clients::sns_client(&sdk),
+            sqs: shared::clients::sqs_client(&sdk),
+            events: aws_sdk_eventbridge::Client::new(&sdk),
+            mediaconvert: aws_sdk_mediaconvert::Client::new(&sdk),
+            lambda: aws_sdk_lambda::Client::new(&sdk),
+        }
+    }
+}
+
+/// A private SQS queue subscribed (raw delivery) to a topic: how a test or the demo watches
+/// what the system publishes, exactly as a user's own subscriber would.
+pub struct Tap {
+    sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
+    pub queue_url: String,
+    subscription_arn: String,
+    /// Messages received but not (yet) asked for: receiving deletes them from the queue, so a
+    /// later [`Tap::take_json`] or [`Tap::collect_results`] must still see them here.
+    unclaimed: std::sync::Mutex<Vec<serde_json::Value>>,
+}
+
+impl Tap {
+    pub async fn subscribe(clients: &Clients, topic_arn: &str, name: &str) -> Result<Tap, BoxError> {
+        let queue_name = format!("tap-{}-{}", sanitize(name), unique_suffix());
+        let queue_url = clients
+            .sqs
+            .create_queue()
+            .queue_name(&queue_name)
+            .send()
+            .await?
+            .queue_url
+            .unwrap_or_default();
+        let attributes = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?;
+        let queue_arn = attributes
+            .attributes
+            .unwrap_or_default()
+            .get(&QueueAttributeName::QueueArn)
+            .cloned()
+            .unwrap_or_default();
+        let subscription = clients
+            .sns
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .return_subscription_arn(true)
+            .send()
+            .await?;
+        Ok(Tap {
+            sqs: clients.sqs.clone(),
+            sns: clients.sns.clone(),
+            queue_url,
+            subscription_arn: subscription.subscription_arn.unwrap_or_default(),
+            unclaimed: Default::default(),
+        })
+    }
+
+    /// Receives whatever has arrived (up to 10 messages, waiting at most 1 s), deleting it.
+    pub async fn poll(&self) -> Result<Vec<serde_json::Value>, BoxError> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await?;
+        let mut bodies = Vec::new();
+        for message in received.messages.unwrap_or_default() {
+            if std::env::var_os("DEVSTACK_DEBUG").is_some() {
+                eprintln!("tap {}: {:?}", self.queue_url, message.body);
+            }
+            if let Some(body) = &message.body {
+                bodies.push(serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.clone())));
+            }
+            if let Some(handle) = message.receipt_handle {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await?;
+            }
+        }
+        Ok(bodies)
+    }
+
+    /// Polls once; returns the messages (any JSON) that `wanted` accepts, and keeps the others
+    /// for later calls.
+    pub async fn take_json(
+        &self,
+        mut wanted: impl FnMut(&serde_json::Value) -> bool,
+    ) -> Result<Vec<serde_json::Value>, BoxError> {
+        let mut pending: Vec<serde_json::Value> = std::mem::take(&mut *self.unclaimed.lock().unwrap());
+        pending.extend(self.poll().await?);
+        let (taken, kept): (Vec<_>, Vec<_>) = pending.into_iter().partition(|v| wanted(v));
+        self.unclaimed.lock().unwrap().extend(kept);
+        Ok(taken)
+    }
+
+    /// Collects pipeline results until `done` says the set is complete or `timeout` passes;
+    /// `on_tick` is called about once a second with what has arrived so far (progress display).
+    pub async fn collect_results(
+        &self,
+        timeout: Duration,
+        mut keep: impl FnMut(&PipelineResult) -> bool,
+        mut done: impl FnMut(&[PipelineResult]) -> bool,
+        mut on_tick: impl FnMut(&[PipelineResult], Duration),
+    ) -> Result<Vec<PipelineResult>, BoxError> {
+        let started = Instant::now();
+        let mut results = Vec::new();
+        let as_result = |body: &serde_json::Value| serde_json::from_value::<PipelineResult>(body.clone()).ok();
+        loop {
+            let taken = self
+                .take_json(|body| as_result(body).is_some_and(|result| keep(&result)))
+                .await?;
+            results.extend(taken.iter().filter_map(as_result));
+            on_tick(&results, started.elapsed());
+            if done(&results) {
+                return Ok(results);
+            }
+            if started.elapsed() > timeout {
+                return Err(format!("timed out after {timeout:?}; results so far: {results:#?}").into());
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self
+            .sns
+            .unsubscribe()
+            .subscription_arn(&self.subscription_arn)
+            .send()
+            .await;
+        let _ = self.sqs.delete_queue().queue_url(&self.queue_url).send().await;
+    }
+}
+
+/// Keys under `prefix` in `bucket`.
+pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, BoxError> {
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        keys.extend(page?.contents.unwrap_or_default().into_iter().filter_map(|o| o.key));
+    }
+    Ok(keys)
+}
+
+/// A name unique to this run (tests re-run against a long-lived stack must not collide).
+pub fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{}-{:x}", std::process::id(), nanos % 0xffff_ffff)
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .take(40)
+        .collect()
+}
