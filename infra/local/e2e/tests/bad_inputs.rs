@@ -148,9 +148,6 @@ struct Run {
     catalogue: Catalogue,
     dynamodb: aws_sdk_dynamodb::Client,
     api: GifApi,
-    /// Messages received on the tap and not yet claimed by a case.
-    seen: Mutex<Vec<Value>>,
-    done: std::sync::atomic::AtomicBool,
 }
 
 impl Run {
@@ -164,35 +161,11 @@ impl Run {
         format!("bad-inputs/{}/{name}", self.run)
     }
 
-    /// Receives everything published on the results topic into `seen` until the cases are
-    /// done: one receiver, so concurrent waiters never hide messages from each other.
-    async fn collect(&self) {
-        while !self.done.load(std::sync::atomic::Ordering::Relaxed) {
-            match self.tap.poll().await {
-                Ok(bodies) => self.seen.lock().unwrap().extend(bodies),
-                Err(e) => {
-                    eprintln!("tap: {e}");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
-    }
-
     /// Takes the results-topic messages that `want` accepts until `enough` or [`WAIT`].
     async fn answers(&self, want: impl Fn(&Value) -> bool, enough: usize) -> Vec<Value> {
-        let started = Instant::now();
-        let mut got = Vec::new();
-        loop {
-            {
-                let mut seen = self.seen.lock().unwrap();
-                let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *seen).into_iter().partition(|v| want(v));
-                *seen = kept;
-                got.extend(taken);
-            }
-            if got.len() >= enough || started.elapsed() > WAIT {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
+        match self.tap.wait_for(WAIT, want, |got| got.len() >= enough).await {
+            Ok(waited) => waited.values,
+            Err(e) => panic!("the results tap failed: {e}"),
         }
     }
 
@@ -1266,8 +1239,6 @@ async fn every_function_answers_every_bad_input_by_name_and_keeps_the_rest_of_it
         catalogue: Catalogue::default(),
         tap,
         env,
-        seen: Mutex::default(),
-        done: Default::default(),
     };
     let cases = async {
         tokio::join!(
@@ -1280,9 +1251,8 @@ async fn every_function_answers_every_bad_input_by_name_and_keeps_the_rest_of_it
             mediaconvert(&run),
             mediaconvert_results(&run),
         );
-        run.done.store(true, std::sync::atomic::Ordering::Relaxed);
     };
-    tokio::join!(run.collect(), cases);
+    cases.await;
     let crashes = recorded_crashes(&run, started).await;
     let Run { tap, catalogue, .. } = run;
     tap.close().await;

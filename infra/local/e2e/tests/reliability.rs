@@ -47,21 +47,15 @@ async fn listen(
     mine: impl Fn(&Value) -> bool,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let started = Instant::now();
-    let mut heard = Vec::new();
-    let mut settled_at: Option<Instant> = None;
-    loop {
-        heard.extend(tap.take_json(&mine).await.unwrap());
-        match settled_at {
-            None if done(&heard) => settled_at = Some(Instant::now()),
-            Some(at) if at.elapsed() >= SETTLE => return heard,
-            _ => {}
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?}; heard so far: {heard:#?}"
-        );
-    }
+    let answered = tap.wait_for(timeout, &mine, done).await.unwrap();
+    assert!(
+        answered.complete,
+        "timed out after {timeout:?}; heard so far: {:#?}",
+        answered.values
+    );
+    // Anything more for the same outcomes (a duplicate result) arrives within SETTLE.
+    let late = tap.wait_for(SETTLE, &mine, |_| false).await.unwrap();
+    [answered.values, late.values].concat()
 }
 
 /// What outcome a result on the topic reports: pipeline results by job, profile, source and

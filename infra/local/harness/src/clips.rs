@@ -3,7 +3,7 @@
 //! a tap on clip results.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -75,27 +75,23 @@ pub async fn wait_for_clip_results(
     tap: &crate::Tap,
     clip_id: &str,
     timeout: Duration,
-    mut done: impl FnMut(&[Value]) -> bool,
+    done: impl FnMut(&[Value]) -> bool,
 ) -> Result<Vec<Value>, BoxError> {
-    let started = Instant::now();
-    let mut results = Vec::new();
-    loop {
-        for body in tap
-            .take_json(|v| v.get("clipId").and_then(Value::as_str) == Some(clip_id))
-            .await?
-        {
-            results.push(body);
-        }
-        if done(&results) {
-            return Ok(results);
-        }
-        if started.elapsed() > timeout {
-            return Err(format!(
-                "timed out after {timeout:?} waiting for clip {clip_id}; results so far: {results:#?}"
-            )
-            .into());
-        }
+    let waited = tap
+        .wait_for(
+            timeout,
+            |v| v.get("clipId").and_then(Value::as_str) == Some(clip_id),
+            done,
+        )
+        .await?;
+    if !waited.complete {
+        return Err(format!(
+            "timed out after {timeout:?} waiting for clip {clip_id}; results so far: {:#?}",
+            waited.values
+        )
+        .into());
     }
+    Ok(waited.values)
 }
 
 /// The status of each result, in arrival order.

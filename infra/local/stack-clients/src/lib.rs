@@ -53,6 +53,13 @@ impl Clients {
     }
 }
 
+/// What [`Tap::wait_for`] heard, and whether it was all that was waited for.
+#[derive(Debug)]
+pub struct Waited {
+    pub values: Vec<serde_json::Value>,
+    pub complete: bool,
+}
+
 /// A private SQS queue subscribed (raw delivery) to a topic: how a test or the demo watches
 /// what the system publishes, exactly as a user's own subscriber would.
 pub struct Tap {
@@ -144,15 +151,61 @@ impl Tap {
         &self,
         mut wanted: impl FnMut(&serde_json::Value) -> bool,
     ) -> Result<Vec<serde_json::Value>, BoxError> {
-        let mut pending: Vec<serde_json::Value> = std::mem::take(&mut *self.unclaimed.lock().unwrap());
-        pending.extend(self.poll().await?);
-        let (taken, kept): (Vec<_>, Vec<_>) = pending.into_iter().partition(|v| wanted(v));
+        // Claim from the store under the lock, then poll: a concurrent waiter never finds the
+        // store emptied by another one's poll in progress.
+        let mut taken = {
+            let mut store = self.unclaimed.lock().unwrap();
+            let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *store).into_iter().partition(|v| wanted(v));
+            *store = kept;
+            taken
+        };
+        let (polled, kept): (Vec<_>, Vec<_>) = self.poll().await?.into_iter().partition(|v| wanted(v));
         self.unclaimed.lock().unwrap().extend(kept);
+        taken.extend(polled);
         Ok(taken)
     }
 
-    /// Collects pipeline results until `done` says the set is complete or `timeout` passes;
-    /// `on_tick` is called about once a second with what has arrived so far (progress display).
+    /// The one way to wait for what the topic carries: takes the messages `wanted` accepts
+    /// (others stay for other waiters, see [`Tap::take_json`]) until `done` says they are
+    /// complete or `timeout` passes, calling `on_tick` after each poll (about once a second)
+    /// with what has arrived. Returns them, and whether `done` was reached: the caller judges a
+    /// short answer (an error, a failed assertion, or a catalogue row).
+    pub async fn wait_for_ticking(
+        &self,
+        timeout: Duration,
+        mut wanted: impl FnMut(&serde_json::Value) -> bool,
+        mut done: impl FnMut(&[serde_json::Value]) -> bool,
+        mut on_tick: impl FnMut(&[serde_json::Value], Duration),
+    ) -> Result<Waited, BoxError> {
+        let started = Instant::now();
+        let mut values = Vec::new();
+        loop {
+            values.extend(self.take_json(&mut wanted).await?);
+            on_tick(&values, started.elapsed());
+            if done(&values) {
+                return Ok(Waited { values, complete: true });
+            }
+            if started.elapsed() > timeout {
+                return Ok(Waited {
+                    values,
+                    complete: false,
+                });
+            }
+        }
+    }
+
+    /// [`Tap::wait_for_ticking`] without progress.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        wanted: impl FnMut(&serde_json::Value) -> bool,
+        done: impl FnMut(&[serde_json::Value]) -> bool,
+    ) -> Result<Waited, BoxError> {
+        self.wait_for_ticking(timeout, wanted, done, |_, _| {}).await
+    }
+
+    /// Collects pipeline results that `keep` accepts until `done` says the set is complete;
+    /// an error naming what arrived when `timeout` passes first.
     pub async fn collect_results(
         &self,
         timeout: Duration,
@@ -160,22 +213,21 @@ impl Tap {
         mut done: impl FnMut(&[PipelineResult]) -> bool,
         mut on_tick: impl FnMut(&[PipelineResult], Duration),
     ) -> Result<Vec<PipelineResult>, BoxError> {
-        let started = Instant::now();
-        let mut results = Vec::new();
         let as_result = |body: &serde_json::Value| serde_json::from_value::<PipelineResult>(body.clone()).ok();
-        loop {
-            let taken = self
-                .take_json(|body| as_result(body).is_some_and(|result| keep(&result)))
-                .await?;
-            results.extend(taken.iter().filter_map(as_result));
-            on_tick(&results, started.elapsed());
-            if done(&results) {
-                return Ok(results);
-            }
-            if started.elapsed() > timeout {
-                return Err(format!("timed out after {timeout:?}; results so far: {results:#?}").into());
-            }
+        let typed = |values: &[serde_json::Value]| values.iter().filter_map(as_result).collect::<Vec<_>>();
+        let waited = self
+            .wait_for_ticking(
+                timeout,
+                |body| as_result(body).is_some_and(|result| keep(&result)),
+                |values| done(&typed(values)),
+                |values, elapsed| on_tick(&typed(values), elapsed),
+            )
+            .await?;
+        let results = typed(&waited.values);
+        if !waited.complete {
+            return Err(format!("timed out after {timeout:?}; results so far: {results:#?}").into());
         }
+        Ok(results)
     }
 
     pub async fn close(self) {
