@@ -1,63 +1,65 @@
 # The front door. `make demo` and `make test` work on a fresh machine with only the Rust
 # toolchain: they install what they need (Debian's ffmpeg, two project venvs) on first use.
+# `make help` lists every target, with the text after `## ` on its line below.
 #
-#   make demo        the whole pipeline on the local stack with a sample video
-#   make test        unit tests, template checks, then end-to-end tests on the local stack (their counts printed)
-#   make soak        the load test: 200 uploads and 200 clip requests at once on the local stack
-#   make bench       benchmarks, each printed beside its baseline (SECTIONS="cold-init rss overhead clips")
-#   make lint        cargo fmt --check, clippy -D warnings, cfn-lint and checkov on the template
-#   make stack       start the local stack and deploy infra/template.yaml into it (leaves it up)
-#   make stack-down  stop the local stack
-#   make build       sam build (cargo lambda build --release for every function)
-#   make deploy      sam build + sam deploy to a real AWS account (your credentials)
-#   make deploy-fn FN=upload-publisher [NAME=function-name]   cargo lambda deploy of one function
-#   make redrive [QUEUE=dlq] [LOCAL=1] [INCLUDE_REJECTED=1]   list the dead-letter queues, or move
-#                    one's messages back to work (LOCAL=1: the local stack; else AWS_STACK_NAME)
+# The local stack (ministack and the local services, infra/local/stack.sh) takes its ports,
+# region and folders from infra/local/stack.env. The user's stack (make stack, demo, soak, bench)
+# runs on STACK_PORT with its state in STACK_STATE_DIR; `make test` runs the end-to-end tests on
+# a stack of its own (TEST_STACK_PORT, TEST_STACK_STATE_DIR, wiped first) and leaves the user's
+# alone. LOCAL_STACK_PORT=... and LOCAL_STATE_DIR=... move the user's stack.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+include infra/local/stack.env
+
 STACK_NAME ?= video-suite
 AWS_STACK_NAME ?= video-suite
-LOCAL := .local
 VENV := .venv
 VENV_MS := .venv-ministack
 VENV_CK := .venv-checkov
 PY ?= python3
 RUN := infra/local/stack.sh run
-SAM_BUILD_DIR := $(LOCAL)/sam-build
+LOCAL_STACK_PORT ?= $(STACK_PORT)
+LOCAL_STATE_DIR ?= $(STACK_STATE_DIR)
+export LOCAL_STACK_PORT LOCAL_STATE_DIR
 export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
 export SAM_CLI_TELEMETRY := 0
+# What `make test` gives the sub-makes that deploy, test and stop its own stack.
+TEST_STACK_VARS := LOCAL_STACK_PORT=$(TEST_STACK_PORT) LOCAL_STATE_DIR=$(TEST_STACK_STATE_DIR)
+FUNCTIONS := $(patsubst functions/%/Cargo.toml,%,$(wildcard functions/*/Cargo.toml))
+
+# A port of the stack's map (stack, camera_api, mediaconvert, origin, gif_sources), as stack.sh
+# computes it from stack.env for this LOCAL_STACK_PORT.
+stack_port = $(shell LOCAL_STACK_PORT=$(LOCAL_STACK_PORT) infra/local/stack.sh port $(1))
 # Parameters for the local deployment only (same template): tools on the host PATH, short
-# timeouts so that redelivery after a crash is quick to observe. The local services
-# (infra/local/devstack/src/services) listen from LOCAL_STACK_PORT + 10: the camera API stand-in
-# (+10), MediaConvert (+11), the CloudFront origin stand-in (+12), GIF test sources (+13).
-# MediaConvert's job events come from the local MediaConvert under its own source (EventBridge
-# refuses aws.* sources from PutEvents), and public URLs point at the local CloudFront stand-in. GIF sources: the local S3
+# timeouts so that redelivery after a crash is quick to observe. MediaConvert's job events come
+# from the local MediaConvert under its own source (EventBridge refuses aws.* sources from
+# PutEvents), and public URLs point at the local CloudFront stand-in. GIF sources: the local S3
 # and the local services' gif_sources are on loopback, so exactly those two sockets are
 # allow-listed (on AWS the list stays empty), and a small size cap keeps the oversize tests quick.
-LOCAL_STACK_PORT ?= 4566
-export LOCAL_STACK_PORT
-SERVICES_PORT := $(shell echo $$(( $(LOCAL_STACK_PORT) + 10 )))
-CAMERA_API_URL := http://127.0.0.1:$(SERVICES_PORT)
-ORIGIN_URL := http://127.0.0.1:$(shell echo $$(( $(LOCAL_STACK_PORT) + 12 )))
-GIF_SOURCES_PORT := $(shell echo $$(( $(LOCAL_STACK_PORT) + 13 )))
-LOCAL_PARAMETERS := FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4 \
-  MediaConvertEventSource=devstack.mediaconvert PublicBaseUrl=$(ORIGIN_URL) \
+CAMERA_API_URL = http://127.0.0.1:$(call stack_port,camera_api)
+LOCAL_PARAMETERS = FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4 \
+  MediaConvertEventSource=devstack.mediaconvert PublicBaseUrl=http://127.0.0.1:$(call stack_port,origin) \
   CameraApiUrl=$(CAMERA_API_URL) RecordingsUrl=$(CAMERA_API_URL)/recordings \
   ClipRequeueDelaySeconds=3 ClipPendingLimitSeconds=60 \
-  GifSourceLoopbackAllowList=127.0.0.1:$(LOCAL_STACK_PORT),127.0.0.1:$(GIF_SOURCES_PORT) GifMaxSourceBytes=20000000 \
+  GifSourceLoopbackAllowList=127.0.0.1:$(LOCAL_STACK_PORT),127.0.0.1:$(call stack_port,gif_sources) GifMaxSourceBytes=20000000 \
   GifConverterTimeoutSeconds=120 GifVisibilityTimeoutSeconds=130
 E2E_THREADS ?= 3
 
-.PHONY: help tools demo test unit lint soak bench stack stack-down stack-up build deploy deploy-fn redrive clean-local
+.PHONY: help tools stack-up build stack stack-down demo run-demo unit lint test e2e run-e2e soak run-soak \
+  bench run-bench deploy deploy-fn redrive clean-local
 
-help:
-	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+help: ## this list
+	@echo "make TARGET [VARIABLE=value ...]   (settings: infra/local/stack.env)"
+	@awk '/^[a-zA-Z0-9][a-zA-Z0-9_-]*:([^=]|$$)/ { \
+	  target = $$0; sub(/:.*/, "", target); \
+	  text = $$0; if (sub(/.*## /, "", text) == 0) text = "?? no description: add a ## line after the target"; \
+	  printf "  make %-12s %s\n", target, text }' $(firstword $(MAKEFILE_LIST))
 
 # ------------------------------------------------------------------ tools
-tools: $(VENV)/.installed $(VENV_MS)/.installed $(VENV_CK)/.installed $(LOCAL)/.ffmpeg $(LOCAL)/.chromium
+tools: $(VENV)/.installed $(VENV_MS)/.installed $(VENV_CK)/.installed $(LOCAL_DIR)/.ffmpeg $(LOCAL_DIR)/.chromium ## install what the other targets need (ffmpeg, chromium, the .venv* Python tools), once
 
 $(VENV)/.installed: infra/local/requirements-tools.txt
 	$(PY) -m venv $(VENV)
@@ -74,8 +76,8 @@ $(VENV_CK)/.installed: infra/local/requirements-checkov.txt
 	$(VENV_CK)/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
-$(LOCAL)/.ffmpeg:
-	@mkdir -p $(LOCAL)
+$(LOCAL_DIR)/.ffmpeg:
+	@mkdir -p $(LOCAL_DIR)
 	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then \
 	  echo "installing ffmpeg (Debian package)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -85,8 +87,8 @@ $(LOCAL)/.ffmpeg:
 	touch $@
 
 # Headless Chromium checks the origin server's page (tests/mediaconvert.rs).
-$(LOCAL)/.chromium:
-	@mkdir -p $(LOCAL)
+$(LOCAL_DIR)/.chromium:
+	@mkdir -p $(LOCAL_DIR)
 	@if ! command -v chromium >/dev/null; then \
 	  echo "installing chromium (Debian package)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -95,39 +97,49 @@ $(LOCAL)/.chromium:
 	touch $@
 
 # ------------------------------------------------------------------ local stack
-stack-up: tools
+stack-up: tools ## build the local services and start ministack (no deploy)
 	cargo build --quiet -p local-services
 	infra/local/stack.sh up
 
-build: tools
+build: tools ## sam build: cargo lambda build --release of every function, into SAM_BUILD_DIR
 	$(RUN) sam build --template-file infra/template.yaml --build-dir $(SAM_BUILD_DIR)
 
-# Deploys the same template a real account gets, with `sam deploy`, then records the outputs.
-stack: stack-up build
+# Deploys the same template a real account gets, with `sam deploy`, records the outputs, then
+# (re)starts the local services, which learn bucket and topic names from those outputs.
+stack: stack-up build ## start the local stack, deploy infra/template.yaml into it, start the local services (leaves it up)
 	$(RUN) sam deploy --template-file $(SAM_BUILD_DIR)/template.yaml --stack-name $(STACK_NAME) \
 	  --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM --no-confirm-changeset \
-	  --no-fail-on-empty-changeset --parameter-overrides $(LOCAL_PARAMETERS) >$(LOCAL)/sam-deploy.log 2>&1 \
-	  || { tail -n 40 $(LOCAL)/sam-deploy.log; exit 1; }
-	$(RUN) sam list stack-outputs --stack-name $(STACK_NAME) --output json >$(LOCAL)/stack-outputs.json
+	  --no-fail-on-empty-changeset --parameter-overrides $(LOCAL_PARAMETERS) >$(LOCAL_STATE_DIR)/sam-deploy.log 2>&1 \
+	  || { tail -n 40 $(LOCAL_STATE_DIR)/sam-deploy.log; exit 1; }
+	$(RUN) sam list stack-outputs --stack-name $(STACK_NAME) --output json >$(LOCAL_STATE_DIR)/stack-outputs.json
+	infra/local/stack.sh services
 	$(RUN) $(VENV)/bin/python infra/local/apply_emulator_gaps.py --stack-name $(STACK_NAME) \
 	  --template infra/template.yaml --parameter-overrides $(LOCAL_PARAMETERS)
-	@echo "local stack '$(STACK_NAME)' deployed; outputs in $(LOCAL)/stack-outputs.json"
+	@echo "local stack '$(STACK_NAME)' deployed on port $(LOCAL_STACK_PORT); outputs in $(LOCAL_STATE_DIR)/stack-outputs.json"
 
-stack-down:
+stack-down: ## stop the local stack; returns once its processes are gone and its ports free
 	infra/local/stack.sh down
+
+# `$(call with_stack,TARGETS[,VARIABLES])`: deploys the stack (make stack), makes TARGETS against
+# it, then stops that stack, also when a step fails or is interrupted. VARIABLES go to every
+# sub-make (the test stack's port and state). Every step is a make target, so `make -n` only prints.
+define with_stack
++@trap '$(MAKE) --no-print-directory stack-down $(2)' EXIT; $(MAKE) --no-print-directory stack $(1) $(2)
+endef
 
 # ------------------------------------------------------------------ demo
 # The stack stops when the demo ends; run it from a terminal to keep the page up until Enter.
-demo: tools
-	@trap 'infra/local/stack.sh down' EXIT; \
-	$(MAKE) --no-print-directory stack; \
+demo: tools ## the whole pipeline on the local stack with a sample video (stack stopped after)
+	$(call with_stack,run-demo)
+
+run-demo: ## the demo alone, against the stack already up (make stack)
 	$(RUN) cargo run --quiet -p demo --bin demo
 
 # ------------------------------------------------------------------ tests
-unit:
+unit: ## cargo test of the whole workspace (no stack)
 	cargo test --workspace --quiet
 
-lint: tools
+lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on the template
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	$(VENV)/bin/cfn-lint infra/template.yaml
@@ -136,36 +148,56 @@ lint: tools
 	@echo "cfn-lint infra/template.yaml: 0 errors, 0 warnings, $$(grep -c 'cfn-lint:' infra/template.yaml || true) ignores"
 	$(VENV)/bin/python infra/ops/checkov_scan.py --checkov $(VENV_CK)/bin/checkov infra/template.yaml
 
-test: lint
+# The local services are built first so that infra/tests/test_stack.py restarts them too.
+test: lint ## lint, Python and unit tests, then the end-to-end tests on a stack of their own (make e2e)
+	cargo build --quiet -p local-services
 	$(VENV)/bin/pytest -q infra/tests
 	cargo test --workspace
-	@trap 'infra/local/stack.sh down' EXIT; \
-	$(MAKE) --no-print-directory stack; \
-	$(RUN) infra/local/check_cargo_lambda_deploy.sh; \
+	$(MAKE) --no-print-directory e2e
+
+# Tests own their state: a fresh stack on TEST_STACK_PORT with its state in TEST_STACK_STATE_DIR
+# (a test stack left by an interrupted run is stopped first), stopped at the end. The user's
+# stack, its port and its state are not touched; the sam build cache (SAM_BUILD_DIR) is shared.
+e2e: tools ## the end-to-end tests on a fresh stack of their own (TEST_STACK_PORT), leaving the user's alone
+	$(if $(filter $(abspath $(TEST_STACK_STATE_DIR)),$(abspath $(STACK_STATE_DIR) $(LOCAL_STATE_DIR) $(LOCAL_DIR))),\
+	  $(error TEST_STACK_STATE_DIR must be a folder of its own, not $(TEST_STACK_STATE_DIR)))
+	@$(MAKE) --no-print-directory stack-down $(TEST_STACK_VARS)
+	rm -rf $(TEST_STACK_STATE_DIR)
+	$(call with_stack,run-e2e,$(TEST_STACK_VARS))
+
+run-e2e: ## the end-to-end tests alone, against the stack already up on LOCAL_STACK_PORT
+	$(RUN) infra/local/check_cargo_lambda_deploy.sh
 	$(RUN) cargo test -p e2e --tests -- --ignored --test-threads $(E2E_THREADS) --show-output
 
 # Long (minutes of transcoding on two cores), so CI does not run it; prints its counts.
-soak: tools
-	@trap 'infra/local/stack.sh down' EXIT; \
-	$(MAKE) --no-print-directory stack; \
+soak: tools ## the load test: 200 uploads and 200 clip requests at once on the local stack
+	$(call with_stack,run-soak)
+
+run-soak: ## the load test alone, against the stack already up (make stack)
 	$(RUN) cargo test -p e2e --features soak --test soak -- --ignored --nocapture
 
 # ------------------------------------------------------------------ bench
-bench: tools
-	@trap 'infra/local/stack.sh down' EXIT; \
-	$(MAKE) --no-print-directory stack; \
+bench: tools ## benchmarks, each printed beside its baseline [SECTIONS="cold-init rss overhead clips"]
+	$(call with_stack,run-bench)
+
+run-bench: ## the benchmarks alone, against the stack already up (make stack) [SECTIONS=...]
 	$(RUN) cargo run --quiet -p bench --bin bench -- $(SECTIONS)
 
 # ------------------------------------------------------------------ real AWS
-deploy: tools
+deploy: tools ## sam build + sam deploy to a real AWS account (your credentials) [AWS_STACK_NAME=] [PARAMS=]
 	$(VENV)/bin/sam build --template-file infra/template.yaml --build-dir $(SAM_BUILD_DIR)-aws
 	$(VENV)/bin/sam deploy --template-file $(SAM_BUILD_DIR)-aws/template.yaml --stack-name $(AWS_STACK_NAME) \
 	  --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM $(if $(PARAMS),--parameter-overrides $(PARAMS),)
 
+# Checked when make reads the Makefile, so a wrong FN is told before any tool is installed.
 FN ?=
 NAME ?= $(AWS_STACK_NAME)-$(FN)
-deploy-fn: tools
-	@test -n "$(FN)" || { echo "usage: make deploy-fn FN=upload-publisher|rendition-worker [NAME=deployed-function-name]"; exit 1; }
+ifneq ($(filter deploy-fn,$(MAKECMDGOALS)),)
+ifneq ($(words $(FN)) $(filter $(FN),$(FUNCTIONS)),1 $(strip $(FN)))
+$(error usage: make deploy-fn FN=function [NAME=deployed-function-name], where function is one of: $(FUNCTIONS))
+endif
+endif
+deploy-fn: tools ## cargo lambda deploy of one function: FN=function [NAME=deployed-function-name]
 	cd functions/$(FN) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release
 	cd functions/$(FN) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda deploy --binary-name $(FN) $(NAME)
 
@@ -174,9 +206,11 @@ deploy-fn: tools
 # No QUEUE: the stack's dead-letter queues and their depths. LOCAL=1: the local stack
 # (STACK_NAME); otherwise the deployed AWS_STACK_NAME with your credentials (AWS_PROFILE, AWS_REGION).
 QUEUE ?=
-redrive: $(VENV)/.installed
+redrive: $(VENV)/.installed ## list the dead-letter queues, or move one's messages back to work [QUEUE=dlq] [LOCAL=1] [INCLUDE_REJECTED=1]
 	$(if $(LOCAL),$(RUN) ,)$(VENV)/bin/python infra/ops/redrive.py --stack-name $(if $(LOCAL),$(STACK_NAME),$(AWS_STACK_NAME)) \
 	  $(QUEUE) $(if $(INCLUDE_REJECTED),--include-rejected,)
 
-clean-local: stack-down
-	rm -rf $(LOCAL)
+clean-local: ## stop the local stacks (yours and the test stack), then delete LOCAL_DIR (the build cache too)
+	infra/local/stack.sh down
+	$(TEST_STACK_VARS) infra/local/stack.sh down
+	rm -rf $(LOCAL_DIR)
