@@ -59,7 +59,7 @@ async fn run() -> Result<(), BoxError> {
     }
     shared::logging::init();
     let root = repo_root();
-    let work = root.join(".local/bench");
+    let work = harness::local_dir().join("bench");
     std::fs::create_dir_all(&work)?;
     let bench = Bench {
         outputs: StackOutputs::load()?,
@@ -93,7 +93,10 @@ async fn run() -> Result<(), BoxError> {
 
 impl Bench {
     fn binary(&self, function: &str) -> PathBuf {
-        self.root.join(".local/sam-build").join(function).join("bootstrap")
+        self.root
+            .join(local_services::stack_setting("SAM_BUILD_DIR").unwrap_or(".local/sam-build"))
+            .join(function)
+            .join("bootstrap")
     }
 
     fn publisher_env(&self) -> Vec<(String, String)> {

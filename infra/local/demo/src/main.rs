@@ -33,7 +33,7 @@ async fn demo() -> Result<(), BoxError> {
     let source_bucket = outputs.get("SourceBucketName");
     let output_bucket = outputs.get("OutputBucketName");
 
-    let work = harness::repo_root().join(".local/demo");
+    let work = harness::local_dir().join("demo");
     std::fs::create_dir_all(&work)?;
     let sample = work.join("sample.mp4");
     let spec = SampleSpec {

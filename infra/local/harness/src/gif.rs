@@ -16,8 +16,10 @@ pub fn local_function_url(function_url: &str) -> Result<String, BoxError> {
         .and_then(|rest| rest.split('/').next())
         .ok_or_else(|| format!("not a function URL: {function_url}"))?;
     let url_id = host.split('.').next().unwrap_or_default();
-    let port = std::env::var("LOCAL_STACK_PORT").unwrap_or_else(|_| "4566".into());
-    Ok(format!("http://127.0.0.1:{port}/_aws/lambda-url/{url_id}/"))
+    Ok(format!(
+        "{}/_aws/lambda-url/{url_id}/",
+        local_services::url(local_services::stack_port())
+    ))
 }
 
 pub struct GifApi {

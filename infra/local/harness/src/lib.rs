@@ -26,7 +26,23 @@ pub fn repo_root() -> PathBuf {
         .expect("repo root exists")
 }
 
-/// The deployed stack's outputs, written by `make stack` to `.local/stack-outputs.json`
+/// The stack's state folder: `LOCAL_STATE_DIR` (the test stack's, under `make test`), else
+/// `STACK_STATE_DIR` of `infra/local/stack.env`.
+pub fn state_dir() -> PathBuf {
+    let dir = std::env::var("LOCAL_STATE_DIR")
+        .ok()
+        .or_else(|| local_services::stack_setting("STACK_STATE_DIR").map(str::to_owned))
+        .unwrap_or_else(|| ".local".to_owned());
+    repo_root().join(dir)
+}
+
+/// Machine-local scratch shared by every stack (`LOCAL_DIR` of `infra/local/stack.env`), e.g.
+/// `local_dir().join("demo")`.
+pub fn local_dir() -> PathBuf {
+    repo_root().join(local_services::stack_setting("LOCAL_DIR").unwrap_or(".local"))
+}
+
+/// The deployed stack's outputs, written by `make stack` to `<state dir>/stack-outputs.json`
 /// (`sam list stack-outputs --output json`).
 #[derive(Debug, Clone)]
 pub struct StackOutputs(HashMap<String, String>);
@@ -35,7 +51,7 @@ impl StackOutputs {
     pub fn load() -> Result<Self, BoxError> {
         let path = std::env::var_os("STACK_OUTPUTS")
             .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join(".local/stack-outputs.json"));
+            .unwrap_or_else(|| state_dir().join("stack-outputs.json"));
         let text = std::fs::read_to_string(&path).map_err(|e| {
             format!(
                 "{}: {e} (is the local stack deployed? run `make stack`)",

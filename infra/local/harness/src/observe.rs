@@ -14,13 +14,6 @@ use serde_json::Value;
 
 use crate::BoxError;
 
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
-        let port = std::env::var("LOCAL_STACK_PORT").unwrap_or_else(|_| "4566".into());
-        format!("http://127.0.0.1:{port}")
-    })
-}
-
 /// A signed POST to the local stack: status and body.
 async fn signed_post(
     path: &str,
@@ -28,7 +21,7 @@ async fn signed_post(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Result<(u16, Vec<u8>), BoxError> {
-    let url = format!("{}{path}", endpoint().trim_end_matches('/'));
+    let url = format!("{}{path}", local_services::stack_endpoint().trim_end_matches('/'));
     let response = crate::http::post(&url, headers, body, Some(service)).await?;
     Ok((response.status, response.body))
 }

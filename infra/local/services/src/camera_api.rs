@@ -266,10 +266,8 @@ mod tests {
     /// client is tested against too: the two sides meet only in this file.
     #[test]
     fn a_listed_recording_is_written_in_the_api_wire_format() {
-        let fixture: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../../shared/fixtures/camera-api-recordings.json"
-        ))
-        .unwrap();
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../shared/fixtures/camera-api-recordings.json")).unwrap();
         let url = recording_url(
             "https://cameras.example.com/recordings",
             "recordings/test/test_20180916T160017.mp4",

@@ -69,13 +69,23 @@ fn port_setting(name: &str) -> u16 {
         .unwrap_or_else(|| panic!("infra/local/stack.env has no numeric {name}"))
 }
 
+/// The stack's own port (ministack's gateway): `LOCAL_STACK_PORT`, else `STACK_PORT`.
+pub fn stack_port() -> u16 {
+    std::env::var("LOCAL_STACK_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| port_setting("STACK_PORT"))
+}
+
+/// The stack's endpoint: `AWS_ENDPOINT_URL` (set by `stack.sh run`), else loopback at
+/// [`stack_port`].
+pub fn stack_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| url(stack_port()))
+}
+
 impl Ports {
     pub fn from_env() -> Ports {
-        let stack_port = std::env::var("LOCAL_STACK_PORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| port_setting("STACK_PORT"));
-        Ports::for_stack(stack_port)
+        Ports::for_stack(stack_port())
     }
 
     pub fn for_stack(stack_port: u16) -> Ports {
