@@ -14,6 +14,9 @@ them through the service APIs after `sam deploy`:
   the cap is what bounds concurrency, keep theirs.
 * `TimeToLiveSpecification` on DynamoDB tables  -> dynamodb:UpdateTimeToLive
 
+The template is read with its Fn::ForEach loops expanded (infra/ops/expanded_template.py), so
+every rendition worker the loop deploys is covered by its logical id.
+
 Run through `infra/local/stack.sh run` (endpoint and dummy credentials). Never needed on AWS.
 """
 
@@ -21,9 +24,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import boto3
-from cfnlint.decode import decode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
+import expanded_template  # noqa: E402  (infra/ops is not a package)
 
 
 def resolve(value, parameters: dict[str, str]):
@@ -40,9 +46,10 @@ def main() -> int:
     parser.add_argument("--parameter-overrides", nargs="*", default=[])
     args = parser.parse_args()
 
-    template, errors = decode(args.template)
-    if errors:
-        print(f"cannot read {args.template}: {errors}", file=sys.stderr)
+    try:
+        template = expanded_template.load(args.template)
+    except ValueError as e:
+        print(e, file=sys.stderr)
         return 1
     parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
     for override in args.parameter_overrides:

@@ -6,6 +6,9 @@ checkov itself exits 0 when it cannot parse the template (it then checks nothing
 verdict is taken from its JSON summary instead: failed checks are listed one a line, then the
 counts. Checks that do not apply are skipped in the template, on the resource, each with its
 one-line reason (infra/tests/test_template.py holds every skip to having one).
+
+checkov does not expand AWS::LanguageExtensions: it would scan each Fn::ForEach loop as nothing
+and pass. It scans the template with its loops written out (expanded_template.py) instead.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
+
+import expanded_template
 
 
 def main() -> int:
@@ -22,14 +29,22 @@ def main() -> int:
     parser.add_argument("template")
     args = parser.parse_args()
 
-    # --skip-download: nothing is fetched from checkov's vendor (offline, and the same result
-    # everywhere); the checks themselves ship with the package.
-    run = subprocess.run(
-        [args.checkov, "--file", args.template, "--framework", "cloudformation", "--skip-download", "--quiet", "--output", "json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        expanded = expanded_template.load(args.template)
+    except ValueError as e:
+        print(f"checkov {args.template}: {e}", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory() as scratch:
+        scanned = Path(scratch) / (Path(args.template).stem + ".expanded.json")
+        scanned.write_text(json.dumps(expanded, indent=1))
+        # --skip-download: nothing is fetched from checkov's vendor (offline, and the same
+        # result everywhere); the checks themselves ship with the package.
+        run = subprocess.run(
+            [args.checkov, "--file", str(scanned), "--framework", "cloudformation", "--skip-download", "--quiet", "--output", "json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     try:
         report = json.loads(run.stdout)
     except ValueError:

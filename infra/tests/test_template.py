@@ -7,13 +7,36 @@ in the code each one is used). Plus the storage and messaging guarantees the iss
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 from pathlib import Path
 
 import pytest
-from cfnlint.decode import decode
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+INFRA = Path(__file__).resolve().parents[1]
+TEMPLATE = INFRA / "template.yaml"
+REPO = INFRA.parent
+
+# The template as the stack has it: its Fn::ForEach loops written out (infra/ops/expanded_template.py).
+_SPEC = importlib.util.spec_from_file_location("expanded_template", INFRA / "ops" / "expanded_template.py")
+expanded_template = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(expanded_template)
+
+# The rendition profiles (job-templates/renditions/<name>.json, compiled into the worker by
+# shared/build.rs). The template deploys one worker per profile; its logical ids carry the
+# profile's height: 720p -> Rendition720Function, Rendition720Queue, ...
+PROFILES = sorted((REPO / "job-templates" / "renditions").glob("*.json"))
+PROFILE_NAMES = [p.stem for p in PROFILES]
+
+
+def height_of(profile: str) -> str:
+    match = re.fullmatch(r"(\d+)p", profile)
+    assert match, f"profile {profile!r}: a profile is named by its height (<height>p.json), which names its worker"
+    return match.group(1)
+
+
+RENDITION_WORKERS = {profile: f"Rendition{height_of(profile)}Function" for profile in PROFILE_NAMES}
 
 LOGS = {("logs:CreateLogStream", "{fn}LogGroup"), ("logs:PutLogEvents", "{fn}LogGroup")}
 
@@ -44,7 +67,7 @@ EXPECTED = {
             # results
             ("sns:Publish", "ResultsTopic"),
         }
-        for p in ("720", "1080")
+        for p in (height_of(profile) for profile in PROFILE_NAMES)
     },
     "ClipTrimmerFunction": {
         # the SQS event source mapping, plus ChangeMessageVisibility for the retry backoff
@@ -115,8 +138,7 @@ EXPECTED = {
 LEDGER = {("dynamodb:PutItem", "LedgerTable"), ("dynamodb:GetItem", "LedgerTable"), ("dynamodb:UpdateItem", "LedgerTable")}
 for _function_id in (
     "UploadPublisherFunction",
-    "Rendition720Function",
-    "Rendition1080Function",
+    *RENDITION_WORKERS.values(),
     "ClipTrimmerFunction",
     "MediaConvertSubmitterFunction",
     "MediaConvertResultsFunction",
@@ -137,9 +159,7 @@ MEDIACONVERT_QUEUE = (
 
 @pytest.fixture(scope="module")
 def template():
-    decoded, errors = decode(str(TEMPLATE))
-    assert not errors, errors
-    return decoded
+    return expanded_template.load(TEMPLATE)
 
 
 def resources_of(template, kind):
@@ -193,8 +213,113 @@ def granted(template, function_id):
     return grants
 
 
-def test_every_function_is_covered():
-    assert set(EXPECTED) == set(resources_of(decode(str(TEMPLATE))[0], "AWS::Serverless::Function"))
+def test_every_function_is_covered(template):
+    assert set(EXPECTED) == set(resources_of(template, "AWS::Serverless::Function"))
+
+
+def literal(value):
+    """A value the transform left as `Fn::Sub` of a constant, as that constant."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        assert "${" not in value["Fn::Sub"], value
+        return value["Fn::Sub"]
+    return value
+
+
+def rendition_workers_in(template):
+    """{RENDITION_PROFILE -> logical id} of the functions built from functions/rendition-worker."""
+    workers = {}
+    for function_id, function in resources_of(template, "AWS::Serverless::Function").items():
+        properties = function["Properties"]
+        if Path(properties["CodeUri"]).name == "rendition-worker":
+            profile = literal(properties["Environment"]["Variables"]["RENDITION_PROFILE"])
+            assert profile not in workers, f"{workers[profile]} and {function_id} both render {profile}"
+            workers[profile] = function_id
+    return workers
+
+
+def test_every_rendition_profile_has_a_worker_and_every_worker_a_profile(template):
+    workers = rendition_workers_in(template)
+    unserved = sorted(set(PROFILE_NAMES) - set(workers))
+    assert not unserved, f"profiles without a worker (add their heights to RenditionWorkers in infra/template.yaml): {unserved}"
+    unknown = sorted(set(workers) - set(PROFILE_NAMES))
+    assert not unknown, f"workers whose profile has no file in job-templates/renditions/: {unknown}"
+    assert workers == RENDITION_WORKERS
+    for path in PROFILES:
+        assert json.loads(path.read_text())["name"] == path.stem, f"{path.name}: a profile's name is its file's"
+    print(f"{len(PROFILES)} rendition profiles, {len(workers)} rendition workers")
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_each_rendition_worker_is_fed_by_the_uploads_topic_and_reported_in_the_outputs(template, profile):
+    resources = template["Resources"]
+    height = height_of(profile)
+    queue_id, dead_letter_id = f"Rendition{height}Queue", f"Rendition{height}DeadLetterQueue"
+    function = resources[RENDITION_WORKERS[profile]]["Properties"]
+    # consumed: the worker's one trigger is its queue, whose dead letters rest in its own DLQ
+    (event,) = function["Events"].values()
+    assert (event["Type"], resource_name(event["Properties"]["Queue"])) == ("SQS", queue_id)
+    assert resource_name(resources[queue_id]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) == dead_letter_id
+    variables = function["Environment"]["Variables"]
+    assert variables["DEAD_LETTER_QUEUE_URL"] == {"Ref": dead_letter_id}
+    # published: to the results topic (the least-privilege table above holds the grants)
+    assert variables["RESULTS_TOPIC_ARN"] == {"Ref": "ResultsTopic"}
+    # fed: the queue is subscribed to the uploads topic, and its policy lets that topic deliver
+    subscriptions = [
+        s["Properties"]
+        for s in resources_of(template, "AWS::SNS::Subscription").values()
+        if resource_name(s["Properties"]["Endpoint"]) == queue_id
+    ]
+    assert [(s["TopicArn"], s["Protocol"]) for s in subscriptions] == [({"Ref": "UploadsTopic"}, "sqs")]
+    policies = [
+        p["Properties"]["PolicyDocument"]
+        for p in resources_of(template, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in p["Properties"]["Queues"]
+    ]
+    assert len(policies) == 1, f"{queue_id}: one queue policy (a second would overwrite the first)"
+    (statement,) = policies[0]["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+        "Allow",
+        {"Service": "sns.amazonaws.com"},
+        "sqs:SendMessage",
+    )
+    assert resource_name(statement["Resource"]) == queue_id
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "UploadsTopic"}}}
+    # what the end-to-end tests and redrive find the worker by
+    for output in (f"Rendition{height}QueueUrl", f"Rendition{height}DeadLetterQueueUrl", f"Rendition{height}FunctionName"):
+        assert output in template["Outputs"], output
+
+
+def find_in_map(template, arguments):
+    """Fn::FindInMap with AWS::LanguageExtensions' DefaultValue, on the template's Mappings."""
+    default = arguments[3]["DefaultValue"] if len(arguments) == 4 else None
+    top, second, third = arguments[:3]
+    value = template.get("Mappings", {}).get(top, {}).get(second, {}).get(third, default)
+    assert value is not None, f"Fn::FindInMap {arguments}: no such entry"
+    return value
+
+
+def test_rendition_queues_take_raw_messages_except_1080p_which_takes_the_sns_envelope(template):
+    """The worker accepts both forms; the end-to-end tests send through both."""
+    raw = {}
+    for profile in PROFILE_NAMES:
+        queue_id = f"Rendition{height_of(profile)}Queue"
+        (subscription,) = [
+            s["Properties"]
+            for s in resources_of(template, "AWS::SNS::Subscription").values()
+            if resource_name(s["Properties"]["Endpoint"]) == queue_id
+        ]
+        value = subscription["RawMessageDelivery"]
+        raw[profile] = find_in_map(template, value["Fn::FindInMap"]) if isinstance(value, dict) else value
+    assert raw == {profile: profile != "1080p" for profile in PROFILE_NAMES}
+
+
+def test_the_description_names_every_function(template):
+    crates = sorted(p.parent.name for p in (REPO / "functions").glob("*/Cargo.toml"))
+    deployed = {Path(f["Properties"]["CodeUri"]).name for f in resources_of(template, "AWS::Serverless::Function").values()}
+    assert deployed == set(crates), "every crate under functions/ is deployed by the template"
+    unnamed = [crate for crate in crates if crate not in template["Description"]]
+    assert not unnamed, f"the template's Description does not name {unnamed}"
+    assert len(template["Description"]) <= 1024, "CloudFormation's limit"
 
 
 @pytest.mark.parametrize("function_id", sorted(EXPECTED))
@@ -390,7 +515,8 @@ def assert_alarms_on_any(properties):
 def test_dead_letter_queues_are_the_queues_named_so(template):
     named = {k for k in resources_of(template, "AWS::SQS::Queue") if k.endswith("DeadLetterQueue")}
     assert dead_letter_queues(template) == named
-    assert len(named) == 7, named
+    # upload publisher, MediaConvert submitter and results, GIF jobs, clip requests; one per worker
+    assert len(named) == 5 + len(RENDITION_WORKERS), named
 
 
 def test_every_dead_letter_queue_alarms_when_not_empty(template):

@@ -1,5 +1,7 @@
 //! Rendition profiles: data in `job-templates/renditions/*.json`, compiled into the binary (so a
-//! deployed function cannot drift from its template), chosen by name at cold start.
+//! deployed function cannot drift from its template), chosen by name at cold start. Every file
+//! there is a profile named by its stem (`build.rs` writes the table); the template deploys one
+//! rendition worker per profile, and `infra/tests/test_template.py` holds the two together.
 //!
 //! The rule every profile follows: fit the source inside the profile's box (landscape or
 //! portrait), keep the aspect ratio, never upscale, never exceed the frame-rate cap.
@@ -12,12 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::ffmpeg::ffmpeg_base_args;
 use crate::probe::MediaInfo;
 
-/// The profiles shipped in `job-templates/renditions/`.
-pub const BUILT_IN: &[(&str, &str)] = &[
-    ("480p", include_str!("../../job-templates/renditions/480p.json")),
-    ("720p", include_str!("../../job-templates/renditions/720p.json")),
-    ("1080p", include_str!("../../job-templates/renditions/1080p.json")),
-];
+include!(concat!(env!("OUT_DIR"), "/built_in_profiles.rs"));
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -224,6 +221,26 @@ mod tests {
             assert_eq!(profile.video.max_fps, 30.0);
         }
         assert!(RenditionProfile::built_in("4k").is_none());
+    }
+
+    #[test]
+    fn every_data_file_is_built_in_smallest_first() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../job-templates/renditions");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+            .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let mut names = RenditionProfile::built_in_names();
+        let long_sides: Vec<u32> = names
+            .iter()
+            .map(|n| RenditionProfile::built_in(n).unwrap().fit.long_side)
+            .collect();
+        assert!(long_sides.is_sorted(), "{names:?}: {long_sides:?}");
+        files.sort();
+        names.sort();
+        assert_eq!(names, files);
     }
 
     #[test]
