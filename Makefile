@@ -25,6 +25,9 @@ LOCAL_STACK_PORT ?= $(STACK_PORT)
 LOCAL_STATE_DIR ?= $(STACK_STATE_DIR)
 export LOCAL_STACK_PORT LOCAL_STATE_DIR
 export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
+# The template writes each rendition worker once with Fn::ForEach (AWS::LanguageExtensions);
+# SAM CLI expands it for build, package and deploy only when asked.
+export SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS := 1
 export SAM_CLI_TELEMETRY := 0
 # What `make test` gives the sub-makes that deploy, test and stop its own stack.
 TEST_STACK_VARS := LOCAL_STACK_PORT=$(TEST_STACK_PORT) LOCAL_STATE_DIR=$(TEST_STACK_STATE_DIR)

@@ -1,7 +1,7 @@
 //! `demo` (`make demo`): the whole pipeline on the local stack with a sample video.
 //!
 //! Generates a 1080p sample with ffmpeg, uploads it under a key with a space and a `+` twice:
-//! under `uploads/` (the 720p and 1080p renditions) and under `mediaconvert-uploads/` (a
+//! under `uploads/` (a rendition per profile: 480p, 720p, 1080p) and under `mediaconvert-uploads/` (a
 //! MediaConvert job from seed 001's template, run by the local MediaConvert). Watches the results
 //! topic while they are made (progress on the terminal), checks each output with ffprobe, and
 //! shows them on the origin server's page (the local CloudFront), whose address it prints. Then
@@ -60,11 +60,12 @@ async fn demo() -> Result<(), BoxError> {
     upload(&clients.s3, source_bucket, &key, &sample).await?;
     upload(&clients.s3, source_bucket, &mc_key, &sample).await?;
 
+    let expected = harness::rendition_profiles();
     println!(
-        "3/5  waiting for the 720p and 1080p renditions and the MediaConvert job ({} template)",
+        "3/5  waiting for the renditions ({}) and the MediaConvert job ({} template)",
+        expected.join(", "),
         outputs.get("MediaConvertTemplate")
     );
-    let expected = ["720p", "1080p"];
     let is_mc = |r: &PipelineResult| r.job == Job::Mediaconvert;
     let results = tap
         .collect_results(
@@ -81,12 +82,16 @@ async fn demo() -> Result<(), BoxError> {
                     Some(r) => r.status.as_str().to_owned(),
                     None => "working…".to_owned(),
                 };
-                let rendition = |p: &str| state(rs.iter().find(|r| !is_mc(r) && r.profile.as_deref() == Some(p)));
+                let renditions: String = expected
+                    .iter()
+                    .map(|p| {
+                        let found = rs.iter().find(|r| !is_mc(r) && r.profile.as_deref() == Some(*p));
+                        format!("{p}: {:<10} ", state(found))
+                    })
+                    .collect();
                 print!(
-                    "\r     {:>5.1} s   720p: {:<10} 1080p: {:<10} MediaConvert: {:<10}",
+                    "\r     {:>5.1} s   {renditions}MediaConvert: {:<10}",
                     elapsed.as_secs_f64(),
-                    rendition("720p"),
-                    rendition("1080p"),
                     state(rs.iter().find(|r| is_mc(r))),
                 );
                 let _ = std::io::stdout().flush();

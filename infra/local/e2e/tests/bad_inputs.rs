@@ -27,7 +27,9 @@ use std::time::{Duration, Instant, SystemTime};
 use harness::clips::{record, request_json, Recorder};
 use harness::gif::{put_queued_task, GifApi};
 use harness::observe::{crash_lines, find_in_queue, invoke, lambda_errors, lambda_throttles, log_lines};
-use harness::{send_batch, unique_suffix, upload, upload_bytes, SampleSpec, Tap, TestEnv};
+use harness::{
+    rendition_output, rendition_profiles, send_batch, unique_suffix, upload, upload_bytes, SampleSpec, Tap, TestEnv,
+};
 use serde_json::{json, Value};
 
 /// How long a case may take to be answered before it counts as a silent drop.
@@ -179,7 +181,7 @@ impl Run {
     }
 }
 
-/// `720p available, 1080p available` / `upload rejected NOT_VIDEO`: pipeline results in a
+/// `480p available, 720p available, 1080p available` / `upload rejected NOT_VIDEO`: pipeline results in a
 /// stable order; an `available` whose output is not at `expected_output(profile)` says where.
 fn describe_results(results: &[Value], expected_output: impl Fn(&str) -> String) -> Option<String> {
     if results.is_empty() {
@@ -217,8 +219,13 @@ fn describe_results(results: &[Value], expected_output: impl Fn(&str) -> String)
     Some(parts.join(", "))
 }
 
+/// One `<profile> <status>` per deployed profile, in [`describe_results`]'s order.
 fn renditions(status: &str) -> String {
-    format!("720p {status}, 1080p {status}")
+    rendition_profiles()
+        .iter()
+        .map(|profile| format!("{profile} {status}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn ffmpeg(args: &[&str]) {
@@ -388,7 +395,11 @@ async fn uploads(r: &Run) {
         keys.push(key);
     }
     let waits = cases.iter().zip(&keys).map(|((case, _, _, expected), key)| async move {
-        let enough = if expected.starts_with("720p") { 2 } else { 1 };
+        let enough = if expected.starts_with(rendition_profiles()[0]) {
+            rendition_profiles().len()
+        } else {
+            1
+        };
         let results = r.results_for_key(key, enough).await;
         let got = describe_results(&results, |profile| format!("renditions/{key}/{profile}.mp4"));
         r.catalogue
@@ -472,7 +483,7 @@ async fn publisher_events(r: &Run) {
                 && v["source"]["key"].as_str().unwrap_or("").contains(&r.run),
             1
         ),
-        r.results_for_key(&good_key, 2),
+        r.results_for_key(&good_key, rendition_profiles().len()),
     );
     r.catalogue.add(
         "upload-publisher",
@@ -1156,17 +1167,23 @@ async fn recorded_crashes(r: &Run, started: SystemTime) -> Vec<String> {
     let mut crashes = r.catalogue.crashes.lock().unwrap().clone();
     let ended = SystemTime::now();
     let named = r.catalogue.named_errors.lock().unwrap().clone();
-    for output in [
+    let functions = [
         "UploadPublisherFunctionName",
-        "Rendition720FunctionName",
-        "Rendition1080FunctionName",
         "ClipTrimmerFunctionName",
         "GifApiFunctionName",
         "GifConverterFunctionName",
         "MediaConvertSubmitterFunctionName",
         "MediaConvertResultsFunctionName",
-    ] {
-        let function = r.out(output);
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(
+        rendition_profiles()
+            .into_iter()
+            .map(|p| rendition_output(p, "FunctionName")),
+    );
+    for output in functions {
+        let function = r.out(&output);
         let errors = lambda_errors(&function, started, ended).await.unwrap_or_else(|e| {
             crashes.push(format!("{function}: Errors metric unreadable: {e}"));
             0.0

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use harness::{
-    peek_queue_mentioning, rejection_code, repo_root, unique_suffix, upload, upload_notice, SampleSpec, Tap, TestEnv,
+    peek_queue_mentioning, rejection_code, rendition_output, rendition_profiles, repo_root, unique_suffix, upload,
+    upload_notice, SampleSpec, Tap, TestEnv,
 };
 use shared::contracts::{PipelineResult, ResultStatus};
 
@@ -249,14 +250,16 @@ async fn an_invocation_record_is_reinvoked_with_its_original_event_and_the_rendi
     assert!(summary.contains("failed 0"), "{summary}");
 
     // The publisher announced the video, and both workers made their rendition.
-    let results = results_for(&tap, &key, 2).await;
+    let results = results_for(&tap, &key, rendition_profiles().len()).await;
     tap.close().await;
     for result in &results {
         assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
     }
     let mut profiles: Vec<_> = results.iter().filter_map(|r| r.profile.clone()).collect();
     profiles.sort();
-    assert_eq!(profiles, ["1080p", "720p"]);
+    let mut deployed = rendition_profiles();
+    deployed.sort();
+    assert_eq!(profiles, deployed);
     assert!(peek_queue_mentioning(&env.clients.sqs, dlq_url, &run)
         .await
         .unwrap()
@@ -269,17 +272,27 @@ async fn an_invocation_record_is_reinvoked_with_its_original_event_and_the_rendi
 async fn without_a_queue_redrive_lists_every_dead_letter_queue_with_its_depth() {
     let env = TestEnv::load().await;
     let printed = make_redrive(&[]);
-    for output in [
-        "Rendition720DeadLetterQueueUrl",
-        "Rendition1080DeadLetterQueueUrl",
+    let dlqs: Vec<String> = [
         "UploadPublisherDeadLetterQueueUrl",
         "MediaConvertSubmitterDeadLetterQueueUrl",
         "MediaConvertResultsDeadLetterQueueUrl",
         "GifJobsDeadLetterQueueUrl",
         "ClipRequestsDeadLetterQueueUrl",
-    ] {
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(
+        rendition_profiles()
+            .into_iter()
+            .map(|p| rendition_output(p, "DeadLetterQueueUrl")),
+    )
+    .collect();
+    for output in &dlqs {
         let name = env.outputs.get(output).rsplit('/').next().unwrap();
         assert!(printed.contains(name), "{name} not listed:\n{printed}");
     }
-    assert!(printed.contains("7 dead-letter queues"), "{printed}");
+    assert!(
+        printed.contains(&format!("{} dead-letter queues", dlqs.len())),
+        "{printed}"
+    );
 }

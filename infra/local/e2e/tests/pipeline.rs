@@ -1,4 +1,5 @@
-//! End-to-end tests of upload → SNS → 720p/1080p on the local stack, with real ffmpeg.
+//! End-to-end tests of upload → SNS → one rendition per profile (480p, 720p, 1080p) on the
+//! local stack, with real ffmpeg.
 //!
 //! They need the deployed local stack, so they are `#[ignore]`d for a plain `cargo test`;
 //! `make test` deploys the stack and runs them with `--ignored`. Every key is unique to the run,
@@ -8,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use harness::{
-    list_keys, peek_queue, peek_queue_mentioning, rejection_code, send_batch, unique_suffix, upload, upload_bytes,
-    upload_notice, SampleSpec, Tap, TestEnv,
+    list_keys, peek_queue, peek_queue_mentioning, rejection_code, rendition_output, rendition_profiles, send_batch,
+    unique_suffix, upload, upload_bytes, upload_notice, SampleSpec, Tap, TestEnv,
 };
 use shared::contracts::{Job, PipelineResult, ResultStatus};
 use shared::ffmpeg::Deadline;
@@ -21,7 +22,7 @@ async fn env() -> TestEnv {
     TestEnv::load().await
 }
 
-/// Makes a sample, uploads it under `uploads/e2e/<run>/<name>` and waits for both renditions' results.
+/// Makes a sample, uploads it under `uploads/e2e/<run>/<name>` and waits for every profile's result.
 async fn upload_and_wait_for_renditions(env: &TestEnv, name: &str, spec: SampleSpec) -> (String, Vec<PipelineResult>) {
     let sample = env.sample(spec).await;
     let tap = env.results_tap("renditions").await;
@@ -29,7 +30,7 @@ async fn upload_and_wait_for_renditions(env: &TestEnv, name: &str, spec: SampleS
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
-    let results = results_for(&tap, &key, 2).await;
+    let results = results_for(&tap, &key, rendition_profiles().len()).await;
     tap.close().await;
     (key, results)
 }
@@ -37,8 +38,9 @@ async fn upload_and_wait_for_renditions(env: &TestEnv, name: &str, spec: SampleS
 /// Messages in the rendition DLQs that mention `needle`.
 async fn dead_letters_mentioning(env: &TestEnv, needle: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for queue in ["Rendition720DeadLetterQueueUrl", "Rendition1080DeadLetterQueueUrl"] {
-        for message in peek_queue(&env.clients.sqs, env.outputs.get(queue)).await.unwrap() {
+    for profile in rendition_profiles() {
+        let queue = rendition_output(profile, "DeadLetterQueueUrl");
+        for message in peek_queue(&env.clients.sqs, env.outputs.get(&queue)).await.unwrap() {
             let body = message.body.unwrap_or_default();
             if body.contains(needle) {
                 found.push(format!("{queue}: {body}"));
@@ -73,7 +75,7 @@ const HD: SampleSpec = SampleSpec {
 
 #[tokio::test]
 #[ignore = "needs the local stack: `make test` runs it"]
-async fn an_upload_becomes_720p_and_1080p_renditions_with_audio_and_the_same_duration() {
+async fn an_upload_becomes_a_rendition_per_profile_with_audio_and_the_same_duration() {
     let env = env().await;
     let sample = env.sample(HD).await;
     let source = probe_file(Path::new("ffprobe"), &sample, Deadline::after(Duration::from_secs(30)))
@@ -84,11 +86,15 @@ async fn an_upload_becomes_720p_and_1080p_renditions_with_audio_and_the_same_dur
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
-    let results = results_for(&tap, &key, 2).await;
+    let results = results_for(&tap, &key, rendition_profiles().len()).await;
     tap.close().await;
 
+    // Every deployed profile (a new data file in job-templates/renditions/ needs its row here):
+    // consumed from its queue and published with its output.
+    let expected = [("480p", 854, 480), ("720p", 1280, 720), ("1080p", 1920, 1080)];
+    assert_eq!(expected.map(|(p, _, _)| p).to_vec(), rendition_profiles());
     let frame = 1.0 / 30.0;
-    for (profile, width, height) in [("720p", 1280, 720), ("1080p", 1920, 1080)] {
+    for (profile, width, height) in expected {
         let result = by_profile(&results, profile);
         assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
         assert_eq!(result.job, Job::Rendition);
@@ -128,7 +134,7 @@ async fn a_source_without_audio_gives_renditions_without_audio() {
         },
     )
     .await;
-    for profile in ["720p", "1080p"] {
+    for profile in rendition_profiles() {
         let result = by_profile(&results, profile);
         assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
         let output = result.output.as_ref().unwrap();
@@ -153,7 +159,7 @@ async fn a_360p_source_is_not_upscaled() {
         },
     )
     .await;
-    for profile in ["720p", "1080p"] {
+    for profile in rendition_profiles() {
         let output = by_profile(&results, profile).output.clone().unwrap();
         assert_eq!((output.width, output.height), (640, 360));
         assert!(output.upscale_avoided);
@@ -187,12 +193,13 @@ async fn a_corrupt_mp4_and_a_text_file_get_named_rejections_and_nothing_reaches_
     .await
     .unwrap();
 
-    // One wait for all three results: a tap hands over (and deletes) what it receives.
+    // One wait for all the results (one per profile, and the upload's rejection): a tap hands
+    // over (and deletes) what it receives.
     let results = tap
         .collect_results(
             WAIT,
             |r| r.source.key == corrupt_key || r.source.key == text_key,
-            |rs| rs.len() >= 3,
+            |rs| rs.len() > rendition_profiles().len(),
             |_, _| {},
         )
         .await
@@ -200,7 +207,7 @@ async fn a_corrupt_mp4_and_a_text_file_get_named_rejections_and_nothing_reaches_
     tap.close().await;
     let (corrupt_results, text_results): (Vec<_>, Vec<_>) =
         results.into_iter().partition(|r| r.source.key == corrupt_key);
-    for profile in ["720p", "1080p"] {
+    for profile in rendition_profiles() {
         let result = by_profile(&corrupt_results, profile);
         assert_eq!(result.status, ResultStatus::Rejected);
         assert_eq!(result.reason.as_ref().unwrap().code, "CORRUPT_INPUT", "{result:#?}");
@@ -276,16 +283,19 @@ async fn the_same_message_delivered_twice_yields_one_object() {
         )
         .await
         .unwrap();
-    let quiet_until = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < quiet_until {
-        results.extend(
-            tap.take_json(|v| v.pointer("/source/key").and_then(|k| k.as_str()) == Some(key.as_str()))
-                .await
-                .unwrap()
-                .into_iter()
-                .filter_map(|v| serde_json::from_value::<PipelineResult>(v).ok()),
-        );
-    }
+    let late = tap
+        .wait_for(
+            Duration::from_secs(20),
+            |v| v.pointer("/source/key").and_then(|k| k.as_str()) == Some(key.as_str()),
+            |_| false,
+        )
+        .await
+        .unwrap();
+    results.extend(
+        late.values
+            .into_iter()
+            .filter_map(|v| serde_json::from_value::<PipelineResult>(v).ok()),
+    );
     tap.close().await;
     assert!(
         results.iter().all(|r| r.status == ResultStatus::Available),

@@ -19,8 +19,8 @@ use harness::clips::{record, request_json, Recorder};
 use harness::gif::{presigned_get, GifApi};
 use harness::processes::{busy_with_ffmpeg, is_alive, kill_hard};
 use harness::{
-    invoke_async, list_keys, s3_put_event, send_batch, unique_suffix, upload, upload_bytes, upload_notice, SampleSpec,
-    Tap, TestEnv,
+    invoke_async, list_keys, rendition_output, rendition_profiles, s3_put_event, send_batch, unique_suffix, upload,
+    upload_bytes, upload_notice, SampleSpec, Tap, TestEnv,
 };
 use serde_json::{json, Value};
 use shared::contracts::PipelineResult;
@@ -291,18 +291,20 @@ async fn every_trigger_delivered_twice_gives_one_output_one_job_and_one_result_p
 
     // Every answer of this test, until each expected outcome is in and nothing more comes.
     let keys: BTreeSet<String> = [&s3_key, &sns_key, &mc_key, &mc_bad_key].into_iter().cloned().collect();
-    let expected: BTreeSet<String> = [
-        format!("rendition 720p {s3_key} available -"),
-        format!("rendition 1080p {s3_key} available -"),
-        format!("rendition 720p {sns_key} available -"),
-        format!("rendition 1080p {sns_key} available -"),
-        format!("clip {clip_id} CLIP_AVAILABLE"),
-        format!(
-            "mediaconvert {} {mc_key} available -",
-            env.outputs.get("MediaConvertTemplate")
-        ),
-    ]
-    .into();
+    let renditions = [&s3_key, &sns_key].into_iter().flat_map(|key| {
+        rendition_profiles()
+            .into_iter()
+            .map(move |p| format!("rendition {p} {key} available -"))
+    });
+    let expected: BTreeSet<String> = renditions
+        .chain([
+            format!("clip {clip_id} CLIP_AVAILABLE"),
+            format!(
+                "mediaconvert {} {mc_key} available -",
+                env.outputs.get("MediaConvertTemplate")
+            ),
+        ])
+        .collect();
     let mine = |v: &Value| {
         source_key(v).is_some_and(|k| keys.contains(k)) || v.get("clipId").and_then(Value::as_str) == Some(&clip_id)
     };
@@ -490,12 +492,14 @@ async fn workers_killed_mid_work_have_their_messages_done_again_with_nothing_los
     let env = TestEnv::load().await;
     let tap = env.results_tap("crashes").await;
     let run = unique_suffix();
-    let functions = [
-        env.outputs.get("Rendition720FunctionName"),
-        env.outputs.get("Rendition1080FunctionName"),
-        env.outputs.get("ClipTrimmerFunctionName"),
-        env.outputs.get("GifConverterFunctionName"),
-    ];
+    let functions: Vec<&str> = rendition_profiles()
+        .into_iter()
+        .map(|p| env.outputs.get(&rendition_output(p, "FunctionName")))
+        .chain([
+            env.outputs.get("ClipTrimmerFunctionName"),
+            env.outputs.get("GifConverterFunctionName"),
+        ])
+        .collect();
     // Kills must all happen before the first killed message comes back, so that no message
     // is killed twice and all of them are redone within the redrive limit.
     let visibility: u64 = env
@@ -597,7 +601,7 @@ async fn workers_killed_mid_work_have_their_messages_done_again_with_nothing_los
     let (kills, submitted) = tokio::join!(killer, submit);
     println!("kills: {kills:?}");
 
-    // Every job must end answered once: both renditions of each upload, each clip, each GIF.
+    // Every job must end answered once: every rendition of each upload, each clip, each GIF.
     let upload_keys: BTreeSet<&str> = submitted.upload_keys.iter().map(String::as_str).collect();
     let clip_ids: BTreeSet<&str> = submitted.clip_ids.iter().map(String::as_str).collect();
     let mine = |v: &Value| {
@@ -606,7 +610,7 @@ async fn workers_killed_mid_work_have_their_messages_done_again_with_nothing_los
                 .and_then(Value::as_str)
                 .is_some_and(|c| clip_ids.contains(c))
     };
-    let expected = upload_keys.len() * 2 + clip_ids.len();
+    let expected = upload_keys.len() * rendition_profiles().len() + clip_ids.len();
     let finished = |heard: &[Value]| {
         heard
             .iter()
@@ -685,13 +689,12 @@ async fn workers_killed_mid_work_have_their_messages_done_again_with_nothing_los
     assert_eq!(kills.partial_objects, 0);
     assert_eq!(incomplete, 0);
     assert_eq!(kills.orphans, 0, "ffmpeg outlived its killed function process");
-    for dlq in [
-        "Rendition720DeadLetterQueueUrl",
-        "Rendition1080DeadLetterQueueUrl",
-        "ClipRequestsDeadLetterQueueUrl",
-        "GifJobsDeadLetterQueueUrl",
-    ] {
-        let ours = harness::peek_queue_mentioning(&env.clients.sqs, env.outputs.get(dlq), &run)
+    let dlqs = rendition_profiles()
+        .into_iter()
+        .map(|p| rendition_output(p, "DeadLetterQueueUrl"))
+        .chain(["ClipRequestsDeadLetterQueueUrl", "GifJobsDeadLetterQueueUrl"].map(String::from));
+    for dlq in dlqs {
+        let ours = harness::peek_queue_mentioning(&env.clients.sqs, env.outputs.get(&dlq), &run)
             .await
             .unwrap();
         assert_eq!(ours.len(), 0, "{dlq} holds messages of this test");

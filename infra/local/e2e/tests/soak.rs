@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 use harness::clips::{record, request_json, Recorder};
 use harness::processes::function_processes;
-use harness::{peek_queue_mentioning, send_batch, unique_suffix, upload, SampleSpec, TestEnv};
+use harness::{
+    peek_queue_mentioning, rendition_output, rendition_profiles, send_batch, unique_suffix, upload, SampleSpec, TestEnv,
+};
 use serde_json::Value;
 
 const UPLOADS: usize = 200;
@@ -29,13 +31,12 @@ async fn two_hundred_uploads_and_two_hundred_clips_at_once_all_drain_within_the_
     let tap = env.results_tap("soak").await;
     let run = unique_suffix();
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    let functions = [
-        "UploadPublisherFunctionName",
-        "Rendition720FunctionName",
-        "Rendition1080FunctionName",
-        "ClipTrimmerFunctionName",
-    ]
-    .map(|output| env.outputs.get(output).to_owned());
+    let functions: Vec<String> = rendition_profiles()
+        .into_iter()
+        .map(|p| rendition_output(p, "FunctionName"))
+        .chain(["UploadPublisherFunctionName", "ClipTrimmerFunctionName"].map(String::from))
+        .map(|output| env.outputs.get(&output).to_owned())
+        .collect();
     let mut reserved = BTreeMap::new();
     for function in &functions {
         let limit = env
@@ -136,7 +137,7 @@ async fn two_hundred_uploads_and_two_hundred_clips_at_once_all_drain_within_the_
 
     let upload_set: BTreeSet<&str> = upload_keys.iter().map(String::as_str).collect();
     let clip_set: BTreeSet<&str> = clip_ids.iter().map(String::as_str).collect();
-    let expected = UPLOADS * 2 + CLIPS;
+    let expected = UPLOADS * rendition_profiles().len() + CLIPS;
     let mut answers: BTreeMap<String, Value> = BTreeMap::new();
     let mut received = 0usize;
     let mut last_report = Instant::now();
@@ -191,13 +192,12 @@ async fn two_hundred_uploads_and_two_hundred_clips_at_once_all_drain_within_the_
         .filter(|(_, v)| v["status"] != "available" && v["status"] != "CLIP_AVAILABLE")
         .collect();
     let mut parked = 0;
-    for dlq in [
-        "Rendition720DeadLetterQueueUrl",
-        "Rendition1080DeadLetterQueueUrl",
-        "ClipRequestsDeadLetterQueueUrl",
-        "UploadPublisherDeadLetterQueueUrl",
-    ] {
-        parked += peek_queue_mentioning(&env.clients.sqs, env.outputs.get(dlq), &run)
+    let dlqs = rendition_profiles()
+        .into_iter()
+        .map(|p| rendition_output(p, "DeadLetterQueueUrl"))
+        .chain(["ClipRequestsDeadLetterQueueUrl", "UploadPublisherDeadLetterQueueUrl"].map(String::from));
+    for dlq in dlqs {
+        parked += peek_queue_mentioning(&env.clients.sqs, env.outputs.get(&dlq), &run)
             .await
             .unwrap()
             .len();

@@ -26,6 +26,18 @@ pub fn repo_root() -> PathBuf {
         .expect("repo root exists")
 }
 
+/// The rendition profiles the stack deploys, one worker each, smallest first: every data file in
+/// `job-templates/renditions/` (the template's worker list is tested to match them).
+pub fn rendition_profiles() -> Vec<&'static str> {
+    shared::profiles::RenditionProfile::built_in_names()
+}
+
+/// The stack output `what` of a profile's worker: `("720p", "DeadLetterQueueUrl")` is
+/// `Rendition720DeadLetterQueueUrl`.
+pub fn rendition_output(profile: &str, what: &str) -> String {
+    format!("Rendition{}{what}", profile.trim_end_matches('p'))
+}
+
 /// The stack's state folder: `LOCAL_STATE_DIR` (the test stack's, under `make test`), else
 /// `STACK_STATE_DIR` of `infra/local/stack.env`.
 pub fn state_dir() -> PathBuf {
