@@ -1,6 +1,10 @@
 //! The messages the functions exchange. Versioned (`version`), camelCase JSON, each with a
 //! fixture under `shared/fixtures/` that the tests round-trip, so a change to a contract shows
 //! up as a fixture diff in review.
+//!
+//! * [`clip`]: the clip trimmer's request and result (the original service's shapes, unversioned).
+
+pub mod clip;
 
 use serde::{Deserialize, Serialize};
 
@@ -262,7 +266,9 @@ pub mod mediaconvert_metadata {
 mod tests {
     use super::*;
 
-    fn round_trip<T>(fixture: &str)
+    /// Parses `shared/fixtures/<fixture>` as `T` and writes it back: the JSON must come back
+    /// equal, so a field the type lacks (or names differently) fails as surely as a missing one.
+    pub(super) fn round_trip<T>(fixture: &str)
     where
         T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
     {

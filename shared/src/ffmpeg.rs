@@ -22,6 +22,8 @@ use tokio::time::Instant;
 
 use crate::ProcessingError;
 
+/// The code of a run cut off at its deadline (retryable: a less loaded invocation may finish).
+pub const TIMEOUT: &str = "TIMEOUT";
 /// How many stderr lines an error keeps.
 const STDERR_TAIL_LINES: usize = 20;
 /// ffprobe's JSON is small; anything past this is not ffprobe talking to us.
@@ -134,7 +136,7 @@ impl RunError {
     /// decided by the caller, who knows what the input was.
     pub fn into_processing_error(self, failed_code: &'static str) -> ProcessingError {
         match self {
-            RunError::Timeout { .. } => ProcessingError::retryable("TIMEOUT", self.to_string()),
+            RunError::Timeout { .. } => ProcessingError::retryable(TIMEOUT, self.to_string()),
             RunError::Spawn { .. } | RunError::Io { .. } => {
                 ProcessingError::retryable("TOOL_UNAVAILABLE", self.to_string())
             }

@@ -17,6 +17,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::ProcessingError;
 
+/// The code of an object that is not there (rejected: a retry will not make it appear).
+pub const SOURCE_MISSING: &str = "SOURCE_MISSING";
 /// Objects above this size are uploaded in parts.
 pub const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
 /// Part size for multipart uploads (S3 allows 5 MiB to 5 GiB; 10,000 parts at most).
@@ -30,7 +32,7 @@ fn missing_source(bucket: &str, key: &str) -> impl FnOnce(&str, Option<u16>) -> 
     let what = format!("s3://{bucket}/{key}");
     move |code, status| {
         (code == "NoSuchKey" || code == "NoSuchBucket" || code == "NotFound" || status == Some(404))
-            .then(|| ProcessingError::rejected("SOURCE_MISSING", format!("{what} does not exist (any more)")))
+            .then(|| ProcessingError::rejected(SOURCE_MISSING, format!("{what} does not exist (any more)")))
     }
 }
 

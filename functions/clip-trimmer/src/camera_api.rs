@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use shared::contracts::clip::ClipCode;
 use shared::ProcessingError;
 
 #[derive(Debug, Clone)]
@@ -52,9 +53,9 @@ pub struct ClipNotice<'a> {
     pub thumbnail_sizes: &'a [u32],
 }
 
-pub const CAMERA_API_UNAVAILABLE: &str = "CAMERA_API_UNAVAILABLE";
-pub const CAMERA_API_REJECTED: &str = "CAMERA_API_REJECTED";
-pub const CAMERA_NOT_FOUND: &str = "CAMERA_NOT_FOUND";
+pub const CAMERA_API_UNAVAILABLE: &str = ClipCode::CameraApiUnavailable.as_str();
+pub const CAMERA_API_REJECTED: &str = ClipCode::CameraApiRejected.as_str();
+pub const CAMERA_NOT_FOUND: &str = ClipCode::CameraNotFound.as_str();
 
 impl CameraApi {
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, String> {

@@ -19,12 +19,14 @@
 use std::ffi::OsString;
 use std::path::Path;
 
+use shared::contracts::clip::{ClipMode, ClipStatus};
 use shared::ffmpeg::{ffmpeg_base_args, Deadline, Supervised};
 use shared::ProcessingError;
 
 use crate::media::{MediaIndex, Packet};
 
-pub const CLIP_FAILED: &str = "CLIP_FAILED";
+/// The code of a clip ffmpeg could not make.
+pub const CLIP_FAILED: &str = ClipStatus::Failed.as_str();
 /// Seconds of packets fetched either side of a part, for interleaving (audio stored ahead of
 /// or behind the video of the same moment).
 const INTERLEAVE_MARGIN_SECS: f64 = 1.0;
@@ -169,10 +171,11 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn name(&self) -> &'static str {
+    /// How results name this mode.
+    pub fn kind(&self) -> ClipMode {
         match self {
-            Mode::SmartCut => "smart-cut",
-            Mode::ReEncode { .. } => "re-encode",
+            Mode::SmartCut => ClipMode::SmartCut,
+            Mode::ReEncode { .. } => ClipMode::ReEncode,
         }
     }
 }

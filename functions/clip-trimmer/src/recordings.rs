@@ -9,13 +9,14 @@
 //! original service did; with `OLD_FILE_FORMAT` the names carry minutes only.
 
 use chrono::NaiveDateTime;
+use shared::contracts::clip::ClipCode;
 use shared::ProcessingError;
 
 use crate::camera_api::{parse_iso, ListedRecording};
 use crate::schedule::Recording;
 use shared::error::truncate_chars;
 
-pub const RECORDING_UNUSABLE: &str = "RECORDING_UNUSABLE";
+pub const RECORDING_UNUSABLE: &str = ClipCode::RecordingUnusable.as_str();
 
 #[derive(Debug, Clone)]
 pub struct NameFormat {

@@ -14,6 +14,7 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
+use shared::contracts::clip::ClipCode;
 use shared::storage::{download_to_file, local_io};
 use shared::ProcessingError;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -28,8 +29,8 @@ const BOX_HEADER: u64 = 16;
 /// An MP4 has a handful of top-level boxes; more means this is not one.
 const MAX_TOP_LEVEL_BOXES: usize = 64;
 
-pub const RECORDING_MISSING: &str = "RECORDING_MISSING";
-pub const RECORDING_CORRUPT: &str = "RECORDING_CORRUPT";
+pub const RECORDING_MISSING: &str = ClipCode::RecordingMissing.as_str();
+pub const RECORDING_CORRUPT: &str = ClipCode::RecordingCorrupt.as_str();
 
 /// A recording's local stand-in and what it cost to make.
 #[derive(Debug)]
@@ -277,7 +278,7 @@ async fn get_range(
 }
 
 fn recording_error(bucket: &str, key: &str, err: ProcessingError) -> ProcessingError {
-    if err.code == "SOURCE_MISSING" {
+    if err.code == shared::storage::SOURCE_MISSING {
         ProcessingError::failed(RECORDING_MISSING, format!("s3://{bucket}/{key} does not exist"))
     } else {
         err

@@ -6,33 +6,13 @@
 //! integers and a list of integers). A `repr` using `True`/`False`/`None` is not JSON5 and is
 //! rejected with the parser's message, which names the position.
 
-use serde::{Deserialize, Serialize};
+pub use shared::contracts::clip::ClipRequest;
+use shared::contracts::clip::ClipStatus;
 use shared::error::truncate_chars;
 use shared::ProcessingError;
 
-/// One clip request (seed 002's message, plus one field of ours).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClipRequest {
-    pub clip_id: String,
-    pub camera_id: String,
-    pub start_timestamp_in_ms: i64,
-    pub end_timestamp_in_ms: i64,
-    /// When the request was re-queued as `CLIP_PENDING` (epoch ms), oldest first.
-    #[serde(default)]
-    pub retry_timestamps: Vec<i64>,
-    /// Times the request was handed on because an invocation's deadline was too close to finish
-    /// it (ours; absent in requests from users). Bounded by `MAX_DEADLINE_REQUEUES`.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub deadline_requeues: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
 /// The code of every invalid request.
-pub const CLIP_INVALID: &str = "CLIP_INVALID";
+pub const CLIP_INVALID: &str = ClipStatus::Invalid.as_str();
 
 /// Longest id accepted: ids become parts of S3 keys and URLs.
 const MAX_ID_LEN: usize = 128;
@@ -47,7 +27,7 @@ pub enum BodyStyle {
 }
 
 /// Parses a request body. Anything that is not a request in one of the two styles is a
-/// `CLIP_INVALID` rejection naming what is wrong.
+/// [`CLIP_INVALID`] rejection naming what is wrong.
 pub fn parse(body: &str) -> Result<(ClipRequest, BodyStyle), ProcessingError> {
     let body = body.trim();
     if body.is_empty() {
@@ -85,50 +65,44 @@ pub fn salvage_ids(body: &str) -> (Option<String>, Option<String>) {
     (id("clipId"), id("cameraId"))
 }
 
-impl ClipRequest {
-    pub fn duration_ms(&self) -> i64 {
-        self.end_timestamp_in_ms - self.start_timestamp_in_ms
+/// Checks what can be checked without asking anyone: ids usable in keys, a range that is a
+/// range, a length within `VIDEO_MAX_LEN` (`max_len_ms`).
+pub fn validate(request: &ClipRequest, max_len_ms: i64) -> Result<(), ProcessingError> {
+    let invalid = |reason: String| Err(ProcessingError::rejected(CLIP_INVALID, reason));
+    for (name, id) in [("clipId", &request.clip_id), ("cameraId", &request.camera_id)] {
+        if !is_safe_id(id) {
+            return invalid(format!(
+                "{name} {:?} is not a safe id (1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 . _ -, not only dots)",
+                truncate_chars(id, 80)
+            ));
+        }
     }
-
-    /// Checks what can be checked without asking anyone: ids usable in keys, a range that is
-    /// a range, a length within the limit.
-    pub fn validate(&self, max_len_ms: i64) -> Result<(), ProcessingError> {
-        let invalid = |reason: String| Err(ProcessingError::rejected(CLIP_INVALID, reason));
-        for (name, id) in [("clipId", &self.clip_id), ("cameraId", &self.camera_id)] {
-            if !is_safe_id(id) {
-                return invalid(format!(
-                    "{name} {:?} is not a safe id (1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 . _ -, not only dots)",
-                    truncate_chars(id, 80)
-                ));
-            }
-        }
-        if self.start_timestamp_in_ms < 0 {
-            return invalid(format!(
-                "startTimestampInMs {} is before 1970",
-                self.start_timestamp_in_ms
-            ));
-        }
-        if self.end_timestamp_in_ms <= self.start_timestamp_in_ms {
-            return invalid(format!(
-                "endTimestampInMs {} is not after startTimestampInMs {}",
-                self.end_timestamp_in_ms, self.start_timestamp_in_ms
-            ));
-        }
-        if self.duration_ms() > max_len_ms {
-            return invalid(format!(
-                "the clip would last {} ms; VIDEO_MAX_LEN allows {} ms",
-                self.duration_ms(),
-                max_len_ms
-            ));
-        }
-        if self.retry_timestamps.len() > MAX_RETRY_TIMESTAMPS {
-            return invalid(format!(
-                "retryTimestamps has {} entries (at most {MAX_RETRY_TIMESTAMPS})",
-                self.retry_timestamps.len()
-            ));
-        }
-        Ok(())
+    if request.start_timestamp_in_ms < 0 {
+        return invalid(format!(
+            "startTimestampInMs {} is before 1970",
+            request.start_timestamp_in_ms
+        ));
     }
+    if request.end_timestamp_in_ms <= request.start_timestamp_in_ms {
+        return invalid(format!(
+            "endTimestampInMs {} is not after startTimestampInMs {}",
+            request.end_timestamp_in_ms, request.start_timestamp_in_ms
+        ));
+    }
+    if request.duration_ms() > max_len_ms {
+        return invalid(format!(
+            "the clip would last {} ms; VIDEO_MAX_LEN allows {} ms",
+            request.duration_ms(),
+            max_len_ms
+        ));
+    }
+    if request.retry_timestamps.len() > MAX_RETRY_TIMESTAMPS {
+        return invalid(format!(
+            "retryTimestamps has {} entries (at most {MAX_RETRY_TIMESTAMPS})",
+            request.retry_timestamps.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Ids end up in S3 keys and URLs: letters, digits, `.`, `_` and `-` only, and not a path
@@ -197,14 +171,14 @@ mod tests {
     #[test]
     fn impossible_ranges_and_lengths_are_rejected() {
         let max = 600_000;
-        assert!(request(1000, 2000).validate(max).is_ok());
+        assert!(validate(&request(1000, 2000), max).is_ok());
         for (start, end, says) in [
             (2000, 1000, "is not after"),
             (1000, 1000, "is not after"),
             (-5, 1000, "before 1970"),
             (0, 600_001, "VIDEO_MAX_LEN allows 600000 ms"),
         ] {
-            let err = request(start, end).validate(max).unwrap_err();
+            let err = validate(&request(start, end), max).unwrap_err();
             assert!(err.reason.contains(says), "{start}..{end}: {}", err.reason);
         }
     }
@@ -224,7 +198,7 @@ mod tests {
         ] {
             let mut r = request(0, 1);
             r.camera_id = bad.to_owned();
-            assert!(r.validate(10).is_err(), "{bad:?}");
+            assert!(validate(&r, 10).is_err(), "{bad:?}");
         }
         for good in ["1111111111111", "cam-1", "a.b_c", "-i"] {
             assert!(is_safe_id(good), "{good:?}");

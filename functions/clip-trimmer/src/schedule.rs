@@ -3,7 +3,9 @@
 //! `OUT_OF_RANGE_LIMIT`) and the coverage of a range by recordings. Pure functions of their
 //! inputs, so every rule is unit-tested without a clock or a queue.
 
-use serde::Serialize;
+#[cfg(doc)]
+use shared::contracts::clip::ClipStatus;
+pub use shared::contracts::clip::Gap;
 
 /// One recording as the camera API lists it, with its place in the origin bucket.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,20 +13,6 @@ pub struct Recording {
     pub start_ms: i64,
     pub end_ms: i64,
     pub key: String,
-}
-
-/// A part of the requested range that no recording covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Gap {
-    pub start_timestamp_in_ms: i64,
-    pub end_timestamp_in_ms: i64,
-}
-
-impl Gap {
-    pub fn duration_ms(&self) -> i64 {
-        self.end_timestamp_in_ms - self.start_timestamp_in_ms
-    }
 }
 
 /// The part of one recording that goes into the clip, in ms from the recording's start.
@@ -104,8 +92,8 @@ pub struct Limits {
     pub out_of_range_ms: i64,
 }
 
-/// `CLIP_OUT_OF_RANGE` when the range starts further back than recordings are kept: decided
-/// before asking the camera API anything.
+/// Out of range ([`ClipStatus::OutOfRange`]) when the range starts further back than
+/// recordings are kept: decided before asking the camera API anything.
 pub fn is_out_of_range(start_ms: i64, now_ms: i64, limits: Limits) -> bool {
     now_ms - start_ms > limits.out_of_range_ms
 }
@@ -113,9 +101,9 @@ pub fn is_out_of_range(start_ms: i64, now_ms: i64, limits: Limits) -> bool {
 /// What to do with a request whose recordings do not (yet) cover the range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotCovered {
-    /// Young enough: re-queue it and say `CLIP_PENDING`.
+    /// Young enough: re-queue it and say [`ClipStatus::Pending`].
     Pending,
-    /// Pending for longer than `SQS_RETRY_LIMIT`: `CLIP_NOT_AVAILABLE`.
+    /// Pending for longer than `SQS_RETRY_LIMIT`: [`ClipStatus::NotAvailable`].
     NotAvailable,
 }
 

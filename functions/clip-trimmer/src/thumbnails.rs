@@ -5,20 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+pub use shared::contracts::clip::CappedSize;
 use shared::ffmpeg::{ffmpeg_base_args, Deadline, Supervised};
 use shared::ProcessingError;
 
 use crate::cut::{seek_args, CLIP_FAILED};
 use crate::media::MediaIndex;
-
-/// A requested width that the recording is too small for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CappedSize {
-    pub requested: u32,
-    pub width: u32,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThumbnailPlan {
