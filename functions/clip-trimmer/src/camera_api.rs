@@ -210,4 +210,34 @@ mod tests {
         assert_eq!(listed[0].alias.as_deref(), Some("test"));
         assert_eq!(listed[0].recording_url, "https://rec.example/test/a.mp4");
     }
+
+    /// The camera API's answer as the local stand-in writes it and seed 002 documents it (the
+    /// stand-in is tested against the same fixture): read into the span of an origin object.
+    #[test]
+    fn the_shared_recording_list_fixture_resolves_to_a_recording() {
+        let listed: Vec<ListedRecording> =
+            serde_json::from_str(include_str!("../../../shared/fixtures/camera-api-recordings.json")).unwrap();
+        let origin = crate::recordings::Origin {
+            recordings_url: "https://cameras.example.com/recordings".into(),
+            bucket: "origin".into(),
+            dir: "recordings".into(),
+        };
+        let names = crate::recordings::NameFormat {
+            timestamp_format: "%Y%m%dT%H%M%S".into(),
+            old_file_format: false,
+        };
+        let recording = origin.resolve(&listed[0], &names).unwrap();
+        assert_eq!(recording.key, "recordings/test/test_20180916T160017.mp4");
+        assert_eq!(recording.start_ms, 1_537_113_617_000);
+        assert_eq!(recording.end_ms - recording.start_ms, 600_000);
+        // Without dates, the start is read from the file name as the recorder wrote it.
+        let undated = ListedRecording {
+            start_date: None,
+            ..listed[0].clone()
+        };
+        assert_eq!(
+            names.start_from_name(&origin.key_of(&undated.recording_url).unwrap()),
+            Some(recording.start_ms)
+        );
+    }
 }
