@@ -1,17 +1,24 @@
 //! The messages the functions exchange. Versioned (`version`), camelCase JSON, each with a
-//! fixture under `shared/fixtures/` that the tests round-trip, so a change to a contract shows
-//! up as a fixture diff in review.
+//! fixture under `shared/fixtures/` that the tests check against its type both ways (see
+//! [`round_trip`]), so a change to a contract shows up as a fixture diff in review.
 //!
-//! * [`clip`]: the clip trimmer's request and result (the original service's shapes, unversioned).
+//! * this module: the pipeline's messages: [`UploadNotice`] on the uploads topic, and
+//!   [`PipelineResult`] on the results topic for uploads, renditions and MediaConvert jobs;
+//! * [`clip`]: the clip trimmer's request and result (the original service's shapes, unversioned);
+//! * [`gif`]: the GIF job on its queue and the GIF task API's answers.
+//!
+//! Codes and statuses are enums ([`crate::Code`], [`ResultStatus`], …), each spelled once.
 
 pub mod clip;
+pub mod gif;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::truncate_chars;
 use crate::publish::Attribute;
 use crate::s3_event::MAX_KEY_BYTES;
-use crate::ProcessingError;
+use crate::wire::wire_enum;
+use crate::{Code, ProcessingError};
 
 /// The version of the message contracts in this module.
 pub const CONTRACT_VERSION: u32 = 1;
@@ -35,48 +42,30 @@ pub struct UploadNotice {
     pub event_time: String,
 }
 
-/// Which stage of the pipeline a result comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Job {
-    Upload,
-    Rendition,
-    /// A MediaConvert job (submitted by `mediaconvert-submitter`, answered by
-    /// `mediaconvert-results` when MediaConvert reports its end state).
-    Mediaconvert,
-}
-
-impl Job {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Job::Upload => "upload",
-            Job::Rendition => "rendition",
-            Job::Mediaconvert => "mediaconvert",
-        }
+wire_enum! {
+    /// Which stage of the pipeline a result comes from.
+    pub enum Job {
+        /// The upload publisher (a rejected upload; accepted ones become [`UploadNotice`]s).
+        Upload = "upload",
+        /// A rendition worker.
+        Rendition = "rendition",
+        /// A MediaConvert job (submitted by `mediaconvert-submitter`, answered by
+        /// `mediaconvert-results` when MediaConvert reports its end state).
+        Mediaconvert = "mediaconvert",
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResultStatus {
-    /// The output exists and can be served.
-    Available,
-    /// The input can never be processed (named reason); nothing will be retried.
-    Rejected,
-    /// Processing failed for a reason retrying will not change.
-    Failed,
-    /// Someone canceled the job before it finished (MediaConvert `CANCELED`).
-    Canceled,
-}
-
-impl ResultStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ResultStatus::Available => "available",
-            ResultStatus::Rejected => "rejected",
-            ResultStatus::Failed => "failed",
-            ResultStatus::Canceled => "canceled",
-        }
+wire_enum! {
+    /// How a job ended.
+    pub enum ResultStatus {
+        /// The output exists and can be served.
+        Available = "available",
+        /// The input can never be processed (named reason); nothing will be retried.
+        Rejected = "rejected",
+        /// Processing failed for a reason retrying will not change.
+        Failed = "failed",
+        /// Someone canceled the job before it finished (MediaConvert `CANCELED`).
+        Canceled = "canceled",
     }
 }
 
@@ -89,17 +78,18 @@ pub struct ObjectRef {
     pub etag: Option<String>,
 }
 
-/// Why a job was rejected or failed: a stable code and a sentence.
+/// Why a job was rejected or failed: a stable code and a sentence. (The GIF task API's errors
+/// have the same shape.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
-    pub code: String,
+    pub code: Code,
     pub message: String,
 }
 
 impl From<&ProcessingError> for Reason {
     fn from(err: &ProcessingError) -> Self {
         Reason {
-            code: err.code.to_owned(),
+            code: err.code(),
             message: err.reason.clone(),
         }
     }
@@ -160,9 +150,7 @@ pub struct DeliveredFile {
     pub bucket: String,
     pub key: String,
     pub url: String,
-    /// `media` (a file group output), `variant` (an HLS rendition playlist) or `master`
-    /// (an HLS multivariant playlist).
-    pub kind: String,
+    pub kind: FileKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,10 +159,23 @@ pub struct DeliveredFile {
     pub duration_ms: Option<u64>,
 }
 
+wire_enum! {
+    /// What a [`DeliveredFile`] is.
+    pub enum FileKind {
+        /// A file group output (an MP4, …).
+        Media = "media",
+        /// An HLS rendition (variant) playlist.
+        Variant = "variant",
+        /// An HLS multivariant (master) playlist.
+        Master = "master",
+    }
+}
+
 impl PipelineResult {
-    /// The reason's stable code (`NOT_VIDEO`, …), or `""` for a result without one.
-    pub fn reason_code(&self) -> &str {
-        self.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("")
+    /// The reason's code as spelled (`NOT_VIDEO`, …), or `""` for a result without one: for
+    /// logs and outcome keys.
+    pub fn reason_code(&self) -> &'static str {
+        self.reason.as_ref().map_or("", |r| r.code.as_str())
     }
 
     /// A rejected or failed result for `err` (which must not be retryable).
@@ -215,7 +216,7 @@ impl PipelineResult {
             attributes.push(("profile", Attribute::Text(profile.clone())));
         }
         if let Some(reason) = &self.reason {
-            attributes.push(("reason", Attribute::Text(reason.code.clone())));
+            attributes.push(("reason", Attribute::Text(reason.code.as_str().to_owned())));
         }
         attributes
     }
@@ -262,38 +263,172 @@ pub mod mediaconvert_metadata {
     pub const SOURCE_VERSION: &str = "sourceVersionId";
 }
 
+/// The fixture `shared/fixtures/<name>` as JSON. For tests: the path is this crate's source
+/// tree, so the functions' tests can check what they produce against the same fixtures.
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Checks that `json` is exactly a `T`, both ways: it parses into `T`, and `T` writes it back
+/// as the same JSON value. A field the type does not know (dropped on parsing), a field the
+/// type writes that `json` lacks, and a value written differently all fail, each named by its
+/// JSON path. The one check behind every fixture test and every test of a function's output.
+pub fn round_trip<T>(json: &serde_json::Value) -> Result<T, String>
+where
+    T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let parsed: T = serde_json::from_value(json.clone()).map_err(|e| format!("does not parse: {e}"))?;
+    let written = serde_json::to_value(&parsed).map_err(|e| format!("does not serialise: {e}"))?;
+    let mut differences = Vec::new();
+    json_differences("", json, &written, &mut differences);
+    if !differences.is_empty() {
+        return Err(differences.join("; "));
+    }
+    let reparsed: T = serde_json::from_value(written).map_err(|e| format!("its own output does not parse: {e}"))?;
+    if reparsed != parsed {
+        return Err(format!("reads back as {reparsed:?}, not {parsed:?}"));
+    }
+    Ok(parsed)
+}
+
+/// Where `original` and `written` differ, by JSON path (`/mediaconvert/outputs/0/kind`).
+fn json_differences(path: &str, original: &serde_json::Value, written: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (original, written) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (name, value) in a {
+                match b.get(name) {
+                    Some(other) => json_differences(&format!("{path}/{name}"), value, other, out),
+                    None => out.push(format!("{path}/{name} is not a field of the type (dropped)")),
+                }
+            }
+            for name in b.keys().filter(|name| !a.contains_key(*name)) {
+                out.push(format!("{path}/{name} is written by the type but missing"));
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (value, other)) in a.iter().zip(b).enumerate() {
+                json_differences(&format!("{path}/{i}"), value, other, out);
+            }
+        }
+        _ if original == written => {}
+        _ => out.push(format!("{path} is {original}, written back as {written}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Parses `shared/fixtures/<fixture>` as `T` and writes it back: the JSON must come back
-    /// equal, so a field the type lacks (or names differently) fails as surely as a missing one.
-    pub(super) fn round_trip<T>(fixture: &str)
+    /// Every fixture under `shared/fixtures/` and the contract it holds.
+    const FIXTURES: &[(&str, Check)] = &[
+        ("upload-notice.json", holds::<UploadNotice>),
+        ("result-upload-rejected.json", holds::<PipelineResult>),
+        ("result-rendition-available.json", holds::<PipelineResult>),
+        ("result-rendition-rejected.json", holds::<PipelineResult>),
+        ("result-mediaconvert-available.json", holds::<PipelineResult>),
+        ("result-mediaconvert-failed.json", holds::<PipelineResult>),
+        ("result-mediaconvert-canceled.json", holds::<PipelineResult>),
+        ("result-mediaconvert-rejected.json", holds::<PipelineResult>),
+        ("result-mediaconvert-refused.json", holds::<PipelineResult>),
+        ("gif-job.json", holds::<gif::GifJob>),
+        ("gif-task-accepted.json", holds::<gif::TaskAccepted>),
+        ("gif-task-status-queued.json", holds::<gif::TaskStatusAnswer>),
+        ("gif-task-status-running.json", holds::<gif::TaskStatusAnswer>),
+        ("gif-task-status-done.json", holds::<gif::TaskStatusAnswer>),
+        ("gif-task-status-failed.json", holds::<gif::TaskStatusAnswer>),
+        ("gif-api-error.json", holds::<gif::ApiErrorAnswer>),
+        ("codes.json", holds::<Vec<Code>>),
+        ("clip-request.json", holds::<clip::ClipRequest>),
+        ("clip-request-requeued.json", holds::<clip::ClipRequest>),
+        ("clip-request-handed-on.json", holds::<clip::ClipRequest>),
+        ("clip-result-available.json", holds::<clip::ClipResult>),
+        ("clip-result-available-re-encoded.json", holds::<clip::ClipResult>),
+        ("clip-result-pending.json", holds::<clip::ClipResult>),
+        ("clip-result-not-available.json", holds::<clip::ClipResult>),
+        ("clip-result-out-of-range.json", holds::<clip::ClipResult>),
+        ("clip-result-invalid.json", holds::<clip::ClipResult>),
+        ("clip-result-invalid-not-a-request.json", holds::<clip::ClipResult>),
+        ("clip-result-failed.json", holds::<clip::ClipResult>),
+        // Not ours but the camera API's: checked by the local stand-in that writes it and by the
+        // clip trimmer's client that reads it; here only as valid JSON.
+        ("camera-api-recordings.json", holds::<Vec<serde_json::Value>>),
+    ];
+
+    type Check = fn(&serde_json::Value) -> Result<(), String>;
+
+    fn holds<T>(json: &serde_json::Value) -> Result<(), String>
     where
-        T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
     {
-        let text = std::fs::read_to_string(format!("{}/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap_or_else(|e| panic!("{fixture}: {e}"));
-        let parsed: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{fixture}: {e}"));
-        let written = serde_json::to_value(&parsed).unwrap();
-        let original: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(written, original, "{fixture} does not round-trip");
-        assert_eq!(serde_json::from_value::<T>(written).unwrap(), parsed);
+        round_trip::<T>(json).map(drop)
     }
 
     #[test]
-    fn fixtures_round_trip() {
-        round_trip::<UploadNotice>("upload-notice.json");
-        round_trip::<PipelineResult>("result-rendition-available.json");
-        round_trip::<PipelineResult>("result-rendition-rejected.json");
-        round_trip::<PipelineResult>("result-upload-rejected.json");
-        round_trip::<PipelineResult>("result-mediaconvert-available.json");
-        round_trip::<PipelineResult>("result-mediaconvert-failed.json");
+    fn every_fixture_holds_its_contract_both_ways() {
+        let failures: Vec<String> = FIXTURES
+            .iter()
+            .filter_map(|(name, check)| check(&fixture(name)).err().map(|e| format!("{name}: {e}")))
+            .collect();
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn every_fixture_file_is_checked() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut listed: Vec<String> = FIXTURES.iter().map(|(name, _)| name.to_string()).collect();
+        listed.sort();
+        assert_eq!(
+            files, listed,
+            "a fixture without a contract, or a contract without its fixture"
+        );
+    }
+
+    #[test]
+    fn the_check_names_unknown_missing_and_different_fields() {
+        let notice = fixture("upload-notice.json");
+        assert!(round_trip::<UploadNotice>(&notice).is_ok());
+
+        let mut unknown = notice.clone();
+        unknown["sizeInBytes"] = 1.into();
+        let err = round_trip::<UploadNotice>(&unknown).unwrap_err();
+        assert!(err.contains("/sizeInBytes is not a field"), "{err}");
+
+        let mut missing = notice.clone();
+        missing.as_object_mut().unwrap().remove("key");
+        assert!(round_trip::<UploadNotice>(&missing)
+            .unwrap_err()
+            .contains("does not parse"));
+
+        // Written differently: a float where the fixture has an integer.
+        let mut rendition = fixture("result-rendition-available.json");
+        rendition["output"]["durationSecs"] = 4.into();
+        let err = round_trip::<PipelineResult>(&rendition).unwrap_err();
+        assert!(err.contains("/output/durationSecs is 4, written back as 4.0"), "{err}");
+
+        let mut result = fixture("result-mediaconvert-available.json");
+        result["mediaconvert"]["outputs"][0]["kind"] = "thumbnail".into();
+        assert!(round_trip::<PipelineResult>(&result).unwrap_err().contains("thumbnail"));
+    }
+
+    #[test]
+    fn statuses_and_kinds_round_trip_through_their_spelling() {
+        use crate::wire::{assert_wire_enum, Case};
+        assert_wire_enum(Job::ALL, Job::as_str, Case::Snake);
+        assert_wire_enum(ResultStatus::ALL, ResultStatus::as_str, Case::Snake);
+        assert_wire_enum(FileKind::ALL, FileKind::as_str, Case::Snake);
     }
 
     #[test]
     fn attributes_for_filter_policies() {
-        let err = ProcessingError::rejected("NOT_VIDEO", "a text file");
+        let err = ProcessingError::rejected(Code::NotVideo, "a text file");
         let result = PipelineResult::from_error(
             Job::Upload,
             ObjectRef {
@@ -308,9 +443,9 @@ mod tests {
         assert_eq!(
             result.attributes(),
             vec![
-                ("job", Attribute::Text("upload".into())),
-                ("status", Attribute::Text("rejected".into())),
-                ("reason", Attribute::Text("NOT_VIDEO".into()))
+                ("job", Attribute::Text(Job::Upload.as_str().into())),
+                ("status", Attribute::Text(ResultStatus::Rejected.as_str().into())),
+                ("reason", Attribute::Text(Code::NotVideo.as_str().into()))
             ]
         );
     }

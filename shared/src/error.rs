@@ -15,58 +15,59 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-/// Whether retrying can help; see the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    Retryable,
-    Rejected,
-    Failed,
-}
+pub use crate::codes::Code;
+use crate::wire::wire_enum;
 
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ErrorKind::Retryable => "retryable",
-            ErrorKind::Rejected => "rejected",
-            ErrorKind::Failed => "failed",
-        })
+wire_enum! {
+    /// Whether retrying can help; see the module docs. Spelled in a failed invocation's
+    /// `errorType` (`rejected.NOT_VIDEO`).
+    pub enum ErrorKind {
+        Retryable = "retryable",
+        Rejected = "rejected",
+        Failed = "failed",
     }
 }
 
-/// An error with a stable, machine-readable `code` (e.g. `NOT_VIDEO`, `S3_UNAVAILABLE`) and a
+/// An error with a stable, machine-readable [`Code`] (e.g. `NOT_VIDEO`, `AWS_TIMEOUT`) and a
 /// human-readable reason. The code is what results and logs carry; tests match on it.
 #[derive(Debug, thiserror::Error)]
-#[error("{code} ({kind}): {reason}")]
+#[error("{typed_code} ({kind}): {reason}")]
 pub struct ProcessingError {
     pub kind: ErrorKind,
+    /// Read with [`Self::code`].
+    typed_code: Code,
+    /// Transitional: [`Self::code`]'s spelling, for the clip trimmer, which still reads the
+    /// code as text. Once it reads `code()`, this field goes and `typed_code` becomes
+    /// `pub code: Code` (`code()` stays). Never written after construction.
     pub code: &'static str,
     pub reason: String,
 }
 
 impl ProcessingError {
-    pub fn retryable(code: &'static str, reason: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, code: impl Into<Code>, reason: impl Into<String>) -> Self {
+        let code = code.into();
         Self {
-            kind: ErrorKind::Retryable,
-            code,
+            kind,
+            typed_code: code,
+            code: code.as_str(),
             reason: reason.into(),
         }
     }
 
-    pub fn rejected(code: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Rejected,
-            code,
-            reason: reason.into(),
-        }
+    pub fn retryable(code: impl Into<Code>, reason: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Retryable, code, reason)
     }
 
-    pub fn failed(code: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Failed,
-            code,
-            reason: reason.into(),
-        }
+    pub fn rejected(code: impl Into<Code>, reason: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Rejected, code, reason)
+    }
+
+    pub fn failed(code: impl Into<Code>, reason: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Failed, code, reason)
+    }
+
+    pub fn code(&self) -> Code {
+        self.typed_code
     }
 
     pub fn is_retryable(&self) -> bool {
@@ -86,7 +87,7 @@ impl ProcessingError {
     }
 
     /// Like [`Self::from_sdk`], with a hook that maps a service error code (and HTTP status) to a
-    /// permanent outcome, e.g. `NoSuchKey` on a source object → `Rejected("SOURCE_MISSING")`.
+    /// permanent outcome, e.g. `NoSuchKey` on a source object → `Rejected(SOURCE_MISSING)`.
     pub fn from_sdk_with<E>(
         operation: &str,
         err: SdkError<E, HttpResponse>,
@@ -96,9 +97,9 @@ impl ProcessingError {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         match &err {
-            SdkError::TimeoutError(_) => Self::retryable("AWS_TIMEOUT", format!("{operation}: request timed out")),
+            SdkError::TimeoutError(_) => Self::retryable(Code::AwsTimeout, format!("{operation}: request timed out")),
             SdkError::DispatchFailure(failure) => Self::retryable(
-                "AWS_UNREACHABLE",
+                Code::AwsUnreachable,
                 format!("{operation}: could not reach the service: {failure:?}"),
             ),
             SdkError::ServiceError(service) => {
@@ -109,7 +110,7 @@ impl ProcessingError {
                     return mapped;
                 }
                 Self::retryable(
-                    "AWS_SERVICE_ERROR",
+                    Code::AwsServiceError,
                     format!("{operation}: {code} (HTTP {}): {message}", fmt_status(status)),
                 )
             }
@@ -121,7 +122,7 @@ impl ProcessingError {
                     }
                 }
                 Self::retryable(
-                    "AWS_ERROR",
+                    Code::AwsError,
                     format!("{operation} (HTTP {}): {}", fmt_status(status), DisplayErrorChain(&err)),
                 )
             }
@@ -157,7 +158,7 @@ impl fmt::Display for DisplayErrorChain<'_> {
 impl From<ProcessingError> for lambda_runtime::Diagnostic {
     fn from(err: ProcessingError) -> Self {
         lambda_runtime::Diagnostic {
-            error_type: format!("{}.{}", err.kind, err.code),
+            error_type: format!("{}.{}", err.kind, err.code()),
             error_message: err.reason,
         }
     }
@@ -174,15 +175,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kinds_round_trip_through_their_spelling() {
+        use crate::wire::{assert_wire_enum, Case};
+        assert_wire_enum(ErrorKind::ALL, ErrorKind::as_str, Case::Snake);
+    }
+
+    #[test]
     fn display_names_code_kind_and_reason() {
-        let err = ProcessingError::rejected("NOT_VIDEO", "no video stream");
+        let err = ProcessingError::rejected(Code::NotVideo, "no video stream");
         assert_eq!(err.to_string(), "NOT_VIDEO (rejected): no video stream");
         assert!(!err.is_retryable());
     }
 
     #[test]
     fn diagnostic_error_type_carries_kind_and_code() {
-        let diagnostic: lambda_runtime::Diagnostic = ProcessingError::retryable("AWS_TIMEOUT", "slow").into();
+        let diagnostic: lambda_runtime::Diagnostic = ProcessingError::retryable(Code::AwsTimeout, "slow").into();
         assert_eq!(diagnostic.error_type, "retryable.AWS_TIMEOUT");
         assert_eq!(diagnostic.error_message, "slow");
     }

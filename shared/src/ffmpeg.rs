@@ -20,10 +20,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio::time::Instant;
 
-use crate::ProcessingError;
+use crate::{Code, ProcessingError};
 
-/// The code of a run cut off at its deadline (retryable: a less loaded invocation may finish).
-pub const TIMEOUT: &str = "TIMEOUT";
 /// How many stderr lines an error keeps.
 const STDERR_TAIL_LINES: usize = 20;
 /// ffprobe's JSON is small; anything past this is not ffprobe talking to us.
@@ -134,11 +132,11 @@ impl RunError {
     /// The default mapping: a timeout may pass on a less loaded retry; a missing binary or a
     /// broken pipe is a deployment fault (kept in the DLQ for a redrive); a non-zero exit is
     /// decided by the caller, who knows what the input was.
-    pub fn into_processing_error(self, failed_code: &'static str) -> ProcessingError {
+    pub fn into_processing_error(self, failed_code: impl Into<Code>) -> ProcessingError {
         match self {
-            RunError::Timeout { .. } => ProcessingError::retryable(TIMEOUT, self.to_string()),
+            RunError::Timeout { .. } => ProcessingError::retryable(Code::Timeout, self.to_string()),
             RunError::Spawn { .. } | RunError::Io { .. } => {
-                ProcessingError::retryable("TOOL_UNAVAILABLE", self.to_string())
+                ProcessingError::retryable(Code::ToolUnavailable, self.to_string())
             }
             RunError::Exit { .. } => ProcessingError::failed(failed_code, self.to_string()),
         }
@@ -363,7 +361,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, RunError::Timeout { .. }), "{err}");
-        assert!(err.into_processing_error("X").is_retryable());
+        assert!(err.into_processing_error(Code::TranscodeFailed).is_retryable());
     }
 
     #[tokio::test]
@@ -382,7 +380,10 @@ mod tests {
             }
             other => panic!("unexpected {other}"),
         }
-        assert_eq!(err.into_processing_error("TRANSCODE_FAILED").code, "TRANSCODE_FAILED");
+        assert_eq!(
+            err.into_processing_error(Code::TranscodeFailed).code(),
+            Code::TranscodeFailed
+        );
     }
 
     #[tokio::test]
@@ -401,8 +402,8 @@ mod tests {
             .run()
             .await
             .unwrap_err();
-        let err = err.into_processing_error("X");
-        assert_eq!(err.code, "TOOL_UNAVAILABLE");
+        let err = err.into_processing_error(Code::TranscodeFailed);
+        assert_eq!(err.code(), Code::ToolUnavailable);
     }
 
     #[test]

@@ -1,32 +1,15 @@
-//! The GIF task contract shared by `gif-api` (writes tasks, enqueues jobs, reads status) and
-//! `gif-converter` (consumes jobs, keeps the task current): the job message, the task states,
-//! the `tasks` table's attribute names, and the bounds on the optional parameters.
+//! What `gif-api` (writes tasks, enqueues jobs, reads status) and `gif-converter` (consumes
+//! jobs, keeps the task current) share besides their messages: the bounds on the optional
+//! parameters, the `tasks` table's attribute names, task ids and GIF keys.
+//!
+//! The messages themselves (the job, the task statuses, the API's answers) are contracts, in
+//! [`crate::contracts::gif`]; they are re-exported here for the code that reads them as GIF
+//! things.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::ProcessingError;
-
-pub const GIF_JOB_VERSION: u32 = 1;
-
-/// One message on the GIF jobs queue. The task row is the source of truth for state; the
-/// message carries the validated parameters so the converter needs no extra read to start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GifJob {
-    pub version: u32,
-    pub task_id: String,
-    pub src_url: String,
-    #[serde(flatten)]
-    pub params: GifParams,
-}
-
-/// What part of the source becomes the GIF, and how large.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct GifParams {
-    pub start_secs: f64,
-    pub duration_secs: f64,
-    pub width: u32,
-    pub fps: u32,
-}
+pub use crate::contracts::gif::{GifJob, GifParams, TaskStatus, GIF_JOB_VERSION};
+use crate::{Code, ProcessingError};
 
 /// The bounds on [`GifParams`], from configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,7 +70,7 @@ impl GifLimits {
     /// Fills in defaults and checks bounds. A duration above the cap is capped, not refused
     /// (`true` in the second field); anything else out of bounds is a named rejection.
     pub fn resolve(&self, requested: RequestedParams) -> Result<(GifParams, bool), ProcessingError> {
-        let invalid = |reason: String| ProcessingError::rejected("INVALID_PARAMETER", reason);
+        let invalid = |reason: String| ProcessingError::rejected(Code::InvalidParameter, reason);
         let start = requested.start.unwrap_or(0.0);
         if !start.is_finite() || start < 0.0 || start > self.max_start_secs {
             return Err(invalid(format!(
@@ -124,42 +107,6 @@ impl GifLimits {
             },
             capped,
         ))
-    }
-}
-
-/// A task's life: QUEUED → RUNNING → DONE | FAILED. DONE and FAILED are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum TaskStatus {
-    Queued,
-    Running,
-    Done,
-    Failed,
-}
-
-impl TaskStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Queued => "QUEUED",
-            TaskStatus::Running => "RUNNING",
-            TaskStatus::Done => "DONE",
-            TaskStatus::Failed => "FAILED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<TaskStatus> {
-        [
-            TaskStatus::Queued,
-            TaskStatus::Running,
-            TaskStatus::Done,
-            TaskStatus::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, TaskStatus::Done | TaskStatus::Failed)
     }
 }
 
@@ -289,28 +236,9 @@ mod tests {
             ),
         ] {
             let err = limits.resolve(requested).unwrap_err();
-            assert_eq!(err.code, "INVALID_PARAMETER");
+            assert_eq!(err.code(), Code::InvalidParameter);
             assert!(err.reason.starts_with(needle), "{err}");
         }
-    }
-
-    #[test]
-    fn the_job_message_is_flat_json() {
-        let job = GifJob {
-            version: GIF_JOB_VERSION,
-            task_id: "t".into(),
-            src_url: "https://example.com/a.mp4".into(),
-            params: GifParams {
-                start_secs: 1.5,
-                duration_secs: 2.0,
-                width: 320,
-                fps: 10,
-            },
-        };
-        let json = serde_json::to_value(&job).unwrap();
-        assert_eq!(json["width"], 320);
-        assert_eq!(json["start_secs"], 1.5);
-        assert_eq!(serde_json::from_value::<GifJob>(json).unwrap(), job);
     }
 
     #[test]
@@ -319,7 +247,7 @@ mod tests {
         assert!(!is_task_id("3F2B8C1E-9D4A-4B6E-8F00-1234567890AB"));
         assert!(!is_task_id("not-a-task"));
         assert!(!is_task_id("3f2b8c1e-9d4a-4b6e-8f00-1234567890ab "));
-        assert_eq!(TaskStatus::parse("DONE"), Some(TaskStatus::Done));
-        assert_eq!(TaskStatus::parse("done"), None);
+        assert_eq!("DONE".parse(), Ok(TaskStatus::Done));
+        assert!("done".parse::<TaskStatus>().is_err());
     }
 }

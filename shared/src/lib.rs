@@ -9,10 +9,12 @@
 //! * [`contracts`]: the messages the functions exchange, versioned, with JSON fixtures.
 //! * [`profiles`]: rendition profiles, read from `job-templates/renditions/`.
 //! * [`error`]: one error type that says whether retrying can help.
+//! * [`codes`]: every stable outcome code ([`Code`]), one enum, each with when it is used.
+//! * [`wire`]: how an enum of codes or statuses gets its one spelling on the wire.
 //! * [`ledger`]: one published result per outcome, whatever the duplicates (DynamoDB conditional writes).
 //! * [`sqs`]: per-message outcomes for SQS batches (`ReportBatchItemFailures`).
 //! * [`logging`]: `tracing` set up for Lambda (JSON lines).
-//! * [`gif`]: the GIF task contract (job message, task states, table attributes, bounds).
+//! * [`gif`]: the GIF task's bounds and table attributes (its messages are in [`contracts::gif`]).
 //! * [`source_url`]: which URLs a GIF task may read (schemes, address policy, allow-list).
 //!
 //! Crate choices: `thiserror` for error enums (the runtime's own examples use it), `tracing` with
@@ -21,6 +23,7 @@
 //! source URLs, where normalising every spelling of a host is the point.
 
 pub mod clients;
+pub mod codes;
 pub mod config;
 pub mod contracts;
 pub mod error;
@@ -35,5 +38,7 @@ pub mod s3_event;
 pub mod source_url;
 pub mod sqs;
 pub mod storage;
+pub mod wire;
 
+pub use codes::Code;
 pub use error::{ErrorKind, ProcessingError};

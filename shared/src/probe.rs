@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::ffmpeg::{Deadline, RunError, Supervised};
-use crate::ProcessingError;
+use crate::{Code, ProcessingError};
 
 /// What the pipeline needs to know about a media file.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,13 +59,13 @@ impl MediaInfo {
     pub fn require_video(&self) -> Result<&VideoStream, ProcessingError> {
         let video = self.video.as_ref().ok_or_else(|| {
             ProcessingError::rejected(
-                "NOT_VIDEO",
+                Code::NotVideo,
                 format!("no video stream in this {} file", self.format_name),
             )
         })?;
         if video.width == 0 || video.height == 0 {
             return Err(ProcessingError::rejected(
-                "CORRUPT_INPUT",
+                Code::CorruptInput,
                 format!("video stream reports a size of {}x{}", video.width, video.height),
             ));
         }
@@ -73,7 +73,7 @@ impl MediaInfo {
         let image_formats = ["image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "gif"];
         if image_formats.contains(&self.format_name.as_str()) && self.duration_secs.unwrap_or(0.0) <= 0.05 {
             return Err(ProcessingError::rejected(
-                "NOT_VIDEO",
+                Code::NotVideo,
                 format!("a still image ({}), not a video", self.format_name),
             ));
         }
@@ -84,7 +84,7 @@ impl MediaInfo {
 /// Runs ffprobe on a local file. A file ffprobe cannot read is rejected as `CORRUPT_INPUT`.
 pub async fn probe_file(ffprobe: &Path, file: &Path, deadline: Deadline) -> Result<MediaInfo, ProcessingError> {
     let unreadable = Unreadable {
-        code: "CORRUPT_INPUT",
+        code: Code::CorruptInput,
         says: "ffprobe cannot read the file",
     };
     probe_file_with(ffprobe, file, deadline, &[], unreadable).await
@@ -93,7 +93,7 @@ pub async fn probe_file(ffprobe: &Path, file: &Path, deadline: Deadline) -> Resu
 /// How a file that ffprobe cannot read is rejected: the code, and what the reason says before
 /// ffprobe's own words.
 pub struct Unreadable {
-    pub code: &'static str,
+    pub code: Code,
     pub says: &'static str,
 }
 
@@ -117,7 +117,7 @@ pub async fn probe_file_with(
             RunError::Exit { .. } => {
                 ProcessingError::rejected(unreadable.code, format!("{}: {}", unreadable.says, err.stderr_tail()))
             }
-            other => other.into_processing_error("PROBE_FAILED"),
+            other => other.into_processing_error(Code::ProbeFailed),
         })?;
     parse_ffprobe_json(&output.stdout)
 }
@@ -125,10 +125,10 @@ pub async fn probe_file_with(
 /// Parses `ffprobe -print_format json -show_format -show_streams`.
 pub fn parse_ffprobe_json(json: &[u8]) -> Result<MediaInfo, ProcessingError> {
     let raw: RawProbe = serde_json::from_slice(json)
-        .map_err(|e| ProcessingError::rejected("CORRUPT_INPUT", format!("ffprobe's report is unreadable: {e}")))?;
+        .map_err(|e| ProcessingError::rejected(Code::CorruptInput, format!("ffprobe's report is unreadable: {e}")))?;
     let format = raw
         .format
-        .ok_or_else(|| ProcessingError::rejected("CORRUPT_INPUT", "ffprobe found no container format"))?;
+        .ok_or_else(|| ProcessingError::rejected(Code::CorruptInput, "ffprobe found no container format"))?;
     let video = raw
         .streams
         .iter()
@@ -266,7 +266,7 @@ mod tests {
             .unwrap()
             .require_video()
             .unwrap_err();
-        assert_eq!(err.code, "NOT_VIDEO");
+        assert_eq!(err.code(), Code::NotVideo);
     }
 
     #[test]
@@ -286,13 +286,13 @@ mod tests {
             .unwrap()
             .require_video()
             .unwrap_err();
-        assert_eq!(err.code, "NOT_VIDEO");
+        assert_eq!(err.code(), Code::NotVideo);
     }
 
     #[test]
     fn garbage_is_corrupt_input() {
-        assert_eq!(parse_ffprobe_json(b"not json").unwrap_err().code, "CORRUPT_INPUT");
-        assert_eq!(parse_ffprobe_json(b"{}").unwrap_err().code, "CORRUPT_INPUT");
+        assert_eq!(parse_ffprobe_json(b"not json").unwrap_err().code(), Code::CorruptInput);
+        assert_eq!(parse_ffprobe_json(b"{}").unwrap_err().code(), Code::CorruptInput);
     }
 
     #[test]

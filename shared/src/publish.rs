@@ -3,7 +3,7 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 use serde::Serialize;
 
-use crate::ProcessingError;
+use crate::{Code, ProcessingError};
 
 /// A message attribute: SNS filter policies match strings exactly and numbers by range.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +27,7 @@ pub async fn publish_json(
     attributes: &[(&str, Attribute)],
 ) -> Result<String, ProcessingError> {
     let body =
-        serde_json::to_string(message).map_err(|e| ProcessingError::failed("SERIALIZE_FAILED", e.to_string()))?;
+        serde_json::to_string(message).map_err(|e| ProcessingError::failed(Code::SerializeFailed, e.to_string()))?;
     let mut request = sns.publish().topic_arn(topic_arn).message(body);
     for (name, value) in attributes {
         let (data_type, text) = match value {
@@ -38,7 +38,7 @@ pub async fn publish_json(
             .data_type(data_type)
             .string_value(text)
             .build()
-            .map_err(|e| ProcessingError::failed("SERIALIZE_FAILED", e.to_string()))?;
+            .map_err(|e| ProcessingError::failed(Code::SerializeFailed, e.to_string()))?;
         request = request.message_attributes(*name, value);
     }
     let output = request

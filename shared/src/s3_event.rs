@@ -8,7 +8,7 @@
 
 use percent_encoding::percent_decode_str;
 
-use crate::ProcessingError;
+use crate::{Code, ProcessingError};
 
 /// S3's limit on the length of an object key, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -28,13 +28,13 @@ pub fn decode_key(encoded: &str) -> Result<String, ProcessingError> {
         .map(|k| k.into_owned())
         .map_err(|e| {
             ProcessingError::rejected(
-                "MALFORMED_EVENT",
+                Code::MalformedEvent,
                 format!("object key {:?} does not decode to UTF-8: {e}", shown_key(encoded)),
             )
         })?;
     if key.len() > MAX_KEY_BYTES {
         return Err(ProcessingError::rejected(
-            "KEY_TOO_LONG",
+            Code::KeyTooLong,
             format!(
                 "the key is {} bytes; S3 keys are at most {MAX_KEY_BYTES} (shown cut to {SHOWN_KEY_CHARS} characters)",
                 key.len()
@@ -68,7 +68,7 @@ pub fn records(event: &serde_json::Value) -> Result<Option<&[serde_json::Value]>
         .map(|records| Some(records.as_slice()))
         .ok_or_else(|| {
             ProcessingError::rejected(
-                "MALFORMED_EVENT",
+                Code::MalformedEvent,
                 "the event has no Records array: not an S3 notification",
             )
         })
@@ -105,7 +105,7 @@ mod tests {
     #[test]
     fn invalid_utf8_is_a_named_rejection() {
         let err = decode_key("bad%FF.mp4").unwrap_err();
-        assert_eq!(err.code, "MALFORMED_EVENT");
+        assert_eq!(err.code(), Code::MalformedEvent);
     }
 
     #[test]
@@ -116,7 +116,7 @@ mod tests {
         // the decoded key.
         let encoded = "%C3%A9".repeat(MAX_KEY_BYTES / 2 + 1);
         let err = decode_key(&encoded).unwrap_err();
-        assert_eq!(err.code, "KEY_TOO_LONG");
+        assert_eq!(err.code(), Code::KeyTooLong);
         assert!(!err.is_retryable());
         assert_eq!(shown_key(&encoded).chars().count(), SHOWN_KEY_CHARS);
     }
@@ -138,8 +138,8 @@ mod tests {
         let event = serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put"}]});
         assert_eq!(records(&event).unwrap().map(<[_]>::len), Some(1));
         assert_eq!(
-            records(&serde_json::json!({"hello": "world"})).unwrap_err().code,
-            "MALFORMED_EVENT"
+            records(&serde_json::json!({"hello": "world"})).unwrap_err().code(),
+            Code::MalformedEvent
         );
     }
 }

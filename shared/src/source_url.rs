@@ -31,7 +31,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
-use crate::ProcessingError;
+use crate::{Code, ProcessingError};
 
 /// Longest source URL accepted (presigned URLs run to about 1,500 characters).
 pub const MAX_URL_CHARS: usize = 4096;
@@ -51,11 +51,11 @@ impl SourceUrl {
     pub fn parse(text: &str, policy: &AddressPolicy, input_bucket: &str) -> Result<SourceUrl, ProcessingError> {
         let text = text.trim();
         if text.is_empty() {
-            return Err(refused("SOURCE_URL_INVALID", "the source URL is empty"));
+            return Err(refused(Code::SourceUrlInvalid, "the source URL is empty"));
         }
         if text.chars().count() > MAX_URL_CHARS {
             return Err(refused(
-                "SOURCE_URL_INVALID",
+                Code::SourceUrlInvalid,
                 format!("the source URL is longer than {MAX_URL_CHARS} characters"),
             ));
         }
@@ -63,25 +63,25 @@ impl SourceUrl {
             return parse_s3(rest, input_bucket);
         }
         let url = url::Url::parse(text)
-            .map_err(|e| refused("SOURCE_URL_INVALID", format!("the source URL is not a URL: {e}")))?;
+            .map_err(|e| refused(Code::SourceUrlInvalid, format!("the source URL is not a URL: {e}")))?;
         match url.scheme() {
             "http" | "https" => {}
             other => {
                 return Err(refused(
-                    "SOURCE_SCHEME_REFUSED",
+                    Code::SourceSchemeRefused,
                     format!("the {other}: scheme is not accepted; use http, https or s3://{input_bucket}/<key>"),
                 ))
             }
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(refused(
-                "SOURCE_URL_INVALID",
+                Code::SourceUrlInvalid,
                 "credentials in the source URL are not accepted",
             ));
         }
         let port = url.port_or_known_default().unwrap_or(80);
         match url.host() {
-            None => return Err(refused("SOURCE_URL_INVALID", "the source URL has no host")),
+            None => return Err(refused(Code::SourceUrlInvalid, "the source URL has no host")),
             Some(url::Host::Ipv4(ip)) => policy.check(SocketAddr::new(IpAddr::V4(ip), port), &ip.to_string())?,
             Some(url::Host::Ipv6(ip)) => policy.check(SocketAddr::new(IpAddr::V6(ip), port), &format!("[{ip}]"))?,
             Some(url::Host::Domain(_)) => {}
@@ -115,13 +115,13 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
 fn parse_s3(rest: &str, input_bucket: &str) -> Result<SourceUrl, ProcessingError> {
     let (bucket, key) = rest
         .split_once('/')
-        .ok_or_else(|| refused("SOURCE_URL_INVALID", "an s3:// source must be s3://<bucket>/<key>"))?;
+        .ok_or_else(|| refused(Code::SourceUrlInvalid, "an s3:// source must be s3://<bucket>/<key>"))?;
     if key.is_empty() {
-        return Err(refused("SOURCE_URL_INVALID", "the s3:// source names no key"));
+        return Err(refused(Code::SourceUrlInvalid, "the s3:// source names no key"));
     }
     if bucket != input_bucket {
         return Err(refused(
-            "SOURCE_BUCKET_REFUSED",
+            Code::SourceBucketRefused,
             format!("s3:// sources must be in the input bucket {input_bucket:?}, not {bucket:?}"),
         ));
     }
@@ -131,7 +131,7 @@ fn parse_s3(rest: &str, input_bucket: &str) -> Result<SourceUrl, ProcessingError
     })
 }
 
-fn refused(code: &'static str, reason: impl Into<String>) -> ProcessingError {
+fn refused(code: Code, reason: impl Into<String>) -> ProcessingError {
     ProcessingError::rejected(code, reason)
 }
 
@@ -309,7 +309,7 @@ impl AddressPolicy {
             format!(" resolves to {ip}, which")
         };
         Err(ProcessingError::rejected(
-            "SOURCE_ADDRESS_FORBIDDEN",
+            Code::SourceAddressForbidden,
             format!(
                 "{shown_host}{shown_address} is a {class} address (port {}); only public addresses are fetched",
                 destination.port()
@@ -363,8 +363,9 @@ mod tests {
         SourceUrl::parse(text, &AddressPolicy::public_only(), BUCKET)
     }
 
-    fn code(text: &str) -> &'static str {
-        parse(text).map(|_| "OK").unwrap_or_else(|e| e.code)
+    /// The refusal's code, `None` when the URL is accepted.
+    fn code(text: &str) -> Option<Code> {
+        parse(text).err().map(|e| e.code())
     }
 
     #[test]
@@ -395,12 +396,12 @@ mod tests {
         ] {
             let err = parse(url).unwrap_err();
             assert!(
-                ["SOURCE_ADDRESS_FORBIDDEN", "SOURCE_URL_INVALID"].contains(&err.code),
+                [Code::SourceAddressForbidden, Code::SourceUrlInvalid].contains(&err.code()),
                 "{url}: {err}"
             );
             assert!(!err.is_retryable(), "{url}");
         }
-        assert_eq!(code("http://2130706433/"), "SOURCE_ADDRESS_FORBIDDEN");
+        assert_eq!(code("http://2130706433/"), Some(Code::SourceAddressForbidden));
         let reason = parse("http://169.254.169.254/").unwrap_err().reason;
         assert!(reason.contains("link-local"), "{reason}");
     }
@@ -415,13 +416,13 @@ mod tests {
             "dict://example.com:11211/",
             "javascript:alert(1)",
         ] {
-            assert_eq!(code(url), "SOURCE_SCHEME_REFUSED", "{url}");
+            assert_eq!(code(url), Some(Code::SourceSchemeRefused), "{url}");
         }
-        assert_eq!(code("not a url"), "SOURCE_URL_INVALID");
-        assert_eq!(code(""), "SOURCE_URL_INVALID");
+        assert_eq!(code("not a url"), Some(Code::SourceUrlInvalid));
+        assert_eq!(code(""), Some(Code::SourceUrlInvalid));
         assert_eq!(
             code(&format!("http://example.com/{}", "a".repeat(MAX_URL_CHARS))),
-            "SOURCE_URL_INVALID"
+            Some(Code::SourceUrlInvalid)
         );
     }
 
@@ -447,10 +448,10 @@ mod tests {
                 key: "dir/my clip+1.mp4".into()
             }
         );
-        assert_eq!(code("S3://inputs/a.mp4"), "OK");
-        assert_eq!(code("s3://other-bucket/a.mp4"), "SOURCE_BUCKET_REFUSED");
-        assert_eq!(code("s3://inputs/"), "SOURCE_URL_INVALID");
-        assert_eq!(code("s3://inputs"), "SOURCE_URL_INVALID");
+        assert_eq!(code("S3://inputs/a.mp4"), None);
+        assert_eq!(code("s3://other-bucket/a.mp4"), Some(Code::SourceBucketRefused));
+        assert_eq!(code("s3://inputs/"), Some(Code::SourceUrlInvalid));
+        assert_eq!(code("s3://inputs"), Some(Code::SourceUrlInvalid));
     }
 
     #[test]
@@ -501,19 +502,14 @@ mod tests {
     #[test]
     fn the_allow_list_admits_exact_loopback_sockets_only() {
         let policy = AddressPolicy::with_loopback_allow_list(vec!["127.0.0.1:4566".parse().unwrap()]).unwrap();
-        let check = |s: &str| {
-            policy
-                .check(s.parse().unwrap(), "host")
-                .map(|_| "OK")
-                .unwrap_or_else(|e| e.code)
-        };
-        assert_eq!(check("127.0.0.1:4566"), "OK");
-        assert_eq!(check("[::ffff:127.0.0.1]:4566"), "OK");
-        assert_eq!(check("127.0.0.1:4567"), "SOURCE_ADDRESS_FORBIDDEN");
-        assert_eq!(check("127.0.0.2:4566"), "SOURCE_ADDRESS_FORBIDDEN");
-        assert_eq!(check("[::1]:4566"), "SOURCE_ADDRESS_FORBIDDEN");
-        assert_eq!(check("10.0.0.1:4566"), "SOURCE_ADDRESS_FORBIDDEN");
-        assert_eq!(check("8.8.8.8:80"), "OK");
+        let check = |s: &str| policy.check(s.parse().unwrap(), "host").err().map(|e| e.code());
+        assert_eq!(check("127.0.0.1:4566"), None);
+        assert_eq!(check("[::ffff:127.0.0.1]:4566"), None);
+        assert_eq!(check("127.0.0.1:4567"), Some(Code::SourceAddressForbidden));
+        assert_eq!(check("127.0.0.2:4566"), Some(Code::SourceAddressForbidden));
+        assert_eq!(check("[::1]:4566"), Some(Code::SourceAddressForbidden));
+        assert_eq!(check("10.0.0.1:4566"), Some(Code::SourceAddressForbidden));
+        assert_eq!(check("8.8.8.8:80"), None);
         // Through the URL parser too: listed loopback passes, the same host on port 80 does not.
         assert!(SourceUrl::parse("http://127.0.0.1:4566/b/k?sig=1", &policy, BUCKET).is_ok());
         assert!(SourceUrl::parse("http://127.0.0.1/b/k", &policy, BUCKET).is_err());

@@ -14,13 +14,13 @@ use tracing::Instrument;
 
 use crate::error::truncate_chars;
 use crate::ffmpeg::Deadline;
-use crate::ProcessingError;
+use crate::{Code, ProcessingError};
 
 /// The body of an SQS message, with the SNS envelope removed when there is one (a subscription
 /// without raw message delivery wraps the message in `{"Type":"Notification","Message":…}`).
 pub fn unwrap_sns_envelope(body: &str) -> Result<String, ProcessingError> {
     let value: serde_json::Value = serde_json::from_str(body)
-        .map_err(|e| ProcessingError::rejected("MALFORMED_MESSAGE", format!("message body is not JSON: {e}")))?;
+        .map_err(|e| ProcessingError::rejected(Code::MalformedMessage, format!("message body is not JSON: {e}")))?;
     let is_envelope =
         value.get("Type").and_then(|t| t.as_str()) == Some("Notification") && value.get("TopicArn").is_some();
     if is_envelope {
@@ -28,7 +28,7 @@ pub fn unwrap_sns_envelope(body: &str) -> Result<String, ProcessingError> {
             .get("Message")
             .and_then(|m| m.as_str())
             .map(str::to_owned)
-            .ok_or_else(|| ProcessingError::rejected("MALFORMED_MESSAGE", "SNS envelope without a Message string"));
+            .ok_or_else(|| ProcessingError::rejected(Code::MalformedMessage, "SNS envelope without a Message string"));
     }
     Ok(body.to_owned())
 }
@@ -38,10 +38,13 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(record: &SqsMessage) -> Result
     let body = record
         .body
         .as_deref()
-        .ok_or_else(|| ProcessingError::rejected("MALFORMED_MESSAGE", "message has no body"))?;
+        .ok_or_else(|| ProcessingError::rejected(Code::MalformedMessage, "message has no body"))?;
     let inner = unwrap_sns_envelope(body)?;
     serde_json::from_str(&inner).map_err(|e| {
-        ProcessingError::rejected("MALFORMED_MESSAGE", format!("message does not match the contract: {e}"))
+        ProcessingError::rejected(
+            Code::MalformedMessage,
+            format!("message does not match the contract: {e}"),
+        )
     })
 }
 
@@ -120,7 +123,7 @@ pub async fn park_in_dead_letter_queue(
                 .filter(|b| !b.is_empty())
                 .unwrap_or_else(|| "(empty body)".to_owned()),
         )
-        .message_attributes("rejection_code", attribute(err.code))
+        .message_attributes("rejection_code", attribute(err.code().as_str()))
         .message_attributes("rejection_reason", attribute(&truncate_chars(&err.reason, 1000)))
         .message_attributes(
             "original_message_id",
@@ -130,7 +133,7 @@ pub async fn park_in_dead_letter_queue(
         .await;
     match sent {
         Ok(_) => {
-            tracing::warn!(code = err.code, reason = %err.reason, "message rejected and parked in the dead-letter queue");
+            tracing::warn!(code = %err.code(), reason = %err.reason, "message rejected and parked in the dead-letter queue");
             Disposition::Done
         }
         Err(e) => {
@@ -212,6 +215,9 @@ mod tests {
         let envelope = r#"{"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:000000000000:t", "Message": "{\"a\": 1}"}"#;
         assert_eq!(unwrap_sns_envelope(envelope).unwrap(), r#"{"a": 1}"#);
         assert_eq!(unwrap_sns_envelope(r#"{"a":1}"#).unwrap(), r#"{"a":1}"#);
-        assert_eq!(unwrap_sns_envelope("not json").unwrap_err().code, "MALFORMED_MESSAGE");
+        assert_eq!(
+            unwrap_sns_envelope("not json").unwrap_err().code(),
+            Code::MalformedMessage
+        );
     }
 }

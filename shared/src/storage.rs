@@ -15,10 +15,8 @@ use aws_smithy_types::byte_stream::Length;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
-use crate::ProcessingError;
+use crate::{Code, ProcessingError};
 
-/// The code of an object that is not there (rejected: a retry will not make it appear).
-pub const SOURCE_MISSING: &str = "SOURCE_MISSING";
 /// Objects above this size are uploaded in parts.
 pub const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
 /// Part size for multipart uploads (S3 allows 5 MiB to 5 GiB; 10,000 parts at most).
@@ -32,7 +30,7 @@ fn missing_source(bucket: &str, key: &str) -> impl FnOnce(&str, Option<u16>) -> 
     let what = format!("s3://{bucket}/{key}");
     move |code, status| {
         (code == "NoSuchKey" || code == "NoSuchBucket" || code == "NotFound" || status == Some(404))
-            .then(|| ProcessingError::rejected(SOURCE_MISSING, format!("{what} does not exist (any more)")))
+            .then(|| ProcessingError::rejected(Code::SourceMissing, format!("{what} does not exist (any more)")))
     }
 }
 
@@ -56,7 +54,7 @@ pub async fn download_to_file(
     while let Some(chunk) = body
         .try_next()
         .await
-        .map_err(|e| ProcessingError::retryable("S3_READ_FAILED", format!("reading s3://{bucket}/{key}: {e}")))?
+        .map_err(|e| ProcessingError::retryable(Code::S3ReadFailed, format!("reading s3://{bucket}/{key}: {e}")))?
     {
         file.write_all(&chunk).await.map_err(local_io("write", dest))?;
         written += chunk.len() as u64;
@@ -85,7 +83,7 @@ pub async fn upload_file(
     if size <= MULTIPART_THRESHOLD {
         let body = ByteStream::from_path(path)
             .await
-            .map_err(|e| ProcessingError::retryable("LOCAL_IO", format!("opening {}: {e}", path.display())))?;
+            .map_err(|e| ProcessingError::retryable(Code::LocalIo, format!("opening {}: {e}", path.display())))?;
         let mut request = s3
             .put_object()
             .bucket(bucket)
@@ -129,7 +127,7 @@ async fn upload_multipart(
         .map_err(|e| ProcessingError::from_sdk("S3 CreateMultipartUpload", e))?;
     let upload_id = created
         .upload_id
-        .ok_or_else(|| ProcessingError::retryable("AWS_ERROR", "CreateMultipartUpload returned no upload id"))?;
+        .ok_or_else(|| ProcessingError::retryable(Code::AwsError, "CreateMultipartUpload returned no upload id"))?;
 
     let part_count = size.div_ceil(PART_SIZE);
     let parts = futures::stream::iter(0..part_count)
@@ -144,7 +142,9 @@ async fn upload_multipart(
                     .length(Length::Exact(length))
                     .build()
                     .await
-                    .map_err(|e| ProcessingError::retryable("LOCAL_IO", format!("reading {}: {e}", path.display())))?;
+                    .map_err(|e| {
+                        ProcessingError::retryable(Code::LocalIo, format!("reading {}: {e}", path.display()))
+                    })?;
                 let part_number = (index + 1) as i32;
                 let uploaded = s3
                     .upload_part()
@@ -249,7 +249,7 @@ pub fn decode_metadata_value(value: &str) -> String {
 /// A local file-system fault (`LOCAL_IO`, retryable: a full or busy /tmp may be fine next time),
 /// naming what was done to which path.
 pub fn local_io<'a>(action: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> ProcessingError + 'a {
-    move |e| ProcessingError::retryable("LOCAL_IO", format!("{action} {}: {e}", path.display()))
+    move |e| ProcessingError::retryable(Code::LocalIo, format!("{action} {}: {e}", path.display()))
 }
 
 /// A fresh work directory under `parent` (Lambda's /tmp), removed when dropped: one per

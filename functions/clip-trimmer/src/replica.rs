@@ -278,7 +278,7 @@ async fn get_range(
 }
 
 fn recording_error(bucket: &str, key: &str, err: ProcessingError) -> ProcessingError {
-    if err.code == shared::storage::SOURCE_MISSING {
+    if err.code() == shared::Code::SourceMissing {
         ProcessingError::failed(RECORDING_MISSING, format!("s3://{bucket}/{key} does not exist"))
     } else {
         err

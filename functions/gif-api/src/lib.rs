@@ -1,4 +1,5 @@
-//! The GIF task API (seed 000), one Lambda behind a Function URL. `POST` a JSON body:
+//! The GIF task API (seed 000), one Lambda behind a Function URL. `POST` a JSON body (every
+//! answer is a type of `shared::contracts::gif`, with a fixture in `shared/fixtures/gif-*.json`):
 //!
 //! * `{"action":"convert","src_url":…,"start"?,"duration"?,"width"?,"fps"?}` → a task in the
 //!   `tasks` table (QUEUED, created time, TTL expiry) and a job on the GIF jobs queue;
@@ -23,11 +24,14 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use shared::config::{ConfigError, EnvReader};
+use shared::contracts::gif::{ApiErrorAnswer, GifLink, TaskAccepted, TaskStatusAnswer};
+use shared::contracts::Reason;
 use shared::gif::{attr, gif_key, is_task_id, GifJob, GifLimits, RequestedParams, TaskStatus, GIF_JOB_VERSION};
 use shared::source_url::{policy_from_env, AddressPolicy, SourceUrl};
-use shared::{ErrorKind, ProcessingError};
+use shared::{Code, ErrorKind, ProcessingError};
 
 /// The largest request body read; a convert request is a few hundred bytes.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -76,12 +80,12 @@ impl Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: u16,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
 impl ApiError {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: u16, code: Code, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -92,10 +96,10 @@ impl ApiError {
     /// A rejected input is the caller's to fix (400); a backing-service fault is ours (503).
     fn from_processing(err: ProcessingError) -> Self {
         match err.kind {
-            ErrorKind::Rejected => ApiError::new(400, err.code, err.reason),
+            ErrorKind::Rejected => ApiError::new(400, err.code(), err.reason),
             ErrorKind::Retryable | ErrorKind::Failed => {
-                tracing::error!(code = err.code, reason = %err.reason, "backing service failed");
-                ApiError::new(503, "SERVICE_UNAVAILABLE", "the service is unavailable; try again")
+                tracing::error!(code = %err.code(), reason = %err.reason, "backing service failed");
+                ApiError::new(503, Code::ServiceUnavailable, "the service is unavailable; try again")
             }
         }
     }
@@ -115,8 +119,14 @@ impl Api {
         let (status, body) = match self.answer(&request).await {
             Ok((status, body)) => (status, body),
             Err(err) => {
-                tracing::info!(status = err.status, code = err.code, message = %err.message, "request refused");
-                (err.status, json!({"error": {"code": err.code, "message": err.message}}))
+                tracing::info!(status = err.status, code = %err.code, message = %err.message, "request refused");
+                let answer = ApiErrorAnswer {
+                    error: Reason {
+                        code: err.code,
+                        message: err.message,
+                    },
+                };
+                (err.status, as_json(&answer))
             }
         };
         Ok(Response::builder()
@@ -131,7 +141,7 @@ impl Api {
         if request.method() != lambda_http::http::Method::POST {
             return Err(ApiError::new(
                 405,
-                "METHOD_NOT_ALLOWED",
+                Code::MethodNotAllowed,
                 format!("use POST with a JSON body, not {}", request.method()),
             ));
         }
@@ -139,26 +149,26 @@ impl Api {
         if body.len() > MAX_BODY_BYTES {
             return Err(ApiError::new(
                 413,
-                "BODY_TOO_LARGE",
+                Code::BodyTooLarge,
                 format!("the body is {} bytes; at most {MAX_BODY_BYTES}", body.len()),
             ));
         }
         let payload: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::new(400, "BAD_JSON", format!("the body is not JSON: {e}")))?;
+            .map_err(|e| ApiError::new(400, Code::BadJson, format!("the body is not JSON: {e}")))?;
         let Some(object) = payload.as_object() else {
-            return Err(ApiError::new(400, "BAD_JSON", "the body must be a JSON object"));
+            return Err(ApiError::new(400, Code::BadJson, "the body must be a JSON object"));
         };
         match object.get("action").and_then(Value::as_str) {
             Some("convert") => self.convert(&payload).await,
             Some("get_task_status") => self.get_task_status(&payload).await,
             Some(other) => Err(ApiError::new(
                 400,
-                "UNKNOWN_ACTION",
+                Code::UnknownAction,
                 format!("unknown action {other:?}; known: convert, get_task_status"),
             )),
             None => Err(ApiError::new(
                 400,
-                "MISSING_ACTION",
+                Code::MissingAction,
                 "the body needs an \"action\": convert or get_task_status",
             )),
         }
@@ -167,15 +177,15 @@ impl Api {
     async fn convert(&self, payload: &Value) -> Result<(u16, Value), ApiError> {
         let src_url = match payload.get("src_url") {
             Some(Value::String(url)) => url.clone(),
-            Some(_) => return Err(ApiError::new(400, "SOURCE_URL_INVALID", "src_url must be a string")),
-            None => return Err(ApiError::new(400, "MISSING_SRC_URL", "convert needs a \"src_url\"")),
+            Some(_) => return Err(ApiError::new(400, Code::SourceUrlInvalid, "src_url must be a string")),
+            None => return Err(ApiError::new(400, Code::MissingSrcUrl, "convert needs a \"src_url\"")),
         };
         let source = SourceUrl::parse(&src_url, &self.config.policy, &self.config.input_bucket)
             .map_err(ApiError::from_processing)?;
         let requested: RequestedParams = serde_json::from_value(payload.clone()).map_err(|e| {
             ApiError::new(
                 400,
-                "INVALID_PARAMETER",
+                Code::InvalidParameter,
                 format!("start and duration must be numbers, width and fps whole numbers: {e}"),
             )
         })?;
@@ -240,22 +250,18 @@ impl Api {
             return Err(ApiError::from_processing(err));
         }
         tracing::info!(task_id, source = %source.display_without_query(), ?params, "task queued");
-        let mut answer = json!({
-            "task_id": task_id,
-            "status": TaskStatus::Queued.as_str(),
-            "start": params.start_secs,
-            "duration": params.duration_secs,
-            "width": params.width,
-            "fps": params.fps,
-            "expires_at": expires_at,
-        });
-        if duration_capped {
-            answer["note"] = json!(format!(
-                "duration capped at {} seconds",
-                self.config.limits.max_duration_secs
-            ));
-        }
-        Ok((202, answer))
+        let answer = TaskAccepted {
+            task_id,
+            status: TaskStatus::Queued,
+            start: params.start_secs,
+            duration: params.duration_secs,
+            width: params.width,
+            fps: params.fps,
+            expires_at,
+            note: duration_capped
+                .then(|| format!("duration capped at {} seconds", self.config.limits.max_duration_secs)),
+        };
+        Ok((202, as_json(&answer)))
     }
 
     async fn get_task_status(&self, payload: &Value) -> Result<(u16, Value), ApiError> {
@@ -263,7 +269,7 @@ impl Api {
             None | Some(Value::Null) => {
                 return Err(ApiError::new(
                     400,
-                    "MISSING_TASK_ID",
+                    Code::MissingTaskId,
                     "get_task_status needs a \"task_id\"",
                 ))
             }
@@ -271,7 +277,7 @@ impl Api {
             Some(other) => {
                 return Err(ApiError::new(
                     400,
-                    "INVALID_TASK_ID",
+                    Code::InvalidTaskId,
                     format!("task ids are the UUIDs convert returns, not {other}"),
                 ))
             }
@@ -286,7 +292,13 @@ impl Api {
             .await
             .map_err(|e| ApiError::from_processing(ProcessingError::from_sdk("DynamoDB GetItem", e)))?
             .item;
-        let not_found = || ApiError::new(404, "TASK_NOT_FOUND", format!("no task {task_id} (unknown or expired)"));
+        let not_found = || {
+            ApiError::new(
+                404,
+                Code::TaskNotFound,
+                format!("no task {task_id} (unknown or expired)"),
+            )
+        };
         let Some(item) = item else {
             return Err(not_found());
         };
@@ -297,15 +309,12 @@ impl Api {
         }
         let status = task.status.ok_or_else(|| {
             tracing::error!(task_id, "task row without a known status");
-            ApiError::new(503, "SERVICE_UNAVAILABLE", "the task is unreadable; try again")
+            ApiError::new(503, Code::ServiceUnavailable, "the task is unreadable; try again")
         })?;
         let answer = match status {
-            TaskStatus::Queued | TaskStatus::Running => json!({
-                "task_id": task_id,
-                "ready": false,
-                "status": status.as_str(),
-                "progress": task.progress.unwrap_or(0),
-            }),
+            TaskStatus::Queued | TaskStatus::Running => {
+                TaskStatusAnswer::in_progress(task_id, status, task.progress.unwrap_or(0))
+            }
             TaskStatus::Done => {
                 let key = task
                     .gif_key
@@ -315,35 +324,30 @@ impl Api {
                     .gif_bucket
                     .clone()
                     .unwrap_or_else(|| self.config.gif_bucket.clone());
-                let url = self.presign(&bucket, &key).await?;
-                json!({
-                    "task_id": task_id,
-                    "ready": true,
-                    "status": status.as_str(),
-                    "gif_url": url,
-                    "link_expires_in": self.config.link_ttl.as_secs(),
-                    "width": task.gif_width,
-                    "height": task.gif_height,
-                    "frames": task.gif_frames,
-                    "bytes": task.gif_bytes,
-                })
+                let gif = GifLink {
+                    gif_url: self.presign(&bucket, &key).await?,
+                    link_expires_in: self.config.link_ttl.as_secs(),
+                    width: task.gif_width,
+                    height: task.gif_height,
+                    frames: task.gif_frames,
+                    bytes: task.gif_bytes,
+                };
+                TaskStatusAnswer::done(task_id, gif)
             }
-            TaskStatus::Failed => json!({
-                "task_id": task_id,
-                "ready": false,
-                "status": status.as_str(),
-                "error": {
-                    "code": task.error_code.unwrap_or_else(|| "FAILED".to_owned()),
-                    "message": task.error_message.unwrap_or_default(),
-                },
-            }),
+            TaskStatus::Failed => {
+                let reason = Reason {
+                    code: task.error_code(task_id),
+                    message: task.error_message.unwrap_or_default(),
+                };
+                TaskStatusAnswer::failed(task_id, reason)
+            }
         };
-        Ok((200, answer))
+        Ok((200, as_json(&answer)))
     }
 
     async fn presign(&self, bucket: &str, key: &str) -> Result<String, ApiError> {
         let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(self.config.link_ttl)
-            .map_err(|e| ApiError::from_processing(ProcessingError::retryable("PRESIGN_FAILED", e.to_string())))?;
+            .map_err(|e| ApiError::from_processing(ProcessingError::retryable(Code::PresignFailed, e.to_string())))?;
         let request = self
             .s3
             .get_object()
@@ -355,6 +359,11 @@ impl Api {
             .map_err(|e| ApiError::from_processing(ProcessingError::from_sdk("S3 presign GetObject", e)))?;
         Ok(request.uri().to_owned())
     }
+}
+
+/// An answer as the JSON body it is sent as.
+fn as_json(answer: &impl Serialize) -> Value {
+    serde_json::to_value(answer).expect("the API's answers serialise")
 }
 
 /// The task row as the API reads it.
@@ -380,7 +389,7 @@ impl TaskView {
             item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
         }
         TaskView {
-            status: s(attr::STATUS).as_deref().and_then(TaskStatus::parse),
+            status: s(attr::STATUS).and_then(|status| status.parse().ok()),
             progress: n(item, attr::PROGRESS),
             expires_at: n(item, attr::EXPIRES_AT),
             gif_bucket: s(attr::GIF_BUCKET),
@@ -391,6 +400,19 @@ impl TaskView {
             gif_frames: n(item, attr::GIF_FRAMES),
             error_code: s(attr::ERROR_CODE),
             error_message: s(attr::ERROR_MESSAGE),
+        }
+    }
+
+    /// A failed task's code. The converter writes a [`Code`] always; a row without one (or
+    /// with a spelling this version does not know) is answered with the general `FAILED`.
+    fn error_code(&self, task_id: &str) -> Code {
+        match self.error_code.as_deref().map(str::parse::<Code>) {
+            Some(Ok(code)) => code,
+            Some(Err(unknown)) => {
+                tracing::warn!(task_id, %unknown, "failed task with an unknown code; answered FAILED");
+                Code::Failed
+            }
+            None => Code::Failed,
         }
     }
 }

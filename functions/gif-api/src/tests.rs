@@ -7,6 +7,8 @@ use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use shared::contracts::gif::TaskDetail;
+use shared::contracts::{fixture as contract_fixture, round_trip};
 use std::collections::HashMap;
 
 const TASK: &str = "3f2b8c1e-9d4a-4b6e-8f00-1234567890ab";
@@ -67,6 +69,32 @@ async fn call(api: &Api, request: Request) -> (u16, Value) {
     (status, body)
 }
 
+/// The answer's body is exactly a `T` (see `shared::contracts::round_trip`).
+fn typed<T>(body: &Value) -> T
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    round_trip(body).unwrap_or_else(|e| panic!("{body}: {e}"))
+}
+
+/// The code of an error answer (which must be exactly an [`ApiErrorAnswer`]).
+fn error_code(body: &Value) -> Code {
+    let answer: ApiErrorAnswer = typed(body);
+    assert!(!answer.error.message.is_empty(), "{body}");
+    answer.error.code
+}
+
+/// `body` is the fixture `name` of `shared/fixtures/`, but for the fields named in `varying`
+/// (a random id, a time), which must be there and are taken from `body`.
+fn assert_is_fixture(body: &Value, name: &str, varying: &[&str]) {
+    let mut expected = contract_fixture(name);
+    for field in varying {
+        assert!(body.get(*field).is_some(), "{field} missing from {body}");
+        expected[*field] = body[*field].clone();
+    }
+    assert_eq!(*body, expected, "the answer is not {name}");
+}
+
 fn item(pairs: &[(&str, AttributeValue)]) -> HashMap<String, AttributeValue> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
@@ -100,7 +128,7 @@ async fn convert_writes_a_queued_task_and_enqueues_its_job() {
             let item = r.item().unwrap();
             r.table_name() == Some("tasks")
                 && r.condition_expression() == Some("attribute_not_exists(#id)")
-                && item.get("status") == Some(&s("QUEUED"))
+                && item.get("status") == Some(&s(TaskStatus::Queued.as_str()))
                 && item.get("width") == Some(&AttributeValue::N("320".into()))
                 && item.get("source") == Some(&s("https://example.com/clip.mp4"))
                 && item.contains_key("expires_at")
@@ -117,13 +145,11 @@ async fn convert_writes_a_queued_task_and_enqueues_its_job() {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    let task_id = body["task_id"].as_str().unwrap();
-    assert!(is_task_id(task_id), "{task_id}");
-    assert_eq!(body["status"], "QUEUED");
-    assert_eq!(
-        (body["duration"].as_f64(), body["width"].as_u64(), body["fps"].as_u64()),
-        (Some(3.0), Some(320), Some(10))
-    );
+    let accepted: TaskAccepted = typed(&body);
+    assert!(is_task_id(&accepted.task_id), "{}", accepted.task_id);
+    assert_eq!(accepted.status, TaskStatus::Queued);
+    assert_eq!((accepted.duration, accepted.width, accepted.fps), (3.0, 320, 10));
+    assert_is_fixture(&body, "gif-task-accepted.json", &["task_id", "expires_at"]);
     assert_eq!(put.num_calls(), 1);
     assert_eq!(send.num_calls(), 1);
 }
@@ -133,7 +159,9 @@ async fn the_job_message_carries_the_task_id_and_the_capped_duration() {
     let put = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let send = mock!(aws_sdk_sqs::Client::send_message)
         .match_requests(|r| {
-            let job: GifJob = serde_json::from_str(r.message_body().unwrap()).unwrap();
+            let body: Value = serde_json::from_str(r.message_body().unwrap()).unwrap();
+            let job: GifJob = typed(&body);
+            assert_is_fixture(&body, "gif-job.json", &["task_id"]);
             is_task_id(&job.task_id) && job.params.duration_secs == 15.0 && job.src_url == "s3://inputs/a b.mp4"
         })
         .then_output(|| SendMessageOutput::builder().build());
@@ -144,8 +172,9 @@ async fn the_job_message_carries_the_task_id_and_the_capped_duration() {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["duration"], 15.0);
-    assert!(body["note"].as_str().unwrap().contains("capped"));
+    let accepted: TaskAccepted = typed(&body);
+    assert_eq!(accepted.duration, 15.0);
+    assert!(accepted.note.unwrap().contains("capped"));
     assert_eq!(send.num_calls(), 1);
 }
 
@@ -166,7 +195,7 @@ async fn a_job_that_cannot_be_queued_takes_its_task_back_and_answers_503() {
     )
     .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+    assert_eq!(error_code(&body), Code::ServiceUnavailable);
     assert_eq!(delete.num_calls(), 1);
 }
 
@@ -174,7 +203,7 @@ async fn a_job_that_cannot_be_queued_takes_its_task_back_and_answers_503() {
 async fn status_of_a_running_task_is_its_progress_even_from_an_http_api_v2_event() {
     let get = get_item_returns(Some(item(&[
         ("task_id", s(TASK)),
-        ("status", s("RUNNING")),
+        ("status", s(TaskStatus::Running.as_str())),
         ("progress", n(40)),
         ("expires_at", future_expiry()),
     ])));
@@ -183,31 +212,33 @@ async fn status_of_a_running_task_is_its_progress_even_from_an_http_api_v2_event
     let request = lambda_http::request::from_str(&fixture("http-api-v2-status.json").to_string()).unwrap();
     let (status, body) = call(&api, request).await;
     assert_eq!(status, 200, "{body}");
+    assert_is_fixture(&body, "gif-task-status-running.json", &[]);
     assert_eq!(
-        body,
-        json!({"task_id": TASK, "ready": false, "status": "RUNNING", "progress": 40})
+        typed::<TaskStatusAnswer>(&body),
+        TaskStatusAnswer::in_progress(TASK, TaskStatus::Running, 40)
     );
 }
 
 #[tokio::test]
 async fn status_of_a_queued_task_is_not_ready_at_zero() {
-    let get = get_item_returns(Some(item(&[("status", s("QUEUED")), ("progress", n(0))])));
+    let get = get_item_returns(Some(item(&[
+        ("status", s(TaskStatus::Queued.as_str())),
+        ("progress", n(0)),
+    ])));
     let (status, body) = call(&api(&[&get], &[]), status_request()).await;
     assert_eq!(status, 200);
+    let answer: TaskStatusAnswer = typed(&body);
     assert_eq!(
-        (
-            body["ready"].as_bool(),
-            body["status"].as_str(),
-            body["progress"].as_u64()
-        ),
-        (Some(false), Some("QUEUED"), Some(0))
+        (answer.ready, answer.status, answer.detail),
+        (false, TaskStatus::Queued, TaskDetail::Progress { progress: 0 })
     );
+    assert_is_fixture(&body, "gif-task-status-queued.json", &[]);
 }
 
 #[tokio::test]
 async fn status_of_a_done_task_is_a_presigned_link_valid_for_an_hour() {
     let get = get_item_returns(Some(item(&[
-        ("status", s("DONE")),
+        ("status", s(TaskStatus::Done.as_str())),
         ("gif_bucket", s("outputs")),
         ("gif_key", s(&format!("gifs/{TASK}.gif"))),
         ("gif_bytes", n(1234)),
@@ -218,44 +249,64 @@ async fn status_of_a_done_task_is_a_presigned_link_valid_for_an_hour() {
     ])));
     let (status, body) = call(&api(&[&get], &[]), status_request()).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["ready"], true);
-    let url = body["gif_url"].as_str().unwrap();
+    let answer: TaskStatusAnswer = typed(&body);
+    assert!(answer.ready);
+    let TaskDetail::Gif(gif) = answer.detail else {
+        panic!("no GIF in {body}")
+    };
+    let url = gif.gif_url;
     assert!(url.starts_with("https://outputs.s3.us-east-1.amazonaws.com/"), "{url}");
     assert!(url.contains(&format!("gifs/{TASK}.gif")), "{url}");
     assert!(url.contains("X-Amz-Expires=3600"), "{url}");
     assert!(url.contains("X-Amz-Signature="), "{url}");
-    assert_eq!(
-        (body["width"].as_u64(), body["height"].as_u64(), body["frames"].as_u64()),
-        (Some(320), Some(180), Some(20))
-    );
+    assert_eq!((gif.width, gif.height, gif.frames), (Some(320), Some(180), Some(20)));
+    // The signature and its date change with every run.
+    assert_is_fixture(&body, "gif-task-status-done.json", &["gif_url"]);
 }
 
 #[tokio::test]
 async fn status_of_a_failed_task_is_its_reason() {
     let get = get_item_returns(Some(item(&[
-        ("status", s("FAILED")),
-        ("error_code", s("SOURCE_ADDRESS_FORBIDDEN")),
+        ("status", s(TaskStatus::Failed.as_str())),
+        ("error_code", s(Code::SourceAddressForbidden.as_str())),
         ("error_message", s("localhost resolves to 127.0.0.1")),
     ])));
     let (status, body) = call(&api(&[&get], &[]), status_request()).await;
     assert_eq!(status, 200);
-    assert_eq!(body["ready"], false);
-    assert_eq!(body["status"], "FAILED");
-    assert_eq!(body["error"]["code"], "SOURCE_ADDRESS_FORBIDDEN");
+    let answer: TaskStatusAnswer = typed(&body);
+    assert_eq!((answer.ready, answer.status), (false, TaskStatus::Failed));
+    let TaskDetail::Error { error } = answer.detail else {
+        panic!("no error in {body}")
+    };
+    assert_eq!(error.code, Code::SourceAddressForbidden);
+    assert_is_fixture(&body, "gif-task-status-failed.json", &[]);
+}
+
+#[tokio::test]
+async fn a_failed_task_without_a_known_code_is_answered_failed() {
+    for code in [None, Some("NOT_A_CODE_WE_KNOW")] {
+        let mut row = vec![("status", s(TaskStatus::Failed.as_str()))];
+        row.extend(code.map(|code| ("error_code", s(code))));
+        let get = get_item_returns(Some(item(&row)));
+        let (status, body) = call(&api(&[&get], &[]), status_request()).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["error"]["code"], Code::Failed.as_str(), "{code:?}: {body}");
+    }
 }
 
 #[tokio::test]
 async fn an_unknown_or_expired_task_is_404() {
     let missing = get_item_returns(None);
     let (status, body) = call(&api(&[&missing], &[]), status_request()).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("TASK_NOT_FOUND")));
+    assert_eq!((status, error_code(&body)), (404, Code::TaskNotFound));
+    assert_is_fixture(&body, "gif-api-error.json", &[]);
 
     let expired = get_item_returns(Some(item(&[
-        ("status", s("DONE")),
+        ("status", s(TaskStatus::Done.as_str())),
         ("expires_at", n(chrono::Utc::now().timestamp() - 5)),
     ])));
     let (status, body) = call(&api(&[&expired], &[]), status_request()).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("TASK_NOT_FOUND")));
+    assert_eq!((status, error_code(&body)), (404, Code::TaskNotFound));
 }
 
 #[tokio::test]
@@ -265,85 +316,75 @@ async fn every_bad_request_gets_a_named_json_error_and_touches_nothing() {
     let any_send = mock!(aws_sdk_sqs::Client::send_message).then_output(|| SendMessageOutput::builder().build());
     let api = api(&[&any_put, &any_get], &[&any_send]);
     for (body, status, code) in [
-        ("not json", 400, "BAD_JSON"),
-        ("[1,2]", 400, "BAD_JSON"),
-        ("", 400, "BAD_JSON"),
-        (r#"{"src_url":"https://example.com/a.mp4"}"#, 400, "MISSING_ACTION"),
-        (r#"{"action":"delete_everything"}"#, 400, "UNKNOWN_ACTION"),
-        (r#"{"action":"convert"}"#, 400, "MISSING_SRC_URL"),
-        (r#"{"action":"convert","src_url":42}"#, 400, "SOURCE_URL_INVALID"),
+        ("not json", 400, Code::BadJson),
+        ("[1,2]", 400, Code::BadJson),
+        ("", 400, Code::BadJson),
+        (r#"{"src_url":"https://example.com/a.mp4"}"#, 400, Code::MissingAction),
+        (r#"{"action":"delete_everything"}"#, 400, Code::UnknownAction),
+        (r#"{"action":"convert"}"#, 400, Code::MissingSrcUrl),
+        (r#"{"action":"convert","src_url":42}"#, 400, Code::SourceUrlInvalid),
         (
             r#"{"action":"convert","src_url":"file:///etc/passwd"}"#,
             400,
-            "SOURCE_SCHEME_REFUSED",
+            Code::SourceSchemeRefused,
         ),
         (
             r#"{"action":"convert","src_url":"gopher://example.com/"}"#,
             400,
-            "SOURCE_SCHEME_REFUSED",
+            Code::SourceSchemeRefused,
         ),
         (
             r#"{"action":"convert","src_url":"http://169.254.169.254/latest/"}"#,
             400,
-            "SOURCE_ADDRESS_FORBIDDEN",
+            Code::SourceAddressForbidden,
         ),
         (
             r#"{"action":"convert","src_url":"http://2130706433/"}"#,
             400,
-            "SOURCE_ADDRESS_FORBIDDEN",
+            Code::SourceAddressForbidden,
         ),
         (
             r#"{"action":"convert","src_url":"s3://someone-elses/a.mp4"}"#,
             400,
-            "SOURCE_BUCKET_REFUSED",
+            Code::SourceBucketRefused,
         ),
         (
             r#"{"action":"convert","src_url":"https://example.com/a.mp4","width":5000}"#,
             400,
-            "INVALID_PARAMETER",
+            Code::InvalidParameter,
         ),
         (
             r#"{"action":"convert","src_url":"https://example.com/a.mp4","fps":"ten"}"#,
             400,
-            "INVALID_PARAMETER",
+            Code::InvalidParameter,
         ),
         (
             r#"{"action":"convert","src_url":"https://example.com/a.mp4","start":-3}"#,
             400,
-            "INVALID_PARAMETER",
+            Code::InvalidParameter,
         ),
-        (r#"{"action":"get_task_status"}"#, 400, "MISSING_TASK_ID"),
+        (r#"{"action":"get_task_status"}"#, 400, Code::MissingTaskId),
         (
             r#"{"action":"get_task_status","task_id":"../../etc"}"#,
             400,
-            "INVALID_TASK_ID",
+            Code::InvalidTaskId,
         ),
-        (r#"{"action":"get_task_status","task_id":7}"#, 400, "INVALID_TASK_ID"),
+        (r#"{"action":"get_task_status","task_id":7}"#, 400, Code::InvalidTaskId),
     ] {
         let (got_status, got) = call(&api, request(body)).await;
-        assert_eq!(
-            (got_status, got["error"]["code"].as_str()),
-            (status, Some(code)),
-            "{body}: {got}"
-        );
-        assert!(
-            got["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{body}: {got}"
-        );
+        // error_code also checks that the message is not empty.
+        assert_eq!((got_status, error_code(&got)), (status, code), "{body}: {got}");
     }
     let mut event = fixture("function-url-convert.json");
     event["requestContext"]["http"]["method"] = "GET".into();
     let (status, body) = call(&api, lambda_http::request::from_str(&event.to_string()).unwrap()).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (405, Some("METHOD_NOT_ALLOWED"))
-    );
+    assert_eq!((status, error_code(&body)), (405, Code::MethodNotAllowed));
     let (status, body) = call(
         &api,
         request(&format!(r#"{{"action":"convert","src_url":"{}"}}"#, "a".repeat(20_000))),
     )
     .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("BODY_TOO_LARGE")));
+    assert_eq!((status, error_code(&body)), (413, Code::BodyTooLarge));
     assert_eq!(any_put.num_calls() + any_get.num_calls() + any_send.num_calls(), 0);
 }
 

@@ -42,7 +42,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use shared::ffmpeg::Deadline;
 use shared::source_url::{url_without_query as shown, AddressPolicy, SourceUrl};
 use shared::storage::local_io;
-use shared::ProcessingError;
+use shared::{Code, ProcessingError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -119,7 +119,7 @@ impl SafeFetcher {
         match tokio::time::timeout_at(deadline.instant(), self.fetch_inner(url, dest, on_bytes)).await {
             Ok(result) => result,
             Err(_) => Err(ProcessingError::retryable(
-                "SOURCE_TIMEOUT",
+                Code::SourceTimeout,
                 "the source did not arrive before the invocation's deadline",
             )),
         }
@@ -136,7 +136,7 @@ impl SafeFetcher {
         let mut redirects = 0;
         loop {
             let uri: Uri = url.as_str().parse().map_err(|e| {
-                ProcessingError::rejected("SOURCE_URL_INVALID", format!("{url} is not a valid request URI: {e}"))
+                ProcessingError::rejected(Code::SourceUrlInvalid, format!("{url} is not a valid request URI: {e}"))
             })?;
             let request = hyper::Request::get(uri)
                 .header(
@@ -148,14 +148,14 @@ impl SafeFetcher {
                     "video/*, application/octet-stream;q=0.9, */*;q=0.5",
                 )
                 .body(Empty::<Bytes>::new())
-                .map_err(|e| ProcessingError::rejected("SOURCE_URL_INVALID", e.to_string()))?;
+                .map_err(|e| ProcessingError::rejected(Code::SourceUrlInvalid, e.to_string()))?;
             // The connect timeout is per address inside the connector; this bounds the wait for
             // the response head as a whole.
             let head_timeout = self.limits.connect_timeout + self.limits.read_timeout;
             let response = match tokio::time::timeout(head_timeout, self.client.request(request)).await {
                 Err(_) => {
                     return Err(ProcessingError::retryable(
-                        "SOURCE_TIMEOUT",
+                        Code::SourceTimeout,
                         format!("no response from {} within {head_timeout:?}", shown(&url)),
                     ))
                 }
@@ -173,7 +173,7 @@ impl SafeFetcher {
                 redirects += 1;
                 if redirects > self.limits.max_redirects {
                     return Err(ProcessingError::rejected(
-                        "TOO_MANY_REDIRECTS",
+                        Code::TooManyRedirects,
                         format!(
                             "more than {} redirects from {}",
                             self.limits.max_redirects,
@@ -187,12 +187,12 @@ impl SafeFetcher {
                     .and_then(|l| l.to_str().ok())
                     .ok_or_else(|| {
                         ProcessingError::rejected(
-                            "SOURCE_HTTP_STATUS",
+                            Code::SourceHttpStatus,
                             format!("{} answered {status} without a usable Location", shown(&url)),
                         )
                     })?;
                 let next = url.join(location).map_err(|e| {
-                    ProcessingError::rejected("SOURCE_URL_INVALID", format!("redirect to {location:?}: {e}"))
+                    ProcessingError::rejected(Code::SourceUrlInvalid, format!("redirect to {location:?}: {e}"))
                 })?;
                 // The hop is checked like a submitted URL: scheme, literal addresses, credentials.
                 came_from = Some(url.clone());
@@ -200,7 +200,7 @@ impl SafeFetcher {
                     Ok(SourceUrl::Http(next)) => next,
                     Ok(SourceUrl::S3 { .. }) => {
                         return Err(ProcessingError::rejected(
-                            "SOURCE_SCHEME_REFUSED",
+                            Code::SourceSchemeRefused,
                             "a redirect to an s3:// location is not followed",
                         ))
                     }
@@ -216,9 +216,9 @@ impl SafeFetcher {
                         || status == StatusCode::TOO_MANY_REQUESTS
                         || status == StatusCode::REQUEST_TIMEOUT
                     {
-                        ProcessingError::retryable("SOURCE_HTTP_STATUS", reason)
+                        ProcessingError::retryable(Code::SourceHttpStatus, reason)
                     } else {
-                        ProcessingError::rejected("SOURCE_HTTP_STATUS", reason)
+                        ProcessingError::rejected(Code::SourceHttpStatus, reason)
                     },
                 );
             }
@@ -241,7 +241,7 @@ impl SafeFetcher {
                 .await?;
             if bytes == 0 {
                 return Err(ProcessingError::rejected(
-                    "EMPTY_SOURCE",
+                    Code::EmptySource,
                     format!("{} sent an empty body", shown(&url)),
                 ));
             }
@@ -269,7 +269,7 @@ impl SafeFetcher {
             let frame = match tokio::time::timeout(self.limits.read_timeout, body.frame()).await {
                 Err(_) => {
                     return Err(ProcessingError::retryable(
-                        "SOURCE_TIMEOUT",
+                        Code::SourceTimeout,
                         format!(
                             "{} sent nothing for {:?} after {received} bytes",
                             shown(url),
@@ -280,7 +280,7 @@ impl SafeFetcher {
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
                     return Err(ProcessingError::retryable(
-                        "SOURCE_FETCH_FAILED",
+                        Code::SourceFetchFailed,
                         format!("reading {} failed after {received} bytes: {e}", shown(url)),
                     ))
                 }
@@ -306,17 +306,15 @@ impl SafeFetcher {
 
 fn too_large(url: &url::Url, what_it_did: &str, max: u64) -> ProcessingError {
     ProcessingError::rejected(
-        "SOURCE_TOO_LARGE",
+        Code::SourceTooLarge,
         format!("{} {what_it_did}; sources may be at most {max} bytes", shown(url)),
     )
 }
 
 /// Names the hop in a refusal after a redirect, so the reason says where it came from.
-fn after_redirect(hop: u32, from: &url::Url, err: ProcessingError) -> ProcessingError {
-    ProcessingError {
-        reason: format!("redirect {hop} from {}: {}", shown(from), err.reason),
-        ..err
-    }
+fn after_redirect(hop: u32, from: &url::Url, mut err: ProcessingError) -> ProcessingError {
+    err.reason = format!("redirect {hop} from {}: {}", shown(from), err.reason);
+    err
 }
 
 /// A refusal from the connector travels through hyper as a boxed error; find it again.
@@ -324,19 +322,15 @@ fn classify_client_error(url: &url::Url, err: &hyper_util::client::legacy::Error
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
         if let Some(refusal) = current.downcast_ref::<ProcessingError>() {
-            return ProcessingError {
-                kind: refusal.kind,
-                code: refusal.code,
-                reason: refusal.reason.clone(),
-            };
+            return ProcessingError::new(refusal.kind, refusal.code(), refusal.reason.clone());
         }
         source = current.source();
     }
     ProcessingError::retryable(
         if err.is_connect() {
-            "SOURCE_UNREACHABLE"
+            Code::SourceUnreachable
         } else {
-            "SOURCE_FETCH_FAILED"
+            Code::SourceFetchFailed
         },
         format!("fetching {}: {}", shown(url), shared::error::DisplayErrorChain(err)),
     )
@@ -353,7 +347,7 @@ impl VettingConnector {
     async fn connect(self, uri: Uri) -> Result<TokioIo<TcpStream>, ProcessingError> {
         let host = uri
             .host()
-            .ok_or_else(|| ProcessingError::rejected("SOURCE_URL_INVALID", format!("{uri} has no host")))?;
+            .ok_or_else(|| ProcessingError::rejected(Code::SourceUrlInvalid, format!("{uri} has no host")))?;
         let port = uri
             .port_u16()
             .unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
@@ -365,13 +359,13 @@ impl VettingConnector {
                 match lookup.await {
                     Err(_) => {
                         return Err(ProcessingError::retryable(
-                            "SOURCE_UNREACHABLE",
+                            Code::SourceUnreachable,
                             format!("resolving {host} timed out"),
                         ))
                     }
                     Ok(Err(e)) => {
                         return Err(ProcessingError::rejected(
-                            "SOURCE_HOST_UNKNOWN",
+                            Code::SourceHostUnknown,
                             format!("cannot resolve {host}: {e}"),
                         ))
                     }
@@ -381,7 +375,7 @@ impl VettingConnector {
         };
         if addresses.is_empty() {
             return Err(ProcessingError::rejected(
-                "SOURCE_HOST_UNKNOWN",
+                Code::SourceHostUnknown,
                 format!("{host} resolves to no address"),
             ));
         }
@@ -401,7 +395,7 @@ impl VettingConnector {
             }
         }
         Err(ProcessingError::retryable(
-            "SOURCE_UNREACHABLE",
+            Code::SourceUnreachable,
             format!("cannot connect to {host}: {}", last_error.unwrap_or_default()),
         ))
     }

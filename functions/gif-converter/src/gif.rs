@@ -13,7 +13,7 @@ use std::path::Path;
 use shared::ffmpeg::{ffmpeg_base_args, Deadline, Supervised};
 use shared::gif::GifParams;
 use shared::probe::{probe_file_with, MediaInfo, Unreadable};
-use shared::ProcessingError;
+use shared::{Code, ProcessingError};
 
 /// Demuxers a source may be read with: containers that carry their media inline.
 pub const SOURCE_FORMATS: &str =
@@ -43,7 +43,7 @@ fn source_input_args(source: &Path, params: &GifParams) -> Vec<OsString> {
 /// ffprobe on a fetched source; anything it cannot read under the whitelists is not a video.
 pub async fn probe_source(ffprobe: &Path, source: &Path, deadline: Deadline) -> Result<MediaInfo, ProcessingError> {
     let unreadable = Unreadable {
-        code: "NOT_VIDEO",
+        code: Code::NotVideo,
         says: "the source is not a video ffprobe can read",
     };
     let info = probe_file_with(ffprobe, source, deadline, &fence_args(), unreadable).await?;
@@ -126,7 +126,7 @@ pub async fn inspect_gif(ffprobe: &Path, gif: &Path, deadline: Deadline) -> Resu
         .arg(gif)
         .run()
         .await
-        .map_err(|e| e.into_processing_error("GIF_UNREADABLE"))?;
+        .map_err(|e| e.into_processing_error(Code::GifUnreadable))?;
     #[derive(serde::Deserialize)]
     struct Report {
         streams: Vec<Stream>,
@@ -138,11 +138,11 @@ pub async fn inspect_gif(ffprobe: &Path, gif: &Path, deadline: Deadline) -> Resu
         nb_read_frames: String,
     }
     let report: Report = serde_json::from_slice(&output.stdout)
-        .map_err(|e| ProcessingError::failed("GIF_UNREADABLE", format!("ffprobe's report on the GIF: {e}")))?;
+        .map_err(|e| ProcessingError::failed(Code::GifUnreadable, format!("ffprobe's report on the GIF: {e}")))?;
     let stream = report
         .streams
         .first()
-        .ok_or_else(|| ProcessingError::failed("GIF_UNREADABLE", "the GIF has no video stream"))?;
+        .ok_or_else(|| ProcessingError::failed(Code::GifUnreadable, "the GIF has no video stream"))?;
     Ok(GifInfo {
         width: stream.width,
         height: stream.height,
@@ -267,22 +267,22 @@ mod tests {
         let err = probe_source(Path::new("ffprobe"), &playlist, deadline)
             .await
             .unwrap_err();
-        assert_eq!(err.code, "NOT_VIDEO", "{err}");
+        assert_eq!(err.code(), Code::NotVideo, "{err}");
         std::fs::write(&playlist, "just some text\n").unwrap();
         assert_eq!(
             probe_source(Path::new("ffprobe"), &playlist, deadline)
                 .await
                 .unwrap_err()
-                .code,
-            "NOT_VIDEO"
+                .code(),
+            Code::NotVideo
         );
         let audio = sample(dir.path(), "audio", "sine=duration=1", &["-f", "mp4"]).await;
         assert_eq!(
             probe_source(Path::new("ffprobe"), &audio, deadline)
                 .await
                 .unwrap_err()
-                .code,
-            "NOT_VIDEO"
+                .code(),
+            Code::NotVideo
         );
     }
 }

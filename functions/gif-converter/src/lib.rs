@@ -38,7 +38,7 @@ use shared::gif::{
 use shared::source_url::{policy_from_env, AddressPolicy, SourceUrl};
 use shared::sqs::{park_in_dead_letter_queue, parse_body, process_batch, Disposition};
 use shared::storage::{download_to_file, head_object, upload_file, UploadOptions};
-use shared::ProcessingError;
+use shared::{Code, ProcessingError};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -146,7 +146,7 @@ impl Converter {
                 Ok(job)
             } else {
                 Err(ProcessingError::rejected(
-                    "MALFORMED_MESSAGE",
+                    Code::MalformedMessage,
                     format!("task id {:?} is not a task id", job.task_id),
                 ))
             }
@@ -170,13 +170,13 @@ impl Converter {
         let run_id = uuid::Uuid::new_v4().to_string();
         match self.tasks.claim(&job.task_id, &run_id).await {
             Err(err) => {
-                tracing::warn!(code = err.code, reason = %err.reason, "could not claim the task; message handed back");
+                tracing::warn!(code = %err.code(), reason = %err.reason, "could not claim the task; message handed back");
                 return Disposition::Retry;
             }
             Ok(Claim::Missing) => {
                 // No task to mark FAILED: the DLQ is the only place this job can be answered.
                 let err = ProcessingError::rejected(
-                    "TASK_NOT_FOUND",
+                    Code::TaskNotFound,
                     format!("task {} does not exist (expired or never written)", job.task_id),
                 );
                 return park_in_dead_letter_queue(&self.sqs, &self.config.dead_letter_queue_url, record, &err).await;
@@ -205,7 +205,7 @@ impl Converter {
                 self.tasks.done(&job.task_id, &run_id, output).await
             }
             Err(err) if err.is_retryable() && deliveries < self.config.max_receive_count => {
-                tracing::warn!(code = err.code, reason = %err.reason, "retryable fault; message handed back");
+                tracing::warn!(code = %err.code(), reason = %err.reason, "retryable fault; message handed back");
                 return Disposition::Retry;
             }
             Err(err) => {
@@ -214,8 +214,8 @@ impl Converter {
                 } else {
                     err.reason.clone()
                 };
-                tracing::warn!(code = err.code, %reason, "task failed");
-                self.tasks.failed(&job.task_id, &run_id, err.code, &reason).await
+                tracing::warn!(code = %err.code(), %reason, "task failed");
+                self.tasks.failed(&job.task_id, &run_id, err.code(), &reason).await
             }
         };
         match finished {
@@ -225,7 +225,7 @@ impl Converter {
                 Disposition::Done
             }
             Err(err) => {
-                tracing::error!(code = err.code, reason = %err.reason, "could not record the outcome; message handed back");
+                tracing::error!(code = %err.code(), reason = %err.reason, "could not record the outcome; message handed back");
                 Disposition::Retry
             }
         }
@@ -242,7 +242,7 @@ impl Converter {
             match self.tasks.progress(task_id, run_id, percent).await {
                 Ok(true) => written = percent,
                 Ok(false) => tracing::debug!(percent, "progress not written: another run owns the task"),
-                Err(err) => tracing::warn!(code = err.code, "progress not written: {}", err.reason),
+                Err(err) => tracing::warn!(code = %err.code(), "progress not written: {}", err.reason),
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -258,7 +258,7 @@ impl Converter {
         let config = &self.config;
         if job.version != GIF_JOB_VERSION {
             return Err(ProcessingError::rejected(
-                "UNSUPPORTED_VERSION",
+                Code::UnsupportedVersion,
                 format!("job version {} (this converter reads {GIF_JOB_VERSION})", job.version),
             ));
         }
@@ -292,12 +292,12 @@ impl Converter {
             }
             SourceUrl::S3 { bucket, key } => {
                 let head = head_object(&self.s3, bucket, key).await?.ok_or_else(|| {
-                    ProcessingError::rejected("SOURCE_MISSING", format!("s3://{bucket}/{key} does not exist"))
+                    ProcessingError::rejected(Code::SourceMissing, format!("s3://{bucket}/{key} does not exist"))
                 })?;
                 let size = head.content_length.unwrap_or(0).max(0) as u64;
                 if size > config.fetch.max_bytes {
                     return Err(ProcessingError::rejected(
-                        "SOURCE_TOO_LARGE",
+                        Code::SourceTooLarge,
                         format!(
                             "s3://{bucket}/{key} is {size} bytes; sources may be at most {} bytes",
                             config.fetch.max_bytes
@@ -314,7 +314,7 @@ impl Converter {
         let source_duration = info.duration_secs.unwrap_or(0.0);
         if source_duration > 0.0 && params.start_secs >= source_duration {
             return Err(ProcessingError::rejected(
-                "INVALID_PARAMETER",
+                Code::InvalidParameter,
                 format!(
                     "start {} s is past the end of the {source_duration:.2} s source",
                     params.start_secs
@@ -352,16 +352,19 @@ impl Converter {
             .on_progress(report(20, 35))
             .run()
             .await
-            .map_err(|e| e.into_processing_error("GIF_FAILED"))?;
+            .map_err(|e| e.into_processing_error(Code::GifFailed))?;
         Supervised::new(&config.ffmpeg, deadline)
             .args(gif_args(&source_path, &params, &palette_path, &gif_path))
             .on_progress(report(35, 95))
             .run()
             .await
-            .map_err(|e| e.into_processing_error("GIF_FAILED"))?;
+            .map_err(|e| e.into_processing_error(Code::GifFailed))?;
         let gif = inspect_gif(&config.ffprobe, &gif_path, deadline).await?;
         if gif.frames == 0 {
-            return Err(ProcessingError::failed("GIF_FAILED", "the segment produced no frames"));
+            return Err(ProcessingError::failed(
+                Code::GifFailed,
+                "the segment produced no frames",
+            ));
         }
 
         let key = gif_key(&config.gif_prefix, &job.task_id);
@@ -480,7 +483,7 @@ impl TaskStore {
                     .as_ref()
                     .and_then(|i| i.get(attr::STATUS))
                     .and_then(|v| v.as_s().ok())
-                    .and_then(|v| TaskStatus::parse(v));
+                    .and_then(|v| v.parse::<TaskStatus>().ok());
                 Ok(match status {
                     Some(status) if status.is_final() => Claim::AlreadyFinal(status),
                     _ => Claim::Missing,
@@ -535,7 +538,7 @@ impl TaskStore {
     }
 
     /// RUNNING (this run) → FAILED with the code and reason.
-    pub async fn failed(&self, task_id: &str, run_id: &str, code: &str, reason: &str) -> Result<bool, ProcessingError> {
+    pub async fn failed(&self, task_id: &str, run_id: &str, code: Code, reason: &str) -> Result<bool, ProcessingError> {
         let result = self
             .update(task_id, run_id)
             .update_expression("SET #status = :failed, #updated = :now, #code = :code, #message = :message")
@@ -543,7 +546,7 @@ impl TaskStore {
             .expression_attribute_names("#code", attr::ERROR_CODE)
             .expression_attribute_names("#message", attr::ERROR_MESSAGE)
             .expression_attribute_values(":failed", s(TaskStatus::Failed.as_str()))
-            .expression_attribute_values(":code", s(code))
+            .expression_attribute_values(":code", s(code.as_str()))
             .expression_attribute_values(":message", s(&reason.chars().take(2000).collect::<String>()))
             .send()
             .await;

@@ -43,7 +43,7 @@ async fn a_queued_task_is_claimed_with_a_condition_that_excludes_final_states() 
             let values = r.expression_attribute_values().unwrap();
             condition.contains("#status = :queued OR #status = :running")
                 && condition.contains("attribute_exists(#id)")
-                && values.get(":running") == Some(&s("RUNNING"))
+                && values.get(":running") == Some(&s(TaskStatus::Running.as_str()))
                 && values.get(":run") == Some(&s("run-1"))
         })
         .then_output(|| UpdateItemOutput::builder().build());
@@ -53,11 +53,11 @@ async fn a_queued_task_is_claimed_with_a_condition_that_excludes_final_states() 
 
 #[tokio::test]
 async fn a_redelivered_message_for_a_done_or_failed_task_finds_it_final() {
-    for status in ["DONE", "FAILED"] {
+    for status in [TaskStatus::Done, TaskStatus::Failed] {
         let refused = condition_fails();
-        let read = item_with_status(Some(status));
+        let read = item_with_status(Some(status.as_str()));
         let claim = store(&[&refused, &read]).claim(TASK, "run-2").await.unwrap();
-        assert_eq!(claim, Claim::AlreadyFinal(TaskStatus::parse(status).unwrap()));
+        assert_eq!(claim, Claim::AlreadyFinal(status));
     }
     let refused = condition_fails();
     let gone = item_with_status(None);
@@ -83,7 +83,7 @@ async fn writes_of_a_superseded_run_are_refused_not_failed() {
         },
     };
     assert!(!store.done(TASK, "old-run", &output).await.unwrap());
-    assert!(!store.failed(TASK, "old-run", "X", "y").await.unwrap());
+    assert!(!store.failed(TASK, "old-run", Code::GifFailed, "y").await.unwrap());
 }
 
 #[tokio::test]
@@ -141,7 +141,7 @@ async fn a_job_for_a_task_that_does_not_exist_is_parked_in_the_dlq_by_name_not_d
                 && r.message_attributes()
                     .and_then(|a| a.get("rejection_code"))
                     .and_then(|v| v.string_value())
-                    == Some("TASK_NOT_FOUND")
+                    == Some(Code::TaskNotFound.as_str())
                 && r.message_body().unwrap_or("").contains(TASK)
         })
         .then_output(|| aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().build());

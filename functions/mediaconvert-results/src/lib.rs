@@ -26,11 +26,11 @@ use serde_json::Value;
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::mediaconvert_metadata;
 use shared::contracts::{
-    DeliveredFile, Job, MediaConvertJob, ObjectRef, PipelineResult, Reason, ResultStatus, CONTRACT_VERSION,
+    DeliveredFile, FileKind, Job, MediaConvertJob, ObjectRef, PipelineResult, Reason, ResultStatus, CONTRACT_VERSION,
 };
 use shared::ledger::{Ledger, OutcomeKey};
 use shared::storage::key_url_path;
-use shared::ProcessingError;
+use shared::{Code, ProcessingError};
 
 /// The detail type MediaConvert gives its job events.
 pub const DETAIL_TYPE: &str = "MediaConvert Job State Change";
@@ -74,7 +74,7 @@ struct JobEvent {
 #[serde(rename_all = "camelCase")]
 struct Detail {
     job_id: String,
-    status: String,
+    status: JobState,
     #[serde(default)]
     error_code: Option<i64>,
     #[serde(default)]
@@ -83,6 +83,18 @@ struct Detail {
     user_metadata: BTreeMap<String, String>,
     #[serde(default)]
     output_group_details: Vec<OutputGroupDetail>,
+}
+
+/// `detail.status` of a job event, as MediaConvert spells it. Only the end states are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum JobState {
+    Complete,
+    Error,
+    Canceled,
+    /// PROGRESSING, STATUS_UPDATE, INPUT_INFORMATION, …: not an end.
+    #[serde(other)]
+    NotAnEnd,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,7 +132,7 @@ fn split_s3_uri(uri: &str) -> Option<(String, String)> {
 }
 
 fn malformed(reason: impl Into<String>) -> ProcessingError {
-    ProcessingError::rejected("MALFORMED_EVENT", reason)
+    ProcessingError::rejected(Code::MalformedEvent, reason)
 }
 
 /// The result an event calls for, or `None` for a state that is not an end (PROGRESSING, …).
@@ -155,19 +167,19 @@ pub fn result_for(event: &Value, config: &Config) -> Result<Option<PipelineResul
         error_code: None,
         outputs: Vec::new(),
     };
-    let (status, reason) = match detail.status.as_str() {
-        "COMPLETE" => {
+    let (status, reason) = match detail.status {
+        JobState::Complete => {
             job.outputs = delivered_files(&detail.output_group_details, config)?;
             (ResultStatus::Available, None)
         }
-        "ERROR" => {
+        JobState::Error => {
             job.error_code = detail.error_code;
             let message = detail
                 .error_message
                 .clone()
                 .unwrap_or_else(|| "MediaConvert reported an error without a message".to_owned());
             let reason = Reason {
-                code: "MEDIACONVERT_ERROR".to_owned(),
+                code: Code::MediaconvertError,
                 message: match detail.error_code {
                     Some(code) => format!("{message} (MediaConvert error {code})"),
                     None => message,
@@ -175,14 +187,14 @@ pub fn result_for(event: &Value, config: &Config) -> Result<Option<PipelineResul
             };
             (ResultStatus::Failed, Some(reason))
         }
-        "CANCELED" => (
+        JobState::Canceled => (
             ResultStatus::Canceled,
             Some(Reason {
-                code: "MEDIACONVERT_CANCELED".to_owned(),
+                code: Code::MediaconvertCanceled,
                 message: "the job was canceled before it finished".to_owned(),
             }),
         ),
-        _ => return Ok(None),
+        JobState::NotAnEnd => return Ok(None),
     };
     Ok(Some(PipelineResult {
         version: CONTRACT_VERSION,
@@ -197,7 +209,7 @@ pub fn result_for(event: &Value, config: &Config) -> Result<Option<PipelineResul
 }
 
 fn delivered_files(groups: &[OutputGroupDetail], config: &Config) -> Result<Vec<DeliveredFile>, ProcessingError> {
-    let file = |uri: &str, kind: &str, detail: Option<&OutputDetail>| -> Result<DeliveredFile, ProcessingError> {
+    let file = |uri: &str, kind: FileKind, detail: Option<&OutputDetail>| -> Result<DeliveredFile, ProcessingError> {
         let (bucket, key) =
             split_s3_uri(uri).ok_or_else(|| malformed(format!("output path {uri:?} is not s3://bucket/key")))?;
         let video = detail.and_then(|d| d.video_details.as_ref());
@@ -205,7 +217,7 @@ fn delivered_files(groups: &[OutputGroupDetail], config: &Config) -> Result<Vec<
             url: config.url_of(&key),
             bucket,
             key,
-            kind: kind.to_owned(),
+            kind,
             width: video.and_then(|v| v.width_in_px),
             height: video.and_then(|v| v.height_in_px),
             duration_ms: detail.and_then(|d| d.duration_in_ms),
@@ -215,11 +227,12 @@ fn delivered_files(groups: &[OutputGroupDetail], config: &Config) -> Result<Vec<
     for group in groups {
         let is_hls = group.r#type == "HLS_GROUP";
         for uri in &group.playlist_file_paths {
-            files.push(file(uri, "master", None)?);
+            files.push(file(uri, FileKind::Master, None)?);
         }
         for detail in &group.output_details {
             for uri in &detail.output_file_paths {
-                files.push(file(uri, if is_hls { "variant" } else { "media" }, Some(detail))?);
+                let kind = if is_hls { FileKind::Variant } else { FileKind::Media };
+                files.push(file(uri, kind, Some(detail))?);
             }
         }
     }
@@ -233,8 +246,13 @@ fn delivered_files(groups: &[OutputGroupDetail], config: &Config) -> Result<Vec<
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     pub job_id: Option<String>,
-    /// The status published, or `skipped`.
+    /// The status published (a [`ResultStatus`]), or `skipped`.
     pub answered: String,
+}
+
+impl Outcome {
+    /// `answered` for an event that is not an end state.
+    pub const SKIPPED: &'static str = "skipped";
 }
 
 pub struct Answerer {
@@ -263,11 +281,11 @@ impl Answerer {
                 tracing::info!(job_id, status, "not an end state; nothing to answer");
                 return Ok(Outcome {
                     job_id,
-                    answered: "skipped".into(),
+                    answered: Outcome::SKIPPED.into(),
                 });
             }
             Err(err) => {
-                tracing::error!(job_id, code = err.code, reason = %err.reason, "event not answerable");
+                tracing::error!(job_id, code = %err.code(), reason = %err.reason, "event not answerable");
                 return Err(err);
             }
         };
@@ -330,14 +348,17 @@ mod tests {
         assert_eq!(result.profile.as_deref(), Some("hd-sd"));
         let job = result.mediaconvert.unwrap();
         assert_eq!(job.job_id, "1763715600000-a1b2c3");
-        let summary: Vec<_> = job.outputs.iter().map(|o| (o.kind.as_str(), o.key.as_str())).collect();
+        let summary: Vec<_> = job.outputs.iter().map(|o| (o.kind, o.key.as_str())).collect();
         assert_eq!(
             summary,
             [
-                ("media", "mediaconvert/mediaconvert-uploads/my cat+1-hd.mp4"),
-                ("media", "mediaconvert/mediaconvert-uploads/my cat+1-sd.mp4"),
-                ("master", "mediaconvert/mediaconvert-uploads/hls/my cat+1.m3u8"),
-                ("variant", "mediaconvert/mediaconvert-uploads/hls/my cat+1_360p.m3u8"),
+                (FileKind::Media, "mediaconvert/mediaconvert-uploads/my cat+1-hd.mp4"),
+                (FileKind::Media, "mediaconvert/mediaconvert-uploads/my cat+1-sd.mp4"),
+                (FileKind::Master, "mediaconvert/mediaconvert-uploads/hls/my cat+1.m3u8"),
+                (
+                    FileKind::Variant,
+                    "mediaconvert/mediaconvert-uploads/hls/my cat+1_360p.m3u8"
+                ),
             ]
         );
         let sd = &job.outputs[1];
@@ -352,12 +373,31 @@ mod tests {
         );
     }
 
+    /// What this function publishes for each end state is its fixture in `shared/fixtures/`.
+    #[test]
+    fn each_end_state_is_published_as_its_fixture() {
+        let mut canceled = fixture("job-error.json");
+        canceled["detail"]["status"] = "CANCELED".into();
+        for (event, published) in [
+            (fixture("job-complete.json"), "result-mediaconvert-available.json"),
+            (fixture("job-error.json"), "result-mediaconvert-failed.json"),
+            (canceled, "result-mediaconvert-canceled.json"),
+        ] {
+            let written = serde_json::to_value(result_for(&event, &config()).unwrap().unwrap()).unwrap();
+            assert_eq!(
+                written,
+                shared::contracts::fixture(published),
+                "{published}: publishes {written:#}"
+            );
+        }
+    }
+
     #[test]
     fn error_carries_code_and_message() {
         let result = result_for(&fixture("job-error.json"), &config()).unwrap().unwrap();
         assert_eq!(result.status, ResultStatus::Failed);
         let reason = result.reason.unwrap();
-        assert_eq!(reason.code, "MEDIACONVERT_ERROR");
+        assert_eq!(reason.code, Code::MediaconvertError);
         assert!(
             reason.message.contains("No parser found for container"),
             "{}",
@@ -381,15 +421,18 @@ mod tests {
     fn events_of_other_jobs_or_kinds_are_named_rejections() {
         let mut foreign = fixture("job-error.json");
         foreign["detail"]["userMetadata"] = serde_json::json!({});
-        assert_eq!(result_for(&foreign, &config()).unwrap_err().code, "MALFORMED_EVENT");
+        assert_eq!(
+            result_for(&foreign, &config()).unwrap_err().code(),
+            Code::MalformedEvent
+        );
         let mut other = fixture("job-complete.json");
         other["detail-type"] = "Object Created".into();
-        assert_eq!(result_for(&other, &config()).unwrap_err().code, "MALFORMED_EVENT");
+        assert_eq!(result_for(&other, &config()).unwrap_err().code(), Code::MalformedEvent);
         assert_eq!(
             result_for(&serde_json::json!({"hello": 1}), &config())
                 .unwrap_err()
-                .code,
-            "MALFORMED_EVENT"
+                .code(),
+            Code::MalformedEvent
         );
     }
 
@@ -399,9 +442,9 @@ mod tests {
             .match_requests(|r| {
                 let attributes = r.message_attributes().unwrap();
                 r.topic_arn() == Some("arn:aws:sns:us-east-1:123456789012:results")
-                    && attributes["job"].string_value() == Some("mediaconvert")
-                    && attributes["status"].string_value() == Some("failed")
-                    && attributes["reason"].string_value() == Some("MEDIACONVERT_ERROR")
+                    && attributes["job"].string_value() == Some(Job::Mediaconvert.as_str())
+                    && attributes["status"].string_value() == Some(ResultStatus::Failed.as_str())
+                    && attributes["reason"].string_value() == Some(Code::MediaconvertError.as_str())
             })
             .then_output(|| PublishOutput::builder().message_id("m").build());
         let answerer = Answerer {
@@ -413,7 +456,7 @@ mod tests {
             .handle(LambdaEvent::new(fixture("job-error.json"), Context::default()))
             .await
             .unwrap();
-        assert_eq!(outcome.answered, "failed");
+        assert_eq!(outcome.answered, ResultStatus::Failed.as_str());
         assert_eq!(publish.num_calls(), 1);
     }
 

@@ -36,7 +36,7 @@ use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{Job, ObjectRef, PipelineResult};
 use shared::ledger::{s3_rejection_outcome, Ledger};
 use shared::s3_event::{self, decode_key, shown_key};
-use shared::ProcessingError;
+use shared::{Code, ProcessingError};
 use tokio::sync::OnceCell;
 
 use template::{Filling, JobTemplate};
@@ -182,7 +182,7 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
     }
     let object = source(key);
     if record.s3.object.size == Some(0) {
-        let err = ProcessingError::rejected("EMPTY_OBJECT", "the object is empty (0 bytes)");
+        let err = ProcessingError::rejected(Code::EmptyObject, "the object is empty (0 bytes)");
         return Decision::Reject(Box::new(rejection(&object, config, &err)));
     }
     Decision::Submit(object)
@@ -205,7 +205,7 @@ fn reject_malformed(record: &Value, config: &Config, reason: String) -> Decision
         etag: None,
         version_id: None,
     };
-    let err = ProcessingError::rejected("MALFORMED_EVENT", reason);
+    let err = ProcessingError::rejected(Code::MalformedEvent, reason);
     Decision::Reject(Box::new(rejection(&source, config, &err)))
 }
 
@@ -309,7 +309,7 @@ impl Submitter {
             .endpoints()
             .iter()
             .find_map(|e| e.url().map(str::to_owned))
-            .ok_or_else(|| ProcessingError::retryable("AWS_ERROR", "DescribeEndpoints returned no endpoint"))?;
+            .ok_or_else(|| ProcessingError::retryable(Code::AwsError, "DescribeEndpoints returned no endpoint"))?;
         tracing::info!(endpoint = %url, "MediaConvert endpoint discovered; kept for later invocations");
         Ok(url)
     }
@@ -336,15 +336,16 @@ impl Submitter {
         let created = request.send().await.map_err(|e| {
             ProcessingError::from_sdk_with("MediaConvert CreateJob", e, |code, _| {
                 // The job itself is wrong for MediaConvert: retrying sends the same job.
-                (code == "BadRequestException")
-                    .then(|| ProcessingError::failed("JOB_REFUSED", format!("MediaConvert refused the job ({code})")))
+                (code == "BadRequestException").then(|| {
+                    ProcessingError::failed(Code::JobRefused, format!("MediaConvert refused the job ({code})"))
+                })
             })
         });
         created?
             .job()
             .and_then(|j| j.id())
             .map(str::to_owned)
-            .ok_or_else(|| ProcessingError::retryable("AWS_ERROR", "CreateJob returned no job id"))
+            .ok_or_else(|| ProcessingError::retryable(Code::AwsError, "CreateJob returned no job id"))
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %event.context.request_id, template = %self.config.template_name))]
@@ -368,7 +369,7 @@ impl Submitter {
                     }
                     Err(err) if err.is_retryable() => Err(err),
                     Err(err) => {
-                        tracing::warn!(index, key = %source.key, code = err.code, reason = %err.reason, "job refused");
+                        tracing::warn!(index, key = %source.key, code = %err.code(), reason = %err.reason, "job refused");
                         self.answer(
                             &rejection(&source, &self.config, &err),
                             record,

@@ -10,6 +10,7 @@ use aws_sdk_mediaconvert::types::{Endpoint, Job as McJob};
 use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use lambda_runtime::Context;
+use shared::contracts::{fixture as contract_fixture, ResultStatus};
 
 const QUEUE: &str = "arn:aws:mediaconvert:us-east-1:123456789012:queues/Default";
 const ROLE: &str = "arn:aws:iam::123456789012:role/video-suite-mediaconvert";
@@ -129,8 +130,14 @@ fn objects_outside_the_prefix_and_folder_markers_are_skipped() {
 fn empty_and_malformed_records_are_named_rejections() {
     match decide(&record_with("mediaconvert-uploads/empty.mp4", 0), &config()) {
         Decision::Reject(result) => {
+            let published = serde_json::to_value(&result).unwrap();
+            assert_eq!(
+                published,
+                contract_fixture("result-mediaconvert-rejected.json"),
+                "publishes {published:#}"
+            );
             assert_eq!(result.job, Job::Mediaconvert);
-            assert_eq!(result.reason.unwrap().code, "EMPTY_OBJECT");
+            assert_eq!(result.reason.unwrap().code, Code::EmptyObject);
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -138,7 +145,7 @@ fn empty_and_malformed_records_are_named_rejections() {
         &serde_json::json!({"eventName": "ObjectCreated:Put", "s3": 5}),
         &config(),
     ) {
-        Decision::Reject(result) => assert_eq!(result.reason.unwrap().code, "MALFORMED_EVENT"),
+        Decision::Reject(result) => assert_eq!(result.reason.unwrap().code, Code::MalformedEvent),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -148,7 +155,7 @@ fn a_key_longer_than_s3_allows_is_a_named_rejection_that_names_it_cut_short() {
     let huge = format!("mediaconvert-uploads/{}.mp4", "k".repeat(300_000));
     match decide(&record_with(&huge, 5), &config()) {
         Decision::Reject(result) => {
-            assert_eq!(result.reason.unwrap().code, "KEY_TOO_LONG");
+            assert_eq!(result.reason.unwrap().code, Code::KeyTooLong);
             assert_eq!(result.source.key.len(), shared::s3_event::SHOWN_KEY_CHARS);
         }
         other => panic!("unexpected {other:?}"),
@@ -156,7 +163,7 @@ fn a_key_longer_than_s3_allows_is_a_named_rejection_that_names_it_cut_short() {
     let huge_malformed = serde_json::json!({"eventName": "ObjectCreated:Put", "s3": {"object": {"key": huge}}});
     match decide(&huge_malformed, &config()) {
         Decision::Reject(result) => {
-            assert_eq!(result.reason.unwrap().code, "MALFORMED_EVENT");
+            assert_eq!(result.reason.unwrap().code, Code::MalformedEvent);
             assert_eq!(result.source.key.len(), shared::s3_event::MAX_KEY_BYTES);
         }
         other => panic!("unexpected {other:?}"),
@@ -266,8 +273,16 @@ async fn a_job_mediaconvert_refuses_is_answered_as_failed() {
         .then_http_response(|| mediaconvert_error(400, "BadRequestException"));
     let answered = mock!(aws_sdk_sns::Client::publish)
         .match_requests(|r| {
-            let message = r.message().unwrap_or("");
-            r.topic_arn() == Some(RESULTS) && message.contains("\"JOB_REFUSED\"") && message.contains("\"failed\"")
+            let published: Value = serde_json::from_str(r.message().unwrap_or("")).unwrap();
+            assert_eq!(
+                published,
+                contract_fixture("result-mediaconvert-refused.json"),
+                "publishes {published:#}"
+            );
+            let result: PipelineResult = serde_json::from_value(published).unwrap();
+            r.topic_arn() == Some(RESULTS)
+                && result.status == ResultStatus::Failed
+                && result.reason.unwrap().code == Code::JobRefused
         })
         .then_output(|| PublishOutput::builder().message_id("m").build());
     let submitter = submitter(

@@ -31,7 +31,7 @@ use shared::sqs::{park_in_dead_letter_queue, parse_body, process_batch, Disposit
 use shared::storage::{
     decode_metadata_value, download_to_file, head_object, metadata_value, upload_file, work_dir, UploadOptions,
 };
-use shared::{ErrorKind, ProcessingError};
+use shared::{Code, ErrorKind, ProcessingError};
 use tracing::Instrument;
 
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ impl Config {
         let key = format!("{}{}/{}.mp4", self.output_prefix, source_key, self.profile.name);
         if key.len() > MAX_KEY_BYTES {
             return Err(ProcessingError::rejected(
-                "KEY_TOO_LONG",
+                Code::KeyTooLong,
                 format!("the output key would be {} bytes; S3 allows {MAX_KEY_BYTES}", key.len()),
             ));
         }
@@ -155,11 +155,11 @@ impl Worker {
                 mediaconvert: None,
             },
             Err(err) if err.kind == ErrorKind::Retryable => {
-                tracing::warn!(code = err.code, reason = %err.reason, "retryable fault; message handed back");
+                tracing::warn!(code = %err.code(), reason = %err.reason, "retryable fault; message handed back");
                 return Disposition::Retry;
             }
             Err(err) => {
-                tracing::warn!(code = err.code, reason = %err.reason, kind = %err.kind, "source not rendered");
+                tracing::warn!(code = %err.code(), reason = %err.reason, kind = %err.kind, "source not rendered");
                 PipelineResult::from_error(Job::Rendition, source, profile, &err)
             }
         };
@@ -217,7 +217,7 @@ impl Worker {
         tracing::info!(bytes = downloaded, "source downloaded");
         if downloaded == 0 {
             return Err(ProcessingError::rejected(
-                "EMPTY_OBJECT",
+                Code::EmptyObject,
                 "the source object is empty (0 bytes)",
             ));
         }
@@ -241,17 +241,17 @@ impl Worker {
             })
             .run()
             .await
-            .map_err(|e| e.into_processing_error("TRANSCODE_FAILED"))?;
+            .map_err(|e| e.into_processing_error(Code::TranscodeFailed))?;
 
         let rendered = probe_file(&config.ffprobe, &output_path, deadline).await.map_err(|e| {
             ProcessingError::failed(
-                "TRANSCODE_FAILED",
+                Code::TranscodeFailed,
                 format!("ffmpeg's output is unreadable: {}", e.reason),
             )
         })?;
         let video = rendered
             .require_video()
-            .map_err(|e| ProcessingError::failed("TRANSCODE_FAILED", e.reason))?;
+            .map_err(|e| ProcessingError::failed(Code::TranscodeFailed, e.reason))?;
         let (width, height) = video.display_size();
         let duration_secs = rendered.duration_secs.unwrap_or(0.0);
         let note = plan_note(&plan, &info, &config.profile);
@@ -381,7 +381,7 @@ mod tests {
         let longest_fitting = "k".repeat(1024 - "renditions//720p.mp4".len());
         assert!(config.output_key(&longest_fitting).is_ok());
         let err = config.output_key(&format!("{longest_fitting}k")).unwrap_err();
-        assert_eq!((err.code, err.kind), ("KEY_TOO_LONG", ErrorKind::Rejected));
+        assert_eq!((err.code(), err.kind), (Code::KeyTooLong, ErrorKind::Rejected));
     }
 
     #[test]

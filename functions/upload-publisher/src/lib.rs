@@ -15,7 +15,7 @@ use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{extension_of, Job, ObjectRef, PipelineResult, UploadNotice, CONTRACT_VERSION};
 use shared::ledger::{s3_rejection_outcome, Ledger, OutcomeKey};
 use shared::s3_event::{self, decode_key, shown_key};
-use shared::ProcessingError;
+use shared::{Code, ProcessingError};
 
 /// Extensions treated as video when `VIDEO_EXTENSIONS` is not set.
 pub const DEFAULT_VIDEO_EXTENSIONS: &[&str] = &[
@@ -93,7 +93,7 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
             format!("\".{extension}\"")
         };
         let err = ProcessingError::rejected(
-            "NOT_VIDEO",
+            Code::NotVideo,
             format!(
                 "{shown} is not a video file extension (accepted: {})",
                 config.video_extensions.join(", ")
@@ -102,7 +102,7 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
         return Decision::Reject(rejection(&bucket, &key, etag, &err));
     }
     if size == 0 {
-        let err = ProcessingError::rejected("EMPTY_OBJECT", "the object is empty (0 bytes)");
+        let err = ProcessingError::rejected(Code::EmptyObject, "the object is empty (0 bytes)");
         return Decision::Reject(rejection(&bucket, &key, etag, &err));
     }
     Decision::Publish(UploadNotice {
@@ -135,7 +135,7 @@ fn reject_malformed(record: &Value, reason: String) -> Decision {
             .unwrap_or("")
             .to_owned()
     };
-    let err = ProcessingError::rejected("MALFORMED_EVENT", reason);
+    let err = ProcessingError::rejected(Code::MalformedEvent, reason);
     Decision::Reject(rejection(&text("/s3/bucket/name"), &text("/s3/object/key"), None, &err))
 }
 
@@ -277,9 +277,9 @@ mod tests {
     #[test]
     fn non_videos_and_empty_objects_are_named_rejections() {
         for (key, size, code) in [
-            ("notes.txt", 10, "NOT_VIDEO"),
-            ("noext", 10, "NOT_VIDEO"),
-            ("empty.mp4", 0, "EMPTY_OBJECT"),
+            ("notes.txt", 10, Code::NotVideo),
+            ("noext", 10, Code::NotVideo),
+            ("empty.mp4", 0, Code::EmptyObject),
         ] {
             match decide(&record_with_key(key, size), &config()) {
                 Decision::Reject(result) => {
@@ -301,7 +301,7 @@ mod tests {
         let huge = format!("{}.mp4", "k".repeat(300_000));
         match decide(&record_with_key(&huge, 5), &config()) {
             Decision::Reject(result) => {
-                assert_eq!(result.reason.unwrap().code, "KEY_TOO_LONG");
+                assert_eq!(result.reason.unwrap().code, Code::KeyTooLong);
                 assert_eq!(result.source.key.len(), s3_event::SHOWN_KEY_CHARS);
             }
             other => panic!("unexpected {other:?}"),
@@ -317,7 +317,7 @@ mod tests {
         );
         match decision {
             Decision::Reject(result) => {
-                assert_eq!(result.reason.unwrap().code, "MALFORMED_EVENT");
+                assert_eq!(result.reason.unwrap().code, Code::MalformedEvent);
                 assert_eq!(result.source.key.len(), s3_event::MAX_KEY_BYTES);
             }
             other => panic!("unexpected {other:?}"),
@@ -350,7 +350,7 @@ mod tests {
             &config(),
         );
         match decision {
-            Decision::Reject(result) => assert_eq!(result.reason.unwrap().code, "MALFORMED_EVENT"),
+            Decision::Reject(result) => assert_eq!(result.reason.unwrap().code, Code::MalformedEvent),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -487,7 +487,7 @@ mod handler_tests {
             ))
             .await
             .unwrap_err();
-        assert_eq!(err.code, "MALFORMED_EVENT");
+        assert_eq!(err.code(), Code::MalformedEvent);
         assert!(!err.is_retryable());
     }
 }

@@ -309,28 +309,22 @@ impl ClipResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contracts::tests::round_trip;
 
+    /// Every status has its fixture (the table in `contracts.rs` checks each fixture against
+    /// its type): a new status without one fails here.
     #[test]
-    fn fixtures_round_trip() {
-        for request in [
-            "clip-request.json",
-            "clip-request-requeued.json",
-            "clip-request-handed-on.json",
-        ] {
-            round_trip::<ClipRequest>(request);
-        }
-        // One fixture per status (a new status without one fails here), and the variants.
+    fn every_status_has_a_fixture() {
         for status in ClipStatus::ALL {
             let name = status
                 .as_str()
                 .trim_start_matches("CLIP_")
                 .to_ascii_lowercase()
                 .replace('_', "-");
-            round_trip::<ClipResult>(&format!("clip-result-{name}.json"));
+            let result: ClipResult =
+                serde_json::from_value(crate::contracts::fixture(&format!("clip-result-{name}.json")))
+                    .unwrap_or_else(|e| panic!("clip-result-{name}.json: {e}"));
+            assert_eq!(result.status, *status);
         }
-        round_trip::<ClipResult>("clip-result-available-re-encoded.json");
-        round_trip::<ClipResult>("clip-result-invalid-not-a-request.json");
     }
 
     #[test]

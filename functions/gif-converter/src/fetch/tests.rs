@@ -140,7 +140,7 @@ async fn loopback_not_on_the_list_is_refused_without_a_connection() {
         format!("http://0x7f.0.0.1:{port}/"),
     ] {
         let err = fetch(&fetcher, &url).await.unwrap_err();
-        assert_eq!(err.code, "SOURCE_ADDRESS_FORBIDDEN", "{url}: {err}");
+        assert_eq!(err.code(), Code::SourceAddressForbidden, "{url}: {err}");
         assert!(!err.is_retryable());
     }
     assert_eq!(
@@ -188,19 +188,19 @@ async fn every_redirect_hop_is_checked_again() {
     let fetcher = fetcher(&[outer.address], small_limits());
     let base = format!("http://{}", outer.address);
     for (path, code) in [
-        ("/to-metadata", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("/to-private", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("/to-decimal", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("/to-unlisted-loopback", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("/to-localhost", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("/to-file", "SOURCE_SCHEME_REFUSED"),
-        ("/to-gopher", "SOURCE_SCHEME_REFUSED"),
-        ("/to-s3", "SOURCE_SCHEME_REFUSED"),
-        ("/loop", "TOO_MANY_REDIRECTS"),
-        ("/missing", "SOURCE_HTTP_STATUS"),
+        ("/to-metadata", Code::SourceAddressForbidden),
+        ("/to-private", Code::SourceAddressForbidden),
+        ("/to-decimal", Code::SourceAddressForbidden),
+        ("/to-unlisted-loopback", Code::SourceAddressForbidden),
+        ("/to-localhost", Code::SourceAddressForbidden),
+        ("/to-file", Code::SourceSchemeRefused),
+        ("/to-gopher", Code::SourceSchemeRefused),
+        ("/to-s3", Code::SourceSchemeRefused),
+        ("/loop", Code::TooManyRedirects),
+        ("/missing", Code::SourceHttpStatus),
     ] {
         let err = fetch(&fetcher, &format!("{base}{path}")).await.unwrap_err();
-        assert_eq!(err.code, code, "{path}: {err}");
+        assert_eq!(err.code(), code, "{path}: {err}");
         assert!(!err.is_retryable(), "{path}");
     }
     assert!(fetch(&fetcher, &format!("{base}/to-metadata"))
@@ -229,10 +229,10 @@ async fn oversize_sources_are_refused_declared_or_streamed() {
     let fetcher = fetcher(&[server.address], small_limits());
     let base = format!("http://{}", server.address);
     let declared = fetch(&fetcher, &format!("{base}/declared")).await.unwrap_err();
-    assert_eq!(declared.code, "SOURCE_TOO_LARGE");
+    assert_eq!(declared.code(), Code::SourceTooLarge);
     assert!(declared.reason.contains("declares 10000000 bytes"), "{declared}");
     let streamed = fetch(&fetcher, &format!("{base}/chunked")).await.unwrap_err();
-    assert_eq!(streamed.code, "SOURCE_TOO_LARGE");
+    assert_eq!(streamed.code(), Code::SourceTooLarge);
     assert!(!streamed.is_retryable());
     let (fetched, _) = fetch(&fetcher, &format!("{base}/fits")).await.unwrap();
     assert_eq!(fetched.bytes, 60 * 1024);
@@ -245,7 +245,7 @@ async fn a_stalling_source_is_cut_off_by_the_read_timeout_and_may_be_retried() {
     let err = fetch(&fetcher, &format!("http://{}/", server.address))
         .await
         .unwrap_err();
-    assert_eq!(err.code, "SOURCE_TIMEOUT", "{err}");
+    assert_eq!(err.code(), Code::SourceTimeout, "{err}");
     assert!(err.is_retryable());
 }
 
@@ -269,8 +269,8 @@ async fn server_errors_are_retryable_client_errors_are_not_and_empty_bodies_are_
         .unwrap_err()
         .is_retryable());
     assert_eq!(
-        fetch(&fetcher, &format!("{base}/empty")).await.unwrap_err().code,
-        "EMPTY_SOURCE"
+        fetch(&fetcher, &format!("{base}/empty")).await.unwrap_err().code(),
+        Code::EmptySource
     );
 }
 
@@ -282,7 +282,7 @@ async fn an_allow_listed_port_with_nothing_listening_is_a_retryable_connect_fail
     let err = fetch(&fetcher(&[address], small_limits()), &format!("http://{address}/"))
         .await
         .unwrap_err();
-    assert_eq!(err.code, "SOURCE_UNREACHABLE", "{err}");
+    assert_eq!(err.code(), Code::SourceUnreachable, "{err}");
     assert!(err.is_retryable());
 }
 
@@ -291,5 +291,5 @@ async fn an_unknown_host_is_refused_by_name() {
     let err = fetch(&fetcher(&[], small_limits()), "http://no-such-host.invalid/v.mp4")
         .await
         .unwrap_err();
-    assert_eq!(err.code, "SOURCE_HOST_UNKNOWN", "{err}");
+    assert_eq!(err.code(), Code::SourceHostUnknown, "{err}");
 }

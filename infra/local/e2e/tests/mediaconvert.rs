@@ -12,8 +12,9 @@ use harness::{
 };
 use mediaconvert_submitter::{Config as SubmitterConfig, SourceObject, Submitter};
 use shared::config::EnvReader;
-use shared::contracts::{Job, PipelineResult, ResultStatus};
+use shared::contracts::{FileKind, Job, PipelineResult, ResultStatus};
 use shared::ffmpeg::Deadline;
+use shared::Code;
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -236,10 +237,13 @@ async fn an_hls_job_writes_a_playable_master_playlist_with_the_ladder() {
     tap.close().await;
     assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
     let outputs = result.mediaconvert.unwrap().outputs;
-    let master = outputs.iter().find(|o| o.kind == "master").expect("a master playlist");
+    let master = outputs
+        .iter()
+        .find(|o| o.kind == FileKind::Master)
+        .expect("a master playlist");
     let folder = hidden_key.rsplit_once('/').unwrap().0;
     assert_eq!(master.key, format!("mediaconvert/{folder}/hls/ladder.m3u8"));
-    let variants: Vec<_> = outputs.iter().filter(|o| o.kind == "variant").collect();
+    let variants: Vec<_> = outputs.iter().filter(|o| o.kind == FileKind::Variant).collect();
     let sizes: Vec<_> = variants.iter().map(|v| (v.width.unwrap(), v.height.unwrap())).collect();
     assert_eq!(sizes, [(640, 360), (1280, 720), (1920, 1080)]);
 
@@ -356,7 +360,7 @@ async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_res
     let setting = "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H264Settings.GopSize";
     assert_eq!(result.status, ResultStatus::Failed, "{result:#?}");
     let reason = result.reason.unwrap();
-    assert_eq!(reason.code, "MEDIACONVERT_ERROR");
+    assert_eq!(reason.code, Code::MediaconvertError);
     assert!(reason.message.contains(setting), "{}", reason.message);
     assert_eq!(result.mediaconvert.unwrap().error_code, Some(1030));
     let job = get_job(&env.clients, &job_id).await;
@@ -383,7 +387,7 @@ async fn a_corrupt_upload_ends_in_error_and_a_failed_result_with_code_and_messag
     tap.close().await;
     assert_eq!(result.status, ResultStatus::Failed, "{result:#?}");
     let reason = result.reason.unwrap();
-    assert_eq!(reason.code, "MEDIACONVERT_ERROR");
+    assert_eq!(reason.code, Code::MediaconvertError);
     assert!(
         reason.message.contains("Unable to open input file"),
         "{}",

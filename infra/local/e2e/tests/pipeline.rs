@@ -15,6 +15,7 @@ use harness::{
 use shared::contracts::{Job, PipelineResult, ResultStatus};
 use shared::ffmpeg::Deadline;
 use shared::probe::probe_file;
+use shared::Code;
 
 const WAIT: Duration = Duration::from_secs(240);
 
@@ -210,12 +211,12 @@ async fn a_corrupt_mp4_and_a_text_file_get_named_rejections_and_nothing_reaches_
     for profile in rendition_profiles() {
         let result = by_profile(&corrupt_results, profile);
         assert_eq!(result.status, ResultStatus::Rejected);
-        assert_eq!(result.reason.as_ref().unwrap().code, "CORRUPT_INPUT", "{result:#?}");
+        assert_eq!(result.reason.as_ref().unwrap().code, Code::CorruptInput, "{result:#?}");
     }
     assert_eq!(text_results.len(), 1, "{text_results:#?}");
     assert_eq!(text_results[0].job, Job::Upload);
     assert_eq!(text_results[0].status, ResultStatus::Rejected);
-    assert_eq!(text_results[0].reason.as_ref().unwrap().code, "NOT_VIDEO");
+    assert_eq!(text_results[0].reason.as_ref().unwrap().code, Code::NotVideo);
     assert!(
         dead_letters_mentioning(&env, &run).await.is_empty(),
         "nothing of this run may be in a DLQ"
