@@ -127,7 +127,8 @@ wire_enum! {
         /// The source redirected more often than followed.
         TooManyRedirects = "TOO_MANY_REDIRECTS",
 
-        // Clips.
+        // Clips. The first five are also the names of clip statuses (`ClipStatus` takes its
+        // spellings from here); the rest go with `CLIP_FAILED` or `CLIP_INVALID`, as said.
         /// A clip request that is malformed or impossible.
         ClipInvalid = "CLIP_INVALID",
         /// A clip could not be made (ffmpeg failed, or no frame of the range).
@@ -138,31 +139,23 @@ wire_enum! {
         ClipNotAvailable = "CLIP_NOT_AVAILABLE",
         /// The range starts further back than recordings are kept.
         ClipOutOfRange = "CLIP_OUT_OF_RANGE",
-        /// A clip handed on to fresh invocations as often as allowed, and still not finished.
+        /// With `CLIP_FAILED`: a clip handed on to fresh invocations `MAX_DEADLINE_REQUEUES`
+        /// times, and still not finished.
         ClipTooSlow = "CLIP_TOO_SLOW",
-        /// The camera API knows no such camera.
+        /// With `CLIP_INVALID`: the camera API knows no such camera.
         CameraNotFound = "CAMERA_NOT_FOUND",
-        /// The camera API answered with something the trimmer cannot use.
+        /// With `CLIP_FAILED`: the camera API answered with something the trimmer cannot use.
         CameraApiRejected = "CAMERA_API_REJECTED",
-        /// The camera API could not be reached, timed out or answered 5xx.
+        /// Retried, never published: the camera API could not be reached, timed out, or
+        /// answered 5xx or 429.
         CameraApiUnavailable = "CAMERA_API_UNAVAILABLE",
-        /// A recording's URL or name cannot be turned into an object of the origin bucket.
+        /// With `CLIP_FAILED`: the camera API listed a recording outside `RECORDINGS_URL`, or
+        /// one whose start cannot be told.
         RecordingUnusable = "RECORDING_UNUSABLE",
-        /// A recording the camera API lists is not in the origin bucket.
+        /// With `CLIP_FAILED`: a recording the camera API lists is not in the origin bucket.
         RecordingMissing = "RECORDING_MISSING",
-        /// A recording is not an MP4 ffprobe can read.
+        /// With `CLIP_FAILED`: a recording is empty or not an MP4 ffprobe can index.
         RecordingCorrupt = "RECORDING_CORRUPT",
-    }
-}
-
-/// Transitional, for the clip trimmer only, which still names its codes as `&'static str`
-/// constants: remove once it uses [`Code`] (every function in this workspace but the clip
-/// trimmer passes `Code`s). A text that is no code is a programming error caught by the first
-/// test that takes that path, hence the panic rather than a made-up code on the wire.
-impl From<&'static str> for Code {
-    fn from(text: &'static str) -> Code {
-        text.parse()
-            .unwrap_or_else(|_| panic!("{text:?} is not a shared::Code: add it to shared/src/codes.rs"))
     }
 }
 
@@ -182,13 +175,5 @@ mod tests {
     fn the_published_codes_are_the_fixture() {
         let published: Vec<Code> = serde_json::from_value(crate::contracts::fixture("codes.json")).unwrap();
         assert_eq!(published, Code::ALL);
-    }
-
-    #[test]
-    fn the_clip_trimmers_texts_become_codes() {
-        let code: Code = Code::RecordingMissing.as_str().into();
-        assert_eq!(code, Code::RecordingMissing);
-        let unknown = std::panic::catch_unwind(|| Code::from("NOT_A_CODE"));
-        assert!(unknown.is_err());
     }
 }

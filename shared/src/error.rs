@@ -31,43 +31,37 @@ wire_enum! {
 /// An error with a stable, machine-readable [`Code`] (e.g. `NOT_VIDEO`, `AWS_TIMEOUT`) and a
 /// human-readable reason. The code is what results and logs carry; tests match on it.
 #[derive(Debug, thiserror::Error)]
-#[error("{typed_code} ({kind}): {reason}")]
+#[error("{code} ({kind}): {reason}")]
 pub struct ProcessingError {
     pub kind: ErrorKind,
-    /// Read with [`Self::code`].
-    typed_code: Code,
-    /// Transitional: [`Self::code`]'s spelling, for the clip trimmer, which still reads the
-    /// code as text. Once it reads `code()`, this field goes and `typed_code` becomes
-    /// `pub code: Code` (`code()` stays). Never written after construction.
-    pub code: &'static str,
+    pub code: Code,
     pub reason: String,
 }
 
 impl ProcessingError {
-    pub fn new(kind: ErrorKind, code: impl Into<Code>, reason: impl Into<String>) -> Self {
-        let code = code.into();
+    pub fn new(kind: ErrorKind, code: Code, reason: impl Into<String>) -> Self {
         Self {
             kind,
-            typed_code: code,
-            code: code.as_str(),
+            code,
             reason: reason.into(),
         }
     }
 
-    pub fn retryable(code: impl Into<Code>, reason: impl Into<String>) -> Self {
+    pub fn retryable(code: Code, reason: impl Into<String>) -> Self {
         Self::new(ErrorKind::Retryable, code, reason)
     }
 
-    pub fn rejected(code: impl Into<Code>, reason: impl Into<String>) -> Self {
+    pub fn rejected(code: Code, reason: impl Into<String>) -> Self {
         Self::new(ErrorKind::Rejected, code, reason)
     }
 
-    pub fn failed(code: impl Into<Code>, reason: impl Into<String>) -> Self {
+    pub fn failed(code: Code, reason: impl Into<String>) -> Self {
         Self::new(ErrorKind::Failed, code, reason)
     }
 
+    /// The code, as the field holds it; most call sites in the functions read it this way.
     pub fn code(&self) -> Code {
-        self.typed_code
+        self.code
     }
 
     pub fn is_retryable(&self) -> bool {
@@ -158,7 +152,7 @@ impl fmt::Display for DisplayErrorChain<'_> {
 impl From<ProcessingError> for lambda_runtime::Diagnostic {
     fn from(err: ProcessingError) -> Self {
         lambda_runtime::Diagnostic {
-            error_type: format!("{}.{}", err.kind, err.code()),
+            error_type: format!("{}.{}", err.kind, err.code),
             error_message: err.reason,
         }
     }

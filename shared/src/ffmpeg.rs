@@ -132,7 +132,7 @@ impl RunError {
     /// The default mapping: a timeout may pass on a less loaded retry; a missing binary or a
     /// broken pipe is a deployment fault (kept in the DLQ for a redrive); a non-zero exit is
     /// decided by the caller, who knows what the input was.
-    pub fn into_processing_error(self, failed_code: impl Into<Code>) -> ProcessingError {
+    pub fn into_processing_error(self, failed_code: Code) -> ProcessingError {
         match self {
             RunError::Timeout { .. } => ProcessingError::retryable(Code::Timeout, self.to_string()),
             RunError::Spawn { .. } | RunError::Io { .. } => {

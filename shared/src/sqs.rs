@@ -97,6 +97,10 @@ where
     response
 }
 
+/// The message attribute naming the [`crate::Code`] a message was parked in its dead-letter queue
+/// with (see [`park_in_dead_letter_queue`]); readers such as the end-to-end tests match on it.
+pub const REJECTION_CODE: &str = "rejection_code";
+
 /// Moves a message that can never be processed (malformed, not the contract) to the
 /// dead-letter queue at once, with the reason as message attributes, instead of retrying it
 /// into the DLQ. Failing that, the message is retried, so it is never dropped.
@@ -123,7 +127,7 @@ pub async fn park_in_dead_letter_queue(
                 .filter(|b| !b.is_empty())
                 .unwrap_or_else(|| "(empty body)".to_owned()),
         )
-        .message_attributes("rejection_code", attribute(err.code().as_str()))
+        .message_attributes(REJECTION_CODE, attribute(err.code.as_str()))
         .message_attributes("rejection_reason", attribute(&truncate_chars(&err.reason, 1000)))
         .message_attributes(
             "original_message_id",

@@ -2,7 +2,9 @@
 //!
 //! [`wire_enum!`] declares such an enum from one list of `Variant = "SPELLING"` lines and gives
 //! it `as_str`, `ALL`, `FromStr`, `Display` and serde, all from that list: the spelling is
-//! written once, next to the variant, and nowhere else.
+//! written once, next to the variant, and nowhere else. A variant that names the same thing as
+//! another enum's variant takes that one's spelling (`Pending = Code::ClipPending.as_str()`)
+//! instead of writing it a second time.
 
 use std::fmt;
 
@@ -22,13 +24,14 @@ impl fmt::Display for UnknownVariant {
 
 impl std::error::Error for UnknownVariant {}
 
-/// Declares a `Copy` enum with a wire spelling per variant; see the module docs. Attributes
-/// (docs, `#[derive(Default)]`, …) on the enum and on each variant are kept.
+/// Declares a `Copy` enum with a wire spelling per variant; see the module docs. A spelling is a
+/// string literal or a constant `&'static str` expression. Attributes (docs,
+/// `#[derive(Default)]`, …) on the enum and on each variant are kept.
 macro_rules! wire_enum {
     (
         $(#[$meta:meta])*
         $vis:vis enum $name:ident {
-            $( $(#[$variant_meta:meta])* $variant:ident = $text:literal, )+
+            $( $(#[$variant_meta:meta])* $variant:ident = $text:expr, )+
         }
     ) => {
         $(#[$meta])*
@@ -56,13 +59,15 @@ macro_rules! wire_enum {
             type Err = $crate::wire::UnknownVariant;
 
             fn from_str(text: &str) -> Result<Self, Self::Err> {
-                match text {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err($crate::wire::UnknownVariant {
+                // A scan, not a `match`: a spelling may be an expression, which is no pattern.
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|variant| variant.as_str() == text)
+                    .ok_or_else(|| $crate::wire::UnknownVariant {
                         of: stringify!($name),
                         text: text.to_owned(),
-                    }),
-                }
+                    })
             }
         }
 
@@ -98,6 +103,10 @@ pub(crate) enum Case {
     ScreamingSnake,
     /// `Mediaconvert` → `mediaconvert`
     Snake,
+    /// `SmartCut` → `smart-cut`
+    Kebab,
+    /// `NotAvailable` → `CLIP_NOT_AVAILABLE` with the prefix `CLIP_`
+    PrefixedScreamingSnake(&'static str),
 }
 
 #[cfg(test)]
@@ -113,6 +122,8 @@ impl Case {
         match self {
             Case::ScreamingSnake => snake.to_ascii_uppercase(),
             Case::Snake => snake,
+            Case::Kebab => snake.replace('_', "-"),
+            Case::PrefixedScreamingSnake(prefix) => format!("{prefix}{}", snake.to_ascii_uppercase()),
         }
     }
 }

@@ -22,7 +22,7 @@ impl Trimmer {
         err: ProcessingError,
         park: bool,
     ) -> Disposition {
-        tracing::warn!(code = err.code, reason = %err.reason, "request rejected");
+        tracing::warn!(code = %err.code, reason = %err.reason, "request rejected");
         if self.publish(&result, record).await.is_err() {
             return Disposition::Retry;
         }
@@ -61,7 +61,7 @@ impl Trimmer {
                 match self.requeue(&request, delay_secs).await {
                     Ok(()) => Disposition::Done,
                     Err(err) => {
-                        tracing::error!(code = err.code, reason = %err.reason, "could not re-queue; the original will be retried");
+                        tracing::error!(code = %err.code, reason = %err.reason, "could not re-queue; the original will be retried");
                         Disposition::Retry
                     }
                 }
@@ -73,7 +73,7 @@ impl Trimmer {
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(1);
                 let delay = backoff_secs(self.config.retry_backoff_secs, receives);
-                tracing::warn!(code = err.code, reason = %err.reason, receives, delay, "retryable fault; message handed back");
+                tracing::warn!(code = %err.code, reason = %err.reason, receives, delay, "retryable fault; message handed back");
                 self.delay_redelivery(record, delay).await;
                 Disposition::Retry
             }
@@ -134,11 +134,11 @@ impl Trimmer {
             .await
         {
             Ok(publication) => {
-                tracing::info!(status = %result.status, code = ?result.code, publication = publication.as_str(), "result answered");
+                tracing::info!(status = %result.status, code = result.reason_code(), publication = publication.as_str(), "result answered");
                 Ok(publication)
             }
             Err(err) => {
-                tracing::error!(code = err.code, reason = %err.reason, "could not publish the result; message handed back");
+                tracing::error!(code = %err.code, reason = %err.reason, "could not publish the result; message handed back");
                 Err(err)
             }
         }
@@ -168,16 +168,18 @@ fn outcome(result: &ClipResult, body: &str) -> OutcomeKey {
                 &start.to_string(),
                 &end.to_string(),
                 status,
-                result.code(),
+                result.reason_code(),
                 &retries,
             ])
         }
-        _ => OutcomeKey::new(["clip-message", body, status, result.code()]),
+        _ => OutcomeKey::new(["clip-message", body, status, result.reason_code()]),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use shared::Code;
+
     use super::*;
 
     #[test]
@@ -187,16 +189,16 @@ mod tests {
         )
         .unwrap();
         let pending = |retries: &[i64]| {
-            let mut result = ClipResult::for_request(&request, ClipStatus::Pending)
-                .with_reason(ClipStatus::Pending.as_str(), "later");
+            let mut result =
+                ClipResult::for_request(&request, ClipStatus::Pending).with_reason(Code::ClipPending, "later");
             result.retry_timestamps = Some(retries.to_vec());
             outcome(&result, "body").hash().to_owned()
         };
         assert_eq!(pending(&[7]), pending(&[7]), "a duplicate delivery");
         assert_ne!(pending(&[7]), pending(&[7, 8]), "the next attempt");
         let failed = |at_retry: &[i64]| {
-            let mut result = ClipResult::for_request(&request, ClipStatus::Failed)
-                .with_reason(ClipStatus::Failed.as_str(), "ffmpeg");
+            let mut result =
+                ClipResult::for_request(&request, ClipStatus::Failed).with_reason(Code::ClipFailed, "ffmpeg");
             result.retry_timestamps = Some(at_retry.to_vec());
             outcome(&result, "body").hash().to_owned()
         };

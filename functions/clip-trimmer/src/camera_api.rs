@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use shared::contracts::clip::ClipCode;
-use shared::ProcessingError;
+use shared::{Code, ProcessingError};
 
 #[derive(Debug, Clone)]
 pub struct CameraApi {
@@ -53,10 +52,6 @@ pub struct ClipNotice<'a> {
     pub thumbnail_sizes: &'a [u32],
 }
 
-pub const CAMERA_API_UNAVAILABLE: &str = ClipCode::CameraApiUnavailable.as_str();
-pub const CAMERA_API_REJECTED: &str = ClipCode::CameraApiRejected.as_str();
-pub const CAMERA_NOT_FOUND: &str = ClipCode::CameraNotFound.as_str();
-
 impl CameraApi {
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, String> {
         let http = reqwest::Client::builder()
@@ -80,14 +75,14 @@ impl CameraApi {
         let response = self.send(self.http.get(&url), "GET /cameras/{cameraId}").await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Err(ProcessingError::rejected(
-                CAMERA_NOT_FOUND,
+                Code::CameraNotFound,
                 format!("the camera API knows no camera {camera_id:?}"),
             ));
         }
         let camera: Camera = json_answer(response, "GET /cameras/{cameraId}").await?;
         if camera.alias.is_empty() {
             return Err(ProcessingError::failed(
-                CAMERA_API_REJECTED,
+                Code::CameraApiRejected,
                 format!("camera {camera_id:?} has an empty alias"),
             ));
         }
@@ -124,14 +119,14 @@ impl CameraApi {
     async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response, ProcessingError> {
         let response = request.send().await.map_err(|e| {
             ProcessingError::retryable(
-                CAMERA_API_UNAVAILABLE,
+                Code::CameraApiUnavailable,
                 format!("{what}: {}", shared::error::DisplayErrorChain(&e)),
             )
         })?;
         let status = response.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(ProcessingError::retryable(
-                CAMERA_API_UNAVAILABLE,
+                Code::CameraApiUnavailable,
                 format!("{what} answered {status}"),
             ));
         }
@@ -145,7 +140,7 @@ fn check_status(response: &reqwest::Response, what: &str) -> Result<(), Processi
         Ok(())
     } else {
         Err(ProcessingError::failed(
-            CAMERA_API_REJECTED,
+            Code::CameraApiRejected,
             format!("{what} answered {status}"),
         ))
     }
@@ -156,13 +151,12 @@ async fn json_answer<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T, ProcessingError> {
     check_status(&response, what)?;
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| ProcessingError::retryable(CAMERA_API_UNAVAILABLE, format!("{what}: reading the answer: {e}")))?;
+    let body = response.bytes().await.map_err(|e| {
+        ProcessingError::retryable(Code::CameraApiUnavailable, format!("{what}: reading the answer: {e}"))
+    })?;
     serde_json::from_slice(&body).map_err(|e| {
         ProcessingError::failed(
-            CAMERA_API_REJECTED,
+            Code::CameraApiRejected,
             format!(
                 "{what} answered something unexpected ({e}): {}",
                 String::from_utf8_lossy(&body[..body.len().min(200)])

@@ -19,14 +19,12 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use shared::contracts::clip::{ClipMode, ClipStatus};
+use shared::contracts::clip::ClipMode;
 use shared::ffmpeg::{ffmpeg_base_args, Deadline, Supervised};
-use shared::ProcessingError;
+use shared::{Code, ProcessingError};
 
 use crate::media::{MediaIndex, Packet};
 
-/// The code of a clip ffmpeg could not make.
-pub const CLIP_FAILED: &str = ClipStatus::Failed.as_str();
 /// Seconds of packets fetched either side of a part, for interleaving (audio stored ahead of
 /// or behind the video of the same moment).
 const INTERLEAVE_MARGIN_SECS: f64 = 1.0;
@@ -366,9 +364,9 @@ impl Cutter<'_> {
             .map(|_| ())
             .map_err(|e| match e {
                 shared::ffmpeg::RunError::Exit { stderr_tail, .. } => {
-                    ProcessingError::failed(CLIP_FAILED, format!("ffmpeg failed {what}: {stderr_tail}"))
+                    ProcessingError::failed(Code::ClipFailed, format!("ffmpeg failed {what}: {stderr_tail}"))
                 }
-                other => other.into_processing_error(CLIP_FAILED),
+                other => other.into_processing_error(Code::ClipFailed),
             })
     }
 }

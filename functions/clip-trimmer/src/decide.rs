@@ -3,8 +3,8 @@
 //! does I/O, so every rule is unit-tested with plain values.
 
 use sha2::Digest;
-use shared::contracts::clip::{ClipCode, ClipLink, ClipResult, ClipStatus, ThumbnailLinks};
-use shared::{ErrorKind, ProcessingError};
+use shared::contracts::clip::{ClipLink, ClipResult, ClipStatus, ThumbnailLinks};
+use shared::{Code, ErrorKind, ProcessingError};
 
 use crate::config::Config;
 use crate::request::{self, ClipRequest};
@@ -43,11 +43,12 @@ pub fn out_of_range(request: &ClipRequest, now_ms: i64, config: &Config) -> Opti
         return None;
     }
     let days = config.limits.out_of_range_ms as f64 / 86_400_000.0;
-    let status = ClipStatus::OutOfRange;
-    Some(Step::Report(ClipResult::for_request(request, status).with_reason(
-        status.as_str(),
-        format!("the range starts more than {days} days ago; recordings are not kept that long"),
-    )))
+    Some(Step::Report(
+        ClipResult::for_request(request, ClipStatus::OutOfRange).with_reason(
+            Code::ClipOutOfRange,
+            format!("the range starts more than {days} days ago; recordings are not kept that long"),
+        ),
+    ))
 }
 
 /// A request whose recordings do not cover the range: pending (re-queued with this attempt
@@ -65,9 +66,8 @@ pub fn not_covered(
         NotCovered::Pending => {
             let mut again = request.clone();
             again.retry_timestamps.push(now_ms);
-            let status = ClipStatus::Pending;
-            let mut report = ClipResult::for_request(request, status).with_reason(
-                status.as_str(),
+            let mut report = ClipResult::for_request(request, ClipStatus::Pending).with_reason(
+                Code::ClipPending,
                 format!("recordings do not cover {uncovered} ms of the range yet; trying again later"),
             );
             report.gaps = coverage.gaps.clone();
@@ -80,9 +80,8 @@ pub fn not_covered(
             }
         }
         NotCovered::NotAvailable => {
-            let status = ClipStatus::NotAvailable;
-            let mut report = ClipResult::for_request(request, status).with_reason(
-                status.as_str(),
+            let mut report = ClipResult::for_request(request, ClipStatus::NotAvailable).with_reason(
+                Code::ClipNotAvailable,
                 format!(
                     "recordings still do not cover {uncovered} ms of the range after {} s",
                     config.limits.retry_limit_ms / 1000
@@ -115,7 +114,7 @@ pub fn available(
 pub fn hand_on(request: &ClipRequest, why: &str, config: &Config) -> Step {
     if request.deadline_requeues >= config.max_deadline_requeues {
         return Step::Report(ClipResult::for_request(request, ClipStatus::Failed).with_reason(
-            ClipCode::TooSlow.as_str(),
+            Code::ClipTooSlow,
             format!(
                 "{why}; handed on {} times already, which is the limit (MAX_DEADLINE_REQUEUES)",
                 request.deadline_requeues
@@ -328,23 +327,18 @@ mod tests {
 
     #[test]
     fn faults_are_retried_and_the_rest_reported() {
-        let unknown_camera = ProcessingError::rejected(
-            ClipCode::CameraNotFound.as_str(),
-            "the camera API knows no camera \"cam-1\"",
-        );
+        let unknown_camera =
+            ProcessingError::rejected(Code::CameraNotFound, "the camera API knows no camera \"cam-1\"");
         assert_is_fixture(
             &report(for_error(&request(), unknown_camera)),
             "clip-result-invalid.json",
         );
         let corrupt = ProcessingError::failed(
-            ClipCode::RecordingCorrupt.as_str(),
+            Code::RecordingCorrupt,
             "recording recordings/front door/front door_20261121T095900.mp4: ffprobe cannot read it: moov atom not found",
         );
         assert_is_fixture(&report(for_error(&request(), corrupt)), "clip-result-failed.json");
-        let down = ProcessingError::retryable(
-            ClipCode::CameraApiUnavailable.as_str(),
-            "GET /cameras/{cameraId} answered 503",
-        );
+        let down = ProcessingError::retryable(Code::CameraApiUnavailable, "GET /cameras/{cameraId} answered 503");
         assert!(matches!(for_error(&request(), down), Step::Retry(_)));
     }
 
@@ -375,7 +369,7 @@ mod tests {
         request.deadline_requeues = 2;
         let result = report(hand_on(&request, "too little time left", &config));
         assert_eq!(result.status, ClipStatus::Failed);
-        assert_eq!(result.code(), ClipCode::TooSlow.as_str());
+        assert_eq!(result.code, Some(Code::ClipTooSlow));
     }
 
     #[test]

@@ -166,7 +166,7 @@ impl Trimmer {
         // future that awaits it.
         match Box::pin(self.make_clip(request, &alias, &coverage, deadline, None)).await {
             Ok(made) => decide::available(request, made.clip, made.thumbnail, &coverage.gaps, config),
-            Err(err) if err.code() == shared::Code::Timeout => decide::hand_on(request, &err.reason, config),
+            Err(err) if err.code == shared::Code::Timeout => decide::hand_on(request, &err.reason, config),
             Err(err) => decide::for_error(request, err),
         }
     }

@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use shared::contracts::clip::{CappedSize, ClipLink, ClipMode, ClipStatus, ThumbnailLinks};
+use shared::contracts::clip::{CappedSize, ClipLink, ClipMode, ThumbnailLinks};
 use shared::ffmpeg::Deadline;
 use shared::storage::{head_object, upload_file, work_dir, UploadOptions};
-use shared::ProcessingError;
+use shared::{Code, ProcessingError};
 
 use crate::camera_api::ClipNotice;
 use crate::cut::{self, Cutter, Mode, Part};
@@ -119,7 +119,7 @@ impl Trimmer {
         }
         if plans.is_empty() {
             return Err(ProcessingError::failed(
-                ClipStatus::Failed.as_str(),
+                Code::ClipFailed,
                 "the recordings have no frame inside the range",
             ));
         }

@@ -6,9 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use shared::ffmpeg::{Deadline, Supervised};
-use shared::ProcessingError;
-
-use crate::replica::RECORDING_CORRUPT;
+use shared::{Code, ProcessingError};
 
 /// What must match between recordings for their GOPs to be copied into one stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,10 +145,10 @@ async fn run_ffprobe(
         .await
         .map_err(|e| match e {
             shared::ffmpeg::RunError::Exit { stderr_tail, .. } => ProcessingError::failed(
-                RECORDING_CORRUPT,
+                Code::RecordingCorrupt,
                 format!("ffprobe cannot read the recording: {stderr_tail}"),
             ),
-            other => other.into_processing_error(RECORDING_CORRUPT),
+            other => other.into_processing_error(Code::RecordingCorrupt),
         })?;
     Ok(output.stdout)
 }
@@ -208,7 +206,7 @@ struct StreamParams {
 }
 
 fn corrupt(why: impl Into<String>) -> ProcessingError {
-    ProcessingError::failed(RECORDING_CORRUPT, why)
+    ProcessingError::failed(Code::RecordingCorrupt, why)
 }
 
 fn parse_probe(json: &[u8]) -> Result<Probe, ProcessingError> {

@@ -9,14 +9,11 @@
 //! original service did; with `OLD_FILE_FORMAT` the names carry minutes only.
 
 use chrono::NaiveDateTime;
-use shared::contracts::clip::ClipCode;
-use shared::ProcessingError;
+use shared::error::truncate_chars;
+use shared::{Code, ProcessingError};
 
 use crate::camera_api::{parse_iso, ListedRecording};
 use crate::schedule::Recording;
-use shared::error::truncate_chars;
-
-pub const RECORDING_UNUSABLE: &str = ClipCode::RecordingUnusable.as_str();
 
 #[derive(Debug, Clone)]
 pub struct NameFormat {
@@ -62,7 +59,7 @@ impl Origin {
     pub fn key_of(&self, recording_url: &str) -> Result<String, ProcessingError> {
         let unusable = |why: &str| {
             Err(ProcessingError::failed(
-                RECORDING_UNUSABLE,
+                Code::RecordingUnusable,
                 format!("recordingUrl {:?} {why}", truncate_chars(recording_url, 200)),
             ))
         };
@@ -117,7 +114,7 @@ impl Origin {
         match (start, end) {
             (Some(start_ms), Some(end_ms)) if end_ms > start_ms => Ok(Recording { start_ms, end_ms, key }),
             _ => Err(ProcessingError::failed(
-                RECORDING_UNUSABLE,
+                Code::RecordingUnusable,
                 format!(
                     "recording {key:?} has no usable start/end (startDate {:?}, endDate {:?})",
                     listed.start_date, listed.end_date
@@ -171,7 +168,7 @@ mod tests {
             "file:///etc/passwd",
         ] {
             let err = o.key_of(url).unwrap_err();
-            assert_eq!(err.code, RECORDING_UNUSABLE, "{url}");
+            assert_eq!(err.code, Code::RecordingUnusable, "{url}");
         }
     }
 

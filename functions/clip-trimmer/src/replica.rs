@@ -14,9 +14,8 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
-use shared::contracts::clip::ClipCode;
 use shared::storage::{download_to_file, local_io};
-use shared::ProcessingError;
+use shared::{Code, ProcessingError};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// The first read: enough for `ftyp` and, in a faststart file, usually the whole `moov`.
@@ -28,9 +27,6 @@ const FIRST_SAMPLES: u64 = 256 * 1024;
 const BOX_HEADER: u64 = 16;
 /// An MP4 has a handful of top-level boxes; more means this is not one.
 const MAX_TOP_LEVEL_BOXES: usize = 64;
-
-pub const RECORDING_MISSING: &str = ClipCode::RecordingMissing.as_str();
-pub const RECORDING_CORRUPT: &str = ClipCode::RecordingCorrupt.as_str();
 
 /// A recording's local stand-in and what it cost to make.
 #[derive(Debug)]
@@ -67,7 +63,7 @@ impl Replica {
         };
         if size == 0 {
             return Err(ProcessingError::failed(
-                RECORDING_CORRUPT,
+                Code::RecordingCorrupt,
                 format!("recording s3://{bucket}/{key} is empty (0 bytes)"),
             ));
         }
@@ -254,7 +250,7 @@ async fn get_range(
                 |code, status| {
                     (code == "NoSuchKey" || status == Some(404)).then(|| {
                         ProcessingError::failed(
-                            RECORDING_MISSING,
+                            Code::RecordingMissing,
                             format!("the camera API lists s3://{bucket}/{key}, which does not exist"),
                         )
                     })
@@ -271,15 +267,15 @@ async fn get_range(
         .body
         .collect()
         .await
-        .map_err(|e| ProcessingError::retryable("S3_READ_FAILED", format!("reading s3://{bucket}/{key}: {e}")))?
+        .map_err(|e| ProcessingError::retryable(Code::S3ReadFailed, format!("reading s3://{bucket}/{key}: {e}")))?
         .to_vec();
     let total = total.unwrap_or(start + bytes.len() as u64);
     Ok((bytes, total))
 }
 
 fn recording_error(bucket: &str, key: &str, err: ProcessingError) -> ProcessingError {
-    if err.code() == shared::Code::SourceMissing {
-        ProcessingError::failed(RECORDING_MISSING, format!("s3://{bucket}/{key} does not exist"))
+    if err.code == Code::SourceMissing {
+        ProcessingError::failed(Code::RecordingMissing, format!("s3://{bucket}/{key} does not exist"))
     } else {
         err
     }

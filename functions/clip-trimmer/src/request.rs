@@ -7,12 +7,8 @@
 //! rejected with the parser's message, which names the position.
 
 pub use shared::contracts::clip::ClipRequest;
-use shared::contracts::clip::ClipStatus;
 use shared::error::truncate_chars;
-use shared::ProcessingError;
-
-/// The code of every invalid request.
-pub const CLIP_INVALID: &str = ClipStatus::Invalid.as_str();
+use shared::{Code, ProcessingError};
 
 /// Longest id accepted: ids become parts of S3 keys and URLs.
 const MAX_ID_LEN: usize = 128;
@@ -27,23 +23,26 @@ pub enum BodyStyle {
 }
 
 /// Parses a request body. Anything that is not a request in one of the two styles is a
-/// [`CLIP_INVALID`] rejection naming what is wrong.
+/// [`Code::ClipInvalid`] rejection naming what is wrong.
 pub fn parse(body: &str) -> Result<(ClipRequest, BodyStyle), ProcessingError> {
     let body = body.trim();
     if body.is_empty() {
-        return Err(ProcessingError::rejected(CLIP_INVALID, "the message body is empty"));
+        return Err(ProcessingError::rejected(
+            Code::ClipInvalid,
+            "the message body is empty",
+        ));
     }
     match serde_json::from_str::<ClipRequest>(body) {
         Ok(request) => Ok((request, BodyStyle::Json)),
         // Valid JSON of the wrong shape: the JSON error is the one that explains it.
         Err(err) if !err.is_syntax() && !err.is_eof() => Err(ProcessingError::rejected(
-            CLIP_INVALID,
+            Code::ClipInvalid,
             format!("not a clip request: {err}"),
         )),
         Err(json_err) => match json5::from_str::<ClipRequest>(body) {
             Ok(request) => Ok((request, BodyStyle::PythonDict)),
             Err(json5_err) => Err(ProcessingError::rejected(
-                CLIP_INVALID,
+                Code::ClipInvalid,
                 format!("not a clip request in JSON ({json_err}) nor in the Python-dict style ({json5_err})"),
             )),
         },
@@ -68,7 +67,7 @@ pub fn salvage_ids(body: &str) -> (Option<String>, Option<String>) {
 /// Checks what can be checked without asking anyone: ids usable in keys, a range that is a
 /// range, a length within `VIDEO_MAX_LEN` (`max_len_ms`).
 pub fn validate(request: &ClipRequest, max_len_ms: i64) -> Result<(), ProcessingError> {
-    let invalid = |reason: String| Err(ProcessingError::rejected(CLIP_INVALID, reason));
+    let invalid = |reason: String| Err(ProcessingError::rejected(Code::ClipInvalid, reason));
     for (name, id) in [("clipId", &request.clip_id), ("cameraId", &request.camera_id)] {
         if !is_safe_id(id) {
             return invalid(format!(
@@ -152,7 +151,7 @@ mod tests {
             "{'clipId': 'a', 'cameraId': 'b', 'startTimestampInMs': 1, 'endTimestampInMs': 2, 'x': None}",
         ] {
             let err = parse(body).unwrap_err();
-            assert_eq!(err.code, CLIP_INVALID, "{body:?}");
+            assert_eq!(err.code, Code::ClipInvalid, "{body:?}");
             assert!(!err.reason.is_empty());
         }
     }

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 pub use shared::contracts::clip::CappedSize;
 use shared::ffmpeg::{ffmpeg_base_args, Deadline, Supervised};
-use shared::ProcessingError;
+use shared::{Code, ProcessingError};
 
-use crate::cut::{seek_args, CLIP_FAILED};
+use crate::cut::seek_args;
 use crate::media::MediaIndex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub async fn make(
         .args(args)
         .run()
         .await
-        .map_err(|e| e.into_processing_error(CLIP_FAILED))?;
+        .map_err(|e| e.into_processing_error(Code::ClipFailed))?;
     Ok(outputs)
 }
 

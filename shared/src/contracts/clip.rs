@@ -5,137 +5,39 @@
 //!
 //! Fixtures: `clip-request*.json` and `clip-result-*.json` under `shared/fixtures/`.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::publish::Attribute;
+use crate::wire::wire_enum;
+use crate::Code;
 
 /// The `job` message attribute of every clip result, beside `status` (and `reason` when there is
 /// a code), so a subscription can filter clip results from the pipeline's.
 pub const JOB: &str = "clip";
 
-/// An enum whose every variant is one fixed string on the wire. The string is written once, in
-/// the variant list; `as_str`, `ALL`, `FromStr`, `Display` and serde all read it from there, so
-/// the code and the JSON cannot spell a name two ways.
-macro_rules! wire_names {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident {
-            $( $(#[$variant_meta:meta])* $variant:ident = $text:literal, )+
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $( $(#[$variant_meta])* $variant, )+
-        }
-
-        impl $name {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The name as it travels in JSON and message attributes.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $( $name::$variant => $text, )+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownName;
-
-            fn from_str(text: &str) -> Result<Self, Self::Err> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == text).ok_or_else(|| UnknownName {
-                    kind: stringify!($name),
-                    text: text.to_owned(),
-                })
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-/// A name that is none of an enum's variants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownName {
-    pub kind: &'static str,
-    pub text: String,
-}
-
-impl fmt::Display for UnknownName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} is not a {}", self.text, self.kind)
-    }
-}
-
-impl std::error::Error for UnknownName {}
-
-wire_names! {
+wire_enum! {
     /// What a clip request came to: every delivery of a request is answered with one of these.
+    /// A status that is also a result's code (all but `CLIP_AVAILABLE`) takes its spelling from
+    /// [`Code`], so the two cannot drift apart.
     pub enum ClipStatus {
         /// The clip and its thumbnails are stored (`bucket`, `clip` and `thumbnail` say where).
         Available = "CLIP_AVAILABLE",
         /// The recordings do not cover the range yet and the request is younger than
         /// `SQS_RETRY_LIMIT`: it is re-queued with a delay of `SQS_TIMEOUT`
         /// (`nextAttemptInSeconds`), with this attempt added to `retryTimestamps`.
-        Pending = "CLIP_PENDING",
+        Pending = Code::ClipPending.as_str(),
         /// The recordings still do not cover the range after `SQS_RETRY_LIMIT`.
-        NotAvailable = "CLIP_NOT_AVAILABLE",
+        NotAvailable = Code::ClipNotAvailable.as_str(),
         /// The range starts more than `OUT_OF_RANGE_LIMIT` ago (recordings are not kept longer).
-        OutOfRange = "CLIP_OUT_OF_RANGE",
+        OutOfRange = Code::ClipOutOfRange.as_str(),
         /// The request is malformed or impossible, or names an unknown camera.
-        Invalid = "CLIP_INVALID",
+        Invalid = Code::ClipInvalid.as_str(),
         /// A recording is missing, corrupt or unusable, or ffmpeg failed.
-        Failed = "CLIP_FAILED",
+        Failed = Code::ClipFailed.as_str(),
     }
 }
 
-wire_names! {
-    /// The trimmer's own codes beside the status names, in a result's `code` (and in logs and
-    /// dead-letter reasons). A result's code is a [`ClipStatus`] name for the trimmer's own
-    /// verdicts (`CLIP_PENDING`, `CLIP_INVALID`, …), one of these, or a code of the shared
-    /// modules (e.g. `CORRUPT_INPUT`).
-    pub enum ClipCode {
-        /// With `CLIP_FAILED`: the clip could not be finished within `MAX_DEADLINE_REQUEUES`
-        /// invocations.
-        TooSlow = "CLIP_TOO_SLOW",
-        /// With `CLIP_FAILED`: a listed recording is not in the origin bucket.
-        RecordingMissing = "RECORDING_MISSING",
-        /// With `CLIP_FAILED`: a recording is empty or not a video ffprobe can index.
-        RecordingCorrupt = "RECORDING_CORRUPT",
-        /// With `CLIP_FAILED`: the camera API listed a recording outside `RECORDINGS_URL`, or
-        /// one whose start cannot be told.
-        RecordingUnusable = "RECORDING_UNUSABLE",
-        /// With `CLIP_INVALID`: the camera API does not know the camera.
-        CameraNotFound = "CAMERA_NOT_FOUND",
-        /// With `CLIP_FAILED`: the camera API gave an answer it should never give.
-        CameraApiRejected = "CAMERA_API_REJECTED",
-        /// Retried, never published: the camera API is unreachable, slow, or answers 5xx or 429.
-        CameraApiUnavailable = "CAMERA_API_UNAVAILABLE",
-    }
-}
-
-wire_names! {
+wire_enum! {
     /// How a clip was cut (`clip.mode`).
     pub enum ClipMode {
         /// Whole GOPs stream-copied, only the partial GOPs at the edges re-encoded.
@@ -191,9 +93,11 @@ pub struct ClipResult {
     pub clip: Option<ClipLink>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail: Option<ThumbnailLinks>,
-    /// A stable code for every status but `CLIP_AVAILABLE` (see [`ClipCode`]).
+    /// A stable code for every status but `CLIP_AVAILABLE`: the status's own name for the
+    /// trimmer's verdicts (`CLIP_PENDING`, `CLIP_INVALID`, …), else what went wrong
+    /// (`RECORDING_MISSING`, `CAMERA_NOT_FOUND`, `CORRUPT_INPUT`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
+    pub code: Option<Code>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Holes between recordings inside the range (the clip joins across them).
@@ -282,15 +186,15 @@ impl ClipResult {
         }
     }
 
-    pub fn with_reason(mut self, code: &str, reason: impl Into<String>) -> Self {
-        self.code = Some(code.to_owned());
+    pub fn with_reason(mut self, code: Code, reason: impl Into<String>) -> Self {
+        self.code = Some(code);
         self.reason = Some(reason.into());
         self
     }
 
-    /// The code, or `""` for a result without one.
-    pub fn code(&self) -> &str {
-        self.code.as_deref().unwrap_or("")
+    /// The code as spelled, or `""` for a result without one: for logs and outcome keys.
+    pub fn reason_code(&self) -> &'static str {
+        self.code.map_or("", Code::as_str)
     }
 
     /// SNS message attributes, so subscribers can filter (`job`, `status`, `reason`).
@@ -299,8 +203,8 @@ impl ClipResult {
             ("job", Attribute::Text(JOB.to_owned())),
             ("status", Attribute::Text(self.status.as_str().to_owned())),
         ];
-        if let Some(code) = &self.code {
-            attributes.push(("reason", Attribute::Text(code.clone())));
+        if let Some(code) = self.code {
+            attributes.push(("reason", Attribute::Text(code.as_str().to_owned())));
         }
         attributes
     }
@@ -329,33 +233,25 @@ mod tests {
 
     #[test]
     fn names_read_back_as_what_they_are_written() {
-        fn check<T>(all: &[T])
-        where
-            T: Copy + PartialEq + fmt::Debug + fmt::Display + FromStr + Serialize + for<'de> Deserialize<'de>,
-            T::Err: fmt::Debug,
-        {
-            for &name in all {
-                let json = serde_json::to_value(name).unwrap();
-                assert_eq!(json, serde_json::Value::from(name.to_string()));
-                assert_eq!(serde_json::from_value::<T>(json).unwrap(), name);
-                assert_eq!(name.to_string().parse::<T>().unwrap(), name);
-            }
-        }
-        check(ClipStatus::ALL);
-        check(ClipCode::ALL);
-        check(ClipMode::ALL);
+        use crate::wire::{assert_wire_enum, Case};
+        assert_wire_enum(
+            ClipStatus::ALL,
+            ClipStatus::as_str,
+            Case::PrefixedScreamingSnake("CLIP_"),
+        );
+        assert_wire_enum(ClipMode::ALL, ClipMode::as_str, Case::Kebab);
         let err = serde_json::from_str::<ClipStatus>(r#""CLIP_MAYBE""#).unwrap_err();
-        assert!(err.to_string().contains(r#""CLIP_MAYBE" is not a ClipStatus"#), "{err}");
+        assert!(err.to_string().contains("unknown variant `CLIP_MAYBE`"), "{err}");
     }
 
+    /// Every status but `CLIP_AVAILABLE` is also the code of the results that carry it; no other
+    /// status is a code.
     #[test]
-    fn no_name_is_spelled_twice() {
-        let mut names: Vec<&str> = ClipStatus::ALL.iter().map(|s| s.as_str()).collect();
-        names.extend(ClipCode::ALL.iter().map(|c| c.as_str()));
-        let count = names.len();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), count, "a code repeats a status or another code");
+    fn the_verdict_statuses_are_codes() {
+        for status in ClipStatus::ALL {
+            let is_code = status.as_str().parse::<Code>().is_ok();
+            assert_eq!(is_code, *status != ClipStatus::Available, "{status}");
+        }
     }
 
     #[test]
@@ -364,8 +260,7 @@ mod tests {
             r#"{"clipId":"c1","cameraId":"cam-1","startTimestampInMs":1000,"endTimestampInMs":5000}"#,
         )
         .unwrap();
-        let result =
-            ClipResult::for_request(&request, ClipStatus::Pending).with_reason(ClipStatus::Pending.as_str(), "later");
+        let result = ClipResult::for_request(&request, ClipStatus::Pending).with_reason(Code::ClipPending, "later");
         let attributes = result.attributes();
         assert!(attributes.contains(&("job", Attribute::Text("clip".into()))));
         assert!(attributes.contains(&("status", Attribute::Text("CLIP_PENDING".into()))));

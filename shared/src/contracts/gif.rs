@@ -136,6 +136,30 @@ impl TaskStatusAnswer {
             detail: TaskDetail::Error { error },
         }
     }
+
+    /// How far along a task not finished yet is; `None` for a final one.
+    pub fn progress(&self) -> Option<u32> {
+        match self.detail {
+            TaskDetail::Progress { progress } => Some(progress),
+            _ => None,
+        }
+    }
+
+    /// A DONE task's GIF.
+    pub fn gif(&self) -> Option<&GifLink> {
+        match &self.detail {
+            TaskDetail::Gif(gif) => Some(gif),
+            _ => None,
+        }
+    }
+
+    /// Why a FAILED task failed.
+    pub fn error(&self) -> Option<&Reason> {
+        match &self.detail {
+            TaskDetail::Error { error } => Some(error),
+            _ => None,
+        }
+    }
 }
 
 /// Every answer but success (4xx, 5xx): `{"error": {"code", "message"}}`.
@@ -196,6 +220,9 @@ mod tests {
         ] {
             let json = serde_json::to_value(&answer).unwrap();
             assert_eq!(json["ready"], answer.status == TaskStatus::Done, "{json}");
+            assert_eq!(answer.gif().is_some(), answer.status == TaskStatus::Done);
+            assert_eq!(answer.error().is_some(), answer.status == TaskStatus::Failed);
+            assert_eq!(answer.progress().is_some(), !answer.status.is_final());
             assert_eq!(serde_json::from_value::<TaskStatusAnswer>(json).unwrap(), answer);
         }
     }

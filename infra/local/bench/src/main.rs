@@ -27,6 +27,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::runtime_api::FakeRuntimeApi;
+use aws_sdk_mediaconvert::types::JobStatus;
 use gif_converter::gif;
 use harness::{make_sample, repo_root, upload_notice, BoxError, Clients, SampleSpec, StackOutputs};
 use shared::contracts::UploadNotice;
@@ -473,14 +474,12 @@ impl Bench {
             let status = loop {
                 let status = mediaconvert.get_job().id(&id).send().await?.job.and_then(|j| j.status);
                 match status {
-                    Some(s) if s.as_str() == "COMPLETE" || s.as_str() == "ERROR" || s.as_str() == "CANCELED" => {
-                        break s
-                    }
+                    Some(s @ (JobStatus::Complete | JobStatus::Error | JobStatus::Canceled)) => break s,
                     _ => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             };
             let elapsed = started.elapsed();
-            if status.as_str() != "COMPLETE" {
+            if status != JobStatus::Complete {
                 return Err(format!("bench job {id} ended {}", status.as_str()).into());
             }
             job.push(elapsed);

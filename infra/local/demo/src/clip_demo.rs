@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use harness::clips::{record, request_clip, request_json, statuses, wait_for_clip_results, Recorder};
 use harness::{unique_suffix, BoxError, Clients, StackOutputs, Tap};
-use serde_json::Value;
+use shared::contracts::clip::{ClipResult, ClipStatus};
 
 pub async fn run(outputs: &StackOutputs, clients: &Clients, work: &Path) -> Result<(), BoxError> {
     let suffix = unique_suffix();
@@ -51,48 +51,61 @@ pub async fn run(outputs: &StackOutputs, clients: &Clients, work: &Path) -> Resu
 
     println!("clips 3/3  results:");
     let wait = Duration::from_secs(240);
-    let done = |r: &[Value]| r.iter().any(|r| r["status"] != "CLIP_PENDING");
+    let done = |r: &[ClipResult]| r.iter().any(|r| r.status != ClipStatus::Pending);
     let across_results = wait_for_clip_results(&tap, &across, wait, done).await?;
     show(&across, &across_results);
     let future_results = wait_for_clip_results(&tap, &future, wait, done).await?;
     show(&future, &future_results);
     tap.close().await;
     for results in [&across_results, &future_results] {
-        if results.last().map(|r| &r["status"]) != Some(&Value::from("CLIP_AVAILABLE")) {
+        if results.last().map(|r| r.status) != Some(ClipStatus::Available) {
             return Err(format!("a clip was not made: {results:#?}").into());
         }
     }
     Ok(())
 }
 
-fn show(clip_id: &str, results: &[Value]) {
-    println!("           {clip_id}: {}", statuses(results).join(" → "));
+fn show(clip_id: &str, results: &[ClipResult]) {
+    let statuses: Vec<&str> = statuses(results).into_iter().map(ClipStatus::as_str).collect();
+    println!("           {clip_id}: {}", statuses.join(" → "));
     for result in results {
-        match result["status"].as_str() {
-            Some("CLIP_PENDING") => println!(
-                "             pending: re-queued with retryTimestamps {} and a delay of {} s",
-                result["retryTimestamps"], result["nextAttemptInSeconds"]
+        match result.status {
+            ClipStatus::Pending => println!(
+                "             pending: re-queued with retryTimestamps {:?} and a delay of {} s",
+                result.retry_timestamps.as_deref().unwrap_or_default(),
+                result.next_attempt_in_seconds.unwrap_or_default()
             ),
-            Some("CLIP_AVAILABLE") => {
-                let clip = &result["clip"];
-                println!(
-                    "             clip ({}, {} frames, {} ms): s3://{}/{}\n               {}",
-                    clip["mode"],
-                    clip["frames"],
-                    clip["durationMs"],
-                    result["bucket"].as_str().unwrap_or(""),
-                    clip["key"].as_str().unwrap_or(""),
-                    clip["url"].as_str().unwrap_or("")
-                );
-                let thumbnail = &result["thumbnail"];
-                println!(
-                    "             thumbnails {} (capped: {}): {}",
-                    thumbnail["sizes"],
-                    thumbnail["capped"],
-                    thumbnail["url"].as_str().unwrap_or("")
-                );
+            ClipStatus::Available => {
+                if let Some(clip) = &result.clip {
+                    println!(
+                        "             clip ({}, {} frames, {} ms): s3://{}/{}\n               {}",
+                        clip.mode,
+                        clip.frames,
+                        clip.duration_ms,
+                        result.bucket.as_deref().unwrap_or(""),
+                        clip.key,
+                        clip.url
+                    );
+                }
+                if let Some(thumbnail) = &result.thumbnail {
+                    let capped: Vec<String> = thumbnail
+                        .capped
+                        .iter()
+                        .map(|c| format!("{}→{}", c.requested, c.width))
+                        .collect();
+                    println!(
+                        "             thumbnails {:?} (capped: {}): {}",
+                        thumbnail.sizes,
+                        capped.join(", "),
+                        thumbnail.url
+                    );
+                }
             }
-            _ => println!("             {}: {}", result["status"], result["reason"]),
+            status => println!(
+                "             {status}: {} {}",
+                result.reason_code(),
+                result.reason.as_deref().unwrap_or("")
+            ),
         }
     }
 }

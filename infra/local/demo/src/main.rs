@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use harness::gif::{download, presigned_get, GifApi};
 use harness::{make_sample, origin_url, upload, BoxError, Clients, SampleSpec, StackOutputs, Tap};
+use shared::contracts::gif::TaskStatus;
 use shared::contracts::{Job, PipelineResult, ResultStatus};
 use shared::ffmpeg::Deadline;
 
@@ -194,18 +195,19 @@ async fn gif(
         .wait(&task_id, Duration::from_secs(180), |answer| {
             print!(
                 "\r     get_task_status: {:<8} {:>3}%",
-                answer["status"].as_str().unwrap_or("?"),
-                answer["progress"].as_u64().unwrap_or(100)
+                answer.status.as_str(),
+                answer.progress().unwrap_or(100)
             );
             let _ = std::io::stdout().flush();
         })
         .await;
     println!();
     let answer = answer?;
-    if answer["status"] != "DONE" {
-        return Err(format!("the GIF task did not finish: {answer}").into());
-    }
-    let link = answer["gif_url"].as_str().ok_or("no gif_url")?;
+    let gif = match answer.gif() {
+        Some(gif) if answer.status == TaskStatus::Done => gif,
+        _ => return Err(format!("the GIF task did not finish: {answer:?}").into()),
+    };
+    let link = gif.gif_url.as_str();
     let (status, bytes) = download(link).await?;
     if status != 200 {
         return Err(format!("the GIF link answered {status}").into());
@@ -220,7 +222,7 @@ async fn gif(
         info.height,
         info.frames,
         bytes.len(),
-        answer["link_expires_in"],
+        gif.link_expires_in,
         local.display()
     );
     Ok(())

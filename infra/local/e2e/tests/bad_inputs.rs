@@ -31,6 +31,11 @@ use harness::{
     rendition_output, rendition_profiles, send_batch, unique_suffix, upload, upload_bytes, SampleSpec, Tap, TestEnv,
 };
 use serde_json::{json, Value};
+use shared::contracts::clip::{ClipResult, ClipStatus};
+use shared::contracts::gif::{ApiErrorAnswer, TaskStatus};
+use shared::contracts::{Job, PipelineResult, ResultStatus};
+use shared::sqs::REJECTION_CODE;
+use shared::{Code, ErrorKind};
 
 /// How long a case may take to be answered before it counts as a silent drop.
 const WAIT: Duration = Duration::from_secs(150);
@@ -131,15 +136,61 @@ impl Catalogue {
     }
 }
 
-/// `rejected.MALFORMED_EVENT`, `failed.X`, `retryable.X`: the suite's `Diagnostic` types.
+/// `rejected.MALFORMED_EVENT`, `failed.X`, `retryable.X`: the suite's `Diagnostic` types (an
+/// [`ErrorKind`] and a [`Code`]).
 fn is_named_error(error_type: &str) -> bool {
-    error_type.split_once('.').is_some_and(|(kind, code)| {
-        ["rejected", "failed", "retryable"].contains(&kind)
-            && !code.is_empty()
-            && code
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
-    })
+    error_type
+        .split_once('.')
+        .is_some_and(|(kind, code)| kind.parse::<ErrorKind>().is_ok() && code.parse::<Code>().is_ok())
+}
+
+// How answers read in the catalogue's "expected" and "got" columns. Every status and code in
+// them is spelled by its enum.
+
+/// `rejected CODE`: a rejected pipeline result, after whom it is about.
+fn rejected(code: Code) -> String {
+    format!("{} {code}", ResultStatus::Rejected)
+}
+
+/// `failed CODE`: a failed pipeline result, after whom it is about.
+fn failed(code: Code) -> String {
+    format!("{} {code}", ResultStatus::Failed)
+}
+
+/// `WHO OUTCOME`: `upload rejected NOT_VIDEO`, `720p available`, `mediaconvert available`.
+fn about(who: impl std::fmt::Display, outcome: impl std::fmt::Display) -> String {
+    format!("{who} {outcome}")
+}
+
+/// `fn error rejected.CODE`: an invocation answered with the suite's named error.
+fn fn_error(kind: ErrorKind, code: Code) -> String {
+    format!("fn error {kind}.{code}")
+}
+
+/// `dlq CODE`: a message parked in a dead-letter queue with its `rejection_code`.
+fn dlq(code: impl std::fmt::Display) -> String {
+    format!("dlq {code}")
+}
+
+/// `STATUS CODE` (`STATUS` alone without a code): a clip result or a GIF task's final answer.
+fn status_and_code(status: impl std::fmt::Display, code: Option<Code>) -> String {
+    match code {
+        Some(code) => format!("{status} {code}"),
+        None => status.to_string(),
+    }
+}
+
+/// A GIF task's final status and, when it failed, its code.
+type TaskEnd = (TaskStatus, Option<Code>);
+
+/// `HTTP-STATUS CODE`: an error answer of the GIF API.
+fn http_error(status: u16, code: Code) -> String {
+    format!("{status} {code}")
+}
+
+/// Whether `message` is a pipeline result that `wanted` accepts.
+fn is_pipeline_result(message: &Value, wanted: impl Fn(&PipelineResult) -> bool) -> bool {
+    serde_json::from_value::<PipelineResult>(message.clone()).is_ok_and(|result| wanted(&result))
 }
 
 /// Everything one run shares: the stack, a tap on the results topic, the run's unique name.
@@ -189,29 +240,30 @@ fn describe_results(results: &[Value], expected_output: impl Fn(&str) -> String)
     }
     let mut parts: Vec<String> = results
         .iter()
-        .map(|r| {
-            let who = r["profile"]
-                .as_str()
-                .filter(|_| r["job"] == "rendition")
-                .unwrap_or(r["job"].as_str().unwrap_or("?"))
-                .to_owned();
-            let status = r["status"].as_str().unwrap_or("?");
-            if status == "available" {
-                let at = if r["job"] == "mediaconvert" {
-                    r["mediaconvert"]["outputs"]
-                        .as_array()
-                        .map(|o| o.iter().filter_map(|o| o["key"].as_str()).collect::<Vec<_>>().join(" "))
-                        .unwrap_or_default()
-                } else {
-                    r["output"]["key"].as_str().unwrap_or("").to_owned()
+        .map(|message| {
+            let Ok(r) = serde_json::from_value::<PipelineResult>(message.clone()) else {
+                return format!("not a pipeline result: {message}");
+            };
+            let who = match (r.job, &r.profile) {
+                (Job::Rendition, Some(profile)) => profile.clone(),
+                (job, _) => job.to_string(),
+            };
+            if r.status == ResultStatus::Available {
+                let at = match (&r.mediaconvert, &r.output) {
+                    (Some(job), _) if r.job == Job::Mediaconvert => {
+                        job.outputs.iter().map(|o| o.key.as_str()).collect::<Vec<_>>().join(" ")
+                    }
+                    (_, Some(output)) => output.key.clone(),
+                    _ => String::new(),
                 };
                 if at == expected_output(&who) {
-                    format!("{who} available")
+                    about(who, r.status)
                 } else {
-                    format!("{who} available at {at}")
+                    format!("{who} {} at {at}", r.status)
                 }
             } else {
-                format!("{who} {status} {}", r["reason"]["code"].as_str().unwrap_or("?"))
+                let code = r.reason.as_ref().map_or("?", |reason| reason.code.as_str());
+                format!("{who} {} {code}", r.status)
             }
         })
         .collect();
@@ -219,11 +271,11 @@ fn describe_results(results: &[Value], expected_output: impl Fn(&str) -> String)
     Some(parts.join(", "))
 }
 
-/// One `<profile> <status>` per deployed profile, in [`describe_results`]'s order.
-fn renditions(status: &str) -> String {
+/// One `<profile> <outcome>` per deployed profile, in [`describe_results`]'s order.
+fn renditions(outcome: impl std::fmt::Display) -> String {
     rendition_profiles()
         .iter()
-        .map(|profile| format!("{profile} {status}"))
+        .map(|profile| about(profile, &outcome))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -303,86 +355,91 @@ async fn uploads(r: &Run) {
             "key with spaces",
             "my holiday clip.mp4".into(),
             good.clone(),
-            renditions("available"),
+            renditions(ResultStatus::Available),
         ),
-        ("key with +", "a+b+c.mp4".into(), good.clone(), renditions("available")),
+        (
+            "key with +",
+            "a+b+c.mp4".into(),
+            good.clone(),
+            renditions(ResultStatus::Available),
+        ),
         (
             "key with %",
             "100% done %2B %zz.mp4".into(),
             good.clone(),
-            renditions("available"),
+            renditions(ResultStatus::Available),
         ),
         (
             "key with unicode",
             "café 🎬 日本語.mp4".into(),
             good.clone(),
-            renditions("available"),
+            renditions(ResultStatus::Available),
         ),
         (
             "key like options",
             "-i/--x -y.mp4".into(),
             good.clone(),
-            renditions("available"),
+            renditions(ResultStatus::Available),
         ),
         (
             "key with shell metacharacters",
             "$(touch pwned); `id` | & > 'q' \"d\" \\ *?.mp4".into(),
             good.clone(),
-            renditions("available"),
+            renditions(ResultStatus::Available),
         ),
         (
             "key too long for its outputs",
             long_name,
             good.clone(),
-            renditions("rejected KEY_TOO_LONG"),
+            renditions(rejected(Code::KeyTooLong)),
         ),
         (
             "zero-byte .mp4",
             "empty.mp4".into(),
             Vec::new(),
-            "upload rejected EMPTY_OBJECT".into(),
+            about(Job::Upload, rejected(Code::EmptyObject)),
         ),
         (
             "truncated .mp4",
             "truncated.mp4".into(),
             plain[..plain.len() * 2 / 3].to_vec(),
-            renditions("rejected CORRUPT_INPUT"),
+            renditions(rejected(Code::CorruptInput)),
         ),
         (
             "text named .mp4",
             "notes.mp4".into(),
             b"just some text\n".repeat(200),
-            renditions("rejected CORRUPT_INPUT"),
+            renditions(rejected(Code::CorruptInput)),
         ),
         (
             "audio-only .mp4",
             "song.mp4".into(),
             audio,
-            renditions("rejected NOT_VIDEO"),
+            renditions(rejected(Code::NotVideo)),
         ),
         (
             "container lies about codec",
             "liar.mp4".into(),
             lying_codec(&plain),
-            renditions("rejected CORRUPT_INPUT"),
+            renditions(rejected(Code::CorruptInput)),
         ),
         (
             "Matroska named .mp4",
             "really-mkv.mp4".into(),
             mkv,
-            renditions("available"),
+            renditions(ResultStatus::Available),
         ),
         (
             "not a video extension",
             "notes.txt".into(),
             b"text".to_vec(),
-            "upload rejected NOT_VIDEO".into(),
+            about(Job::Upload, rejected(Code::NotVideo)),
         ),
         (
             "no extension",
             "README".into(),
             good.clone(),
-            "upload rejected NOT_VIDEO".into(),
+            about(Job::Upload, rejected(Code::NotVideo)),
         ),
     ];
     let bucket = r.out("SourceBucketName");
@@ -421,8 +478,12 @@ async fn publisher_events(r: &Run) {
             .invoke(&r.env.clients.lambda, &function, payload.as_bytes())
             .await
             .map(|(g, _)| g);
-        r.catalogue
-            .add("upload-publisher", case, "fn error rejected.MALFORMED_EVENT", got);
+        r.catalogue.add(
+            "upload-publisher",
+            case,
+            fn_error(ErrorKind::Rejected, Code::MalformedEvent),
+            got,
+        );
     }
 
     // One event, three records: a malformed one, one whose key is not UTF-8, and a good one
@@ -470,17 +531,20 @@ async fn publisher_events(r: &Run) {
     let (bad_utf8, huge_malformed, huge, good) = tokio::join!(
         r.results_for_key(&bad_utf8_key, 1),
         r.answers(
-            |v| v["job"] == "upload"
-                && v["source"]["key"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with(&huge_malformed_prefix),
+            |v| is_pipeline_result(v, |result| {
+                result.job == Job::Upload && result.source.key.starts_with(&huge_malformed_prefix)
+            }),
             1
         ),
         r.answers(
-            |v| v["reason"]["code"] == "KEY_TOO_LONG"
-                && v["job"] == "upload"
-                && v["source"]["key"].as_str().unwrap_or("").contains(&r.run),
+            |v| is_pipeline_result(v, |result| {
+                result
+                    .reason
+                    .as_ref()
+                    .is_some_and(|reason| reason.code == Code::KeyTooLong)
+                    && result.job == Job::Upload
+                    && result.source.key.contains(&r.run)
+            }),
             1
         ),
         r.results_for_key(&good_key, rendition_profiles().len()),
@@ -488,25 +552,25 @@ async fn publisher_events(r: &Run) {
     r.catalogue.add(
         "upload-publisher",
         "key not UTF-8 once decoded",
-        "upload rejected MALFORMED_EVENT",
+        about(Job::Upload, rejected(Code::MalformedEvent)),
         describe_results(&bad_utf8, |_| String::new()),
     );
     r.catalogue.add(
         "upload-publisher",
         "malformed record with a 300 KB key",
-        "upload rejected MALFORMED_EVENT",
+        about(Job::Upload, rejected(Code::MalformedEvent)),
         describe_results(&huge_malformed, |_| String::new()),
     );
     r.catalogue.add(
         "upload-publisher",
         "300 KB key in the event",
-        "upload rejected KEY_TOO_LONG",
+        about(Job::Upload, rejected(Code::KeyTooLong)),
         describe_results(&huge, |_| String::new()),
     );
     r.catalogue.control(
         "upload-publisher",
         "good record of that event",
-        renditions("available"),
+        renditions(ResultStatus::Available),
         describe_results(&good, |p| format!("renditions/{good_key}/{p}.mp4")),
     );
 }
@@ -552,35 +616,34 @@ async fn rendition_batch(r: &Run) {
         .unwrap();
 
     let needles: Vec<String> = dlq_cases.iter().map(|(_, _, n)| n.clone()).collect();
-    let dlq = r.out("Rendition720DeadLetterQueueUrl");
+    let dlq_url = r.out("Rendition720DeadLetterQueueUrl");
     let (found, missing, good) = tokio::join!(
-        find_in_queue(&r.env.clients.sqs, &dlq, &needles, WAIT),
+        find_in_queue(&r.env.clients.sqs, &dlq_url, &needles, WAIT),
         r.results_for_key(&missing_key, 1),
         r.results_for_key(&good_key, 1),
     );
     let found = found.unwrap();
     for (case, _, needle) in &dlq_cases {
         let got = found.get(needle).map(|f| {
-            format!(
-                "dlq {}",
-                f.attributes
-                    .get("rejection_code")
-                    .map(String::as_str)
-                    .unwrap_or("(no code)")
-            )
+            dlq(f
+                .attributes
+                .get(REJECTION_CODE)
+                .map(String::as_str)
+                .unwrap_or("(no code)"))
         });
-        r.catalogue.add("rendition-720p", *case, "dlq MALFORMED_MESSAGE", got);
+        r.catalogue
+            .add("rendition-720p", *case, dlq(Code::MalformedMessage), got);
     }
     r.catalogue.add(
         "rendition-720p",
         "notice for a missing object",
-        "720p rejected SOURCE_MISSING",
+        about("720p", rejected(Code::SourceMissing)),
         describe_results(&missing, |_| String::new()),
     );
     r.catalogue.control(
         "rendition-720p",
         "good notice in the same batch",
-        "720p available",
+        about("720p", ResultStatus::Available),
         describe_results(&good, |p| format!("renditions/{good_key}/{p}.mp4")),
     );
 
@@ -626,12 +689,13 @@ async fn clip_batch(r: &Run) {
     .unwrap();
     let id = |n: &str| format!("{n}-{}", r.run);
     // (case, body, clip id to match on the results topic (None: only the DLQ can say), expected)
-    let cases: Vec<(&str, String, Option<String>, &str)> = vec![
+    let invalid = status_and_code(ClipStatus::Invalid, Some(Code::ClipInvalid));
+    let cases: Vec<(&str, String, Option<String>, String)> = vec![
         (
             "body not JSON",
             format!("<clip>{}</clip>", id("d1")),
             None,
-            "dlq CLIP_INVALID",
+            dlq(Code::ClipInvalid),
         ),
         (
             "wrong types",
@@ -640,37 +704,37 @@ async fn clip_batch(r: &Run) {
                 id("d2")
             ),
             Some(id("d2")),
-            "CLIP_INVALID CLIP_INVALID",
+            invalid.clone(),
         ),
         (
             "end before start",
             request_json(&id("d3"), &camera_id, start + 3_000, start + 1_000),
             Some(id("d3")),
-            "CLIP_INVALID CLIP_INVALID",
+            invalid.clone(),
         ),
         (
             "zero-length range",
             request_json(&id("d4"), &camera_id, start + 1_000, start + 1_000),
             Some(id("d4")),
-            "CLIP_INVALID CLIP_INVALID",
+            invalid.clone(),
         ),
         (
             "start before 1970",
             request_json(&id("d5"), &camera_id, -5_000, start),
             Some(id("d5")),
-            "CLIP_INVALID CLIP_INVALID",
+            invalid.clone(),
         ),
         (
             "range longer than allowed",
             request_json(&id("d6"), &camera_id, start, start + 601_000),
             Some(id("d6")),
-            "CLIP_INVALID CLIP_INVALID",
+            invalid.clone(),
         ),
         (
             "option-like camera id",
             request_json(&id("d7"), "--camera=-i", start, start + 1_000),
             Some(id("d7")),
-            "CLIP_INVALID CLIP_INVALID",
+            invalid.clone(),
         ),
         (
             "timestamps beyond i64",
@@ -679,13 +743,13 @@ async fn clip_batch(r: &Run) {
                 id("d8")
             ),
             Some(id("d8")),
-            "CLIP_INVALID CLIP_INVALID",
+            invalid.clone(),
         ),
         (
             "Python dict with True/None",
             format!("{{'clipId': '{}', 'cameraId': None, 'retry': True}}", id("d9")),
             None,
-            "dlq CLIP_INVALID",
+            dlq(Code::ClipInvalid),
         ),
     ];
     let good_id = id("good");
@@ -695,24 +759,30 @@ async fn clip_batch(r: &Run) {
         .await
         .unwrap();
 
+    // The first final answer about the clip (a message about it that is no clip result is one
+    // too, shown as such).
     let clip_answer = |clip_id: String| async move {
         let results = r
-            .answers(|v| v["clipId"] == clip_id.as_str() && v["status"] != "CLIP_PENDING", 1)
-            .await;
-        results.first().map(|v| {
-            format!(
-                "{} {}",
-                v["status"].as_str().unwrap_or("?"),
-                v["code"].as_str().unwrap_or("")
+            .answers(
+                |v| {
+                    v["clipId"] == clip_id.as_str()
+                        && serde_json::from_value::<ClipResult>(v.clone())
+                            .map_or(true, |result| result.status != ClipStatus::Pending)
+                },
+                1,
             )
-            .trim()
-            .to_owned()
-        })
+            .await;
+        results
+            .first()
+            .map(|v| match serde_json::from_value::<ClipResult>(v.clone()) {
+                Ok(result) => status_and_code(result.status, result.code),
+                Err(_) => format!("not a clip result: {v}"),
+            })
     };
     let dlq_needles: Vec<String> = vec![id("d1"), id("d9")];
-    let dlq = r.out("ClipRequestsDeadLetterQueueUrl");
+    let dlq_url = r.out("ClipRequestsDeadLetterQueueUrl");
     let (found, answers, good) = tokio::join!(
-        find_in_queue(&r.env.clients.sqs, &dlq, &dlq_needles, WAIT),
+        find_in_queue(&r.env.clients.sqs, &dlq_url, &dlq_needles, WAIT),
         futures::future::join_all(cases.iter().map(|(_, _, clip_id, _)| {
             let clip_id = clip_id.clone();
             async move {
@@ -726,23 +796,22 @@ async fn clip_batch(r: &Run) {
     );
     let found = found.unwrap();
     for ((case, body, _, expected), answer) in cases.iter().zip(answers) {
-        let got = if expected.starts_with("dlq") {
+        let got = if expected.starts_with(&dlq("")) {
             found
                 .iter()
                 .find(|(needle, _)| body.contains(needle.as_str()))
-                .map(|(_, f)| {
-                    format!(
-                        "dlq {}",
-                        f.attributes.get("rejection_code").map(String::as_str).unwrap_or("")
-                    )
-                })
+                .map(|(_, f)| dlq(f.attributes.get(REJECTION_CODE).map(String::as_str).unwrap_or("")))
         } else {
             answer
         };
-        r.catalogue.add("clip-trimmer", *case, *expected, got);
+        r.catalogue.add("clip-trimmer", *case, expected.clone(), got);
     }
-    r.catalogue
-        .control("clip-trimmer", "good request in the same batch", "CLIP_AVAILABLE", good);
+    r.catalogue.control(
+        "clip-trimmer",
+        "good request in the same batch",
+        status_and_code(ClipStatus::Available, None),
+        good,
+    );
 }
 
 // ------------------------------------------------------------------ GIF converter (SQS)
@@ -769,93 +838,99 @@ async fn gif_batch(r: &Run) {
         .to_string()
     };
     let id = |n: &str| format!("{}-{n}", r.run);
-    let dlq_cases: Vec<(&str, String, String, &str)> = {
+    let dlq_cases: Vec<(&str, String, String, String)> = {
         let unknown_task = uuid::Uuid::new_v4().to_string();
         vec![
             (
                 "body not JSON",
                 format!("{{not json {}", id("e1")),
                 id("e1"),
-                "dlq MALFORMED_MESSAGE",
+                dlq(Code::MalformedMessage),
             ),
             (
                 "task id a path",
                 job(&format!("../../{}", id("e2")), "https://example.com/a.mp4", 1, 0.0),
                 id("e2"),
-                "dlq MALFORMED_MESSAGE",
+                dlq(Code::MalformedMessage),
             ),
             (
                 "wrong types",
                 json!({"version": "one", "task_id": 5, "src_url": [id("e3")]}).to_string(),
                 id("e3"),
-                "dlq MALFORMED_MESSAGE",
+                dlq(Code::MalformedMessage),
             ),
             (
                 "job for a task that does not exist",
                 job(&unknown_task, &s3_url(&video_key), 1, 0.0),
                 unknown_task.clone(),
-                "dlq TASK_NOT_FOUND",
+                dlq(Code::TaskNotFound),
             ),
         ]
     };
-    let mut task_cases: Vec<(&str, String, String, &str)> = Vec::new();
+    // (case, job, task id, how the task ends)
+    let mut task_cases: Vec<(&str, String, String, TaskEnd)> = Vec::new();
+    let task_failed = |code: Code| (TaskStatus::Failed, Some(code));
     for (case, src_url, version, start, expected) in [
         (
             "file:// source",
             "file:///etc/passwd".to_owned(),
             1,
             0.0,
-            "FAILED SOURCE_SCHEME_REFUSED",
+            task_failed(Code::SourceSchemeRefused),
         ),
         (
             "metadata-service source",
             "http://169.254.169.254/latest/meta-data/iam/".to_owned(),
             1,
             0.0,
-            "FAILED SOURCE_ADDRESS_FORBIDDEN",
+            task_failed(Code::SourceAddressForbidden),
         ),
         (
             "start past the end",
             s3_url(&video_key),
             1,
             30.0,
-            "FAILED INVALID_PARAMETER",
+            task_failed(Code::InvalidParameter),
         ),
         (
             "job version 99",
             s3_url(&video_key),
             99,
             0.0,
-            "FAILED UNSUPPORTED_VERSION",
+            task_failed(Code::UnsupportedVersion),
         ),
-        ("audio-only source", s3_url(&audio_key), 1, 0.0, "FAILED NOT_VIDEO"),
-        ("good job in the same batch", s3_url(&video_key), 1, 0.0, "DONE"),
+        (
+            "audio-only source",
+            s3_url(&audio_key),
+            1,
+            0.0,
+            task_failed(Code::NotVideo),
+        ),
+        (
+            "good job in the same batch",
+            s3_url(&video_key),
+            1,
+            0.0,
+            (TaskStatus::Done, None),
+        ),
     ] {
         let task_id = new_task(r).await;
         task_cases.push((case, job(&task_id, &src_url, version, start), task_id, expected));
     }
     let bodies: Vec<String> = dlq_cases
         .iter()
-        .chain(&task_cases)
         .map(|(_, body, _, _)| body.clone())
+        .chain(task_cases.iter().map(|(_, body, _, _)| body.clone()))
         .collect();
     send_batch(&r.env.clients.sqs, &r.out("GifJobsQueueUrl"), &bodies)
         .await
         .unwrap();
 
     let needles: Vec<String> = dlq_cases.iter().map(|(_, _, n, _)| n.clone()).collect();
-    let dlq = r.out("GifJobsDeadLetterQueueUrl");
+    let dlq_url = r.out("GifJobsDeadLetterQueueUrl");
     let settle = |task_id: String| async move {
         match r.api.wait(&task_id, WAIT, |_| {}).await {
-            Ok(answer) => Some(
-                format!(
-                    "{} {}",
-                    answer["status"].as_str().unwrap_or("?"),
-                    answer["error"]["code"].as_str().unwrap_or("")
-                )
-                .trim()
-                .to_owned(),
-            ),
+            Ok(answer) => Some(status_and_code(answer.status, answer.error().map(|e| e.code))),
             Err(e) => {
                 eprintln!("gif task {task_id}: {e}");
                 None
@@ -863,24 +938,22 @@ async fn gif_batch(r: &Run) {
         }
     };
     let (found, settled) = tokio::join!(
-        find_in_queue(&r.env.clients.sqs, &dlq, &needles, WAIT),
+        find_in_queue(&r.env.clients.sqs, &dlq_url, &needles, WAIT),
         futures::future::join_all(task_cases.iter().map(|(_, _, task_id, _)| settle(task_id.clone()))),
     );
     let found = found.unwrap();
     for (case, _, needle, expected) in &dlq_cases {
-        let got = found.get(needle).map(|f| {
-            format!(
-                "dlq {}",
-                f.attributes.get("rejection_code").map(String::as_str).unwrap_or("")
-            )
-        });
-        r.catalogue.add("gif-converter", *case, *expected, got);
+        let got = found
+            .get(needle)
+            .map(|f| dlq(f.attributes.get(REJECTION_CODE).map(String::as_str).unwrap_or("")));
+        r.catalogue.add("gif-converter", *case, expected.clone(), got);
     }
-    for ((case, _, _, expected), got) in task_cases.iter().zip(settled) {
-        if *expected == "DONE" {
-            r.catalogue.control("gif-converter", *case, *expected, got);
+    for ((case, _, _, (status, code)), got) in task_cases.iter().zip(settled) {
+        let expected = status_and_code(status, *code);
+        if *status == TaskStatus::Done {
+            r.catalogue.control("gif-converter", *case, expected, got);
         } else {
-            r.catalogue.add("gif-converter", *case, *expected, got);
+            r.catalogue.add("gif-converter", *case, expected, got);
         }
     }
 }
@@ -894,94 +967,94 @@ async fn new_task(r: &Run) -> String {
 
 async fn gif_api(r: &Run) {
     let convert = |src: &str| json!({"action": "convert", "src_url": src}).to_string();
-    let cases: Vec<(&str, String, &str)> = vec![
-        ("body not JSON", "{{{".into(), "400 BAD_JSON"),
-        ("empty body", String::new(), "400 BAD_JSON"),
+    let cases: Vec<(&str, String, (u16, Code))> = vec![
+        ("body not JSON", "{{{".into(), (400, Code::BadJson)),
+        ("empty body", String::new(), (400, Code::BadJson)),
         (
             "20 KB body",
             json!({"action": "convert", "pad": "x".repeat(20_000)}).to_string(),
-            "413 BODY_TOO_LARGE",
+            (413, Code::BodyTooLarge),
         ),
         (
             "no action",
             json!({"src_url": "https://example.com/a.mp4"}).to_string(),
-            "400 MISSING_ACTION",
+            (400, Code::MissingAction),
         ),
         (
             "action of the wrong type",
             json!({"action": 7}).to_string(),
-            "400 MISSING_ACTION",
+            (400, Code::MissingAction),
         ),
         (
             "src_url of the wrong type",
             json!({"action": "convert", "src_url": 5}).to_string(),
-            "400 SOURCE_URL_INVALID",
+            (400, Code::SourceUrlInvalid),
         ),
         (
             "negative start",
             json!({"action": "convert", "src_url": "https://example.com/a.mp4", "start": -5}).to_string(),
-            "400 INVALID_PARAMETER",
+            (400, Code::InvalidParameter),
         ),
         (
             "zero duration",
             json!({"action": "convert", "src_url": "https://example.com/a.mp4", "duration": 0}).to_string(),
-            "400 INVALID_PARAMETER",
+            (400, Code::InvalidParameter),
         ),
         (
             "start as text",
             json!({"action": "convert", "src_url": "https://example.com/a.mp4", "start": "soon"}).to_string(),
-            "400 INVALID_PARAMETER",
+            (400, Code::InvalidParameter),
         ),
         (
             "src_url not a URL",
             convert("not a url at all"),
-            "400 SOURCE_URL_INVALID",
+            (400, Code::SourceUrlInvalid),
         ),
         (
             "src_url like an option",
             convert("-i /etc/passwd"),
-            "400 SOURCE_URL_INVALID",
+            (400, Code::SourceUrlInvalid),
         ),
         (
             "file:// src_url",
             convert("file:///etc/passwd"),
-            "400 SOURCE_SCHEME_REFUSED",
+            (400, Code::SourceSchemeRefused),
         ),
         (
             "metadata-service src_url",
             convert("http://169.254.169.254/latest/meta-data/"),
-            "400 SOURCE_ADDRESS_FORBIDDEN",
+            (400, Code::SourceAddressForbidden),
         ),
         (
             "IPv4-mapped IPv6 loopback",
             convert("http://[::ffff:127.0.0.1]:22/x.mp4"),
-            "400 SOURCE_ADDRESS_FORBIDDEN",
+            (400, Code::SourceAddressForbidden),
         ),
         (
             "credentials in src_url",
             convert("https://user:pw@example.com/x.mp4"),
-            "400 SOURCE_URL_INVALID",
+            (400, Code::SourceUrlInvalid),
         ),
         (
             "s3:// src_url of another bucket",
             convert("s3://someone-elses-bucket/a.mp4"),
-            "400 SOURCE_BUCKET_REFUSED",
+            (400, Code::SourceBucketRefused),
         ),
         (
             "task id with SQL",
             json!({"action": "get_task_status", "task_id": "x'; DROP TABLE tasks; --"}).to_string(),
-            "400 INVALID_TASK_ID",
+            (400, Code::InvalidTaskId),
         ),
     ];
-    for (case, body, expected) in cases {
+    for (case, body, (status, code)) in cases {
         let got = match r.api.call(&body).await {
-            Ok((status, answer)) => Some(format!(
-                "{status} {}",
-                answer["error"]["code"].as_str().unwrap_or("(no code)")
-            )),
+            Ok((status, answer)) => Some(match serde_json::from_value::<ApiErrorAnswer>(answer.clone()) {
+                Ok(error) => http_error(status, error.error.code),
+                Err(_) => format!("{status} (not an error answer) {answer}"),
+            }),
             Err(e) => Some(format!("request failed: {e}")),
         };
-        r.catalogue.add("gif-api", case, expected, got);
+        r.catalogue.add("gif-api", case, http_error(status, code), got);
     }
 }
 
@@ -997,19 +1070,19 @@ async fn mediaconvert(r: &Run) {
             "zero-byte upload",
             "empty.mp4",
             Vec::new(),
-            "mediaconvert rejected EMPTY_OBJECT".into(),
+            about(Job::Mediaconvert, rejected(Code::EmptyObject)),
         ),
         (
             "text named .mp4",
             "notes.mp4",
             b"not a video\n".repeat(100),
-            "mediaconvert failed MEDIACONVERT_ERROR".into(),
+            about(Job::Mediaconvert, failed(Code::MediaconvertError)),
         ),
         (
             "key like an option with shell metacharacters",
             odd_name,
             good,
-            "mediaconvert available".into(),
+            about(Job::Mediaconvert, ResultStatus::Available),
         ),
     ];
     for (_, name, bytes, _) in &cases {
@@ -1024,7 +1097,10 @@ async fn mediaconvert(r: &Run) {
         let expected_outputs = expected_outputs.clone();
         async move {
             let results = r
-                .answers(|v| v["source"]["key"] == key.as_str() && v["job"] == "mediaconvert", 1)
+                .answers(
+                    |v| is_pipeline_result(v, |result| result.source.key == key && result.job == Job::Mediaconvert),
+                    1,
+                )
                 .await;
             let got = describe_results(&results, |_| expected_outputs.clone());
             r.catalogue.add("mediaconvert-submitter", *case, expected.clone(), got);
@@ -1041,7 +1117,7 @@ async fn mediaconvert(r: &Run) {
     r.catalogue.add(
         "mediaconvert-submitter",
         "empty event {}",
-        "fn error rejected.MALFORMED_EVENT",
+        fn_error(ErrorKind::Rejected, Code::MalformedEvent),
         got,
     );
     let got = r
@@ -1052,7 +1128,7 @@ async fn mediaconvert(r: &Run) {
     r.catalogue.add(
         "mediaconvert-submitter",
         "event a JSON array",
-        "fn error rejected.MALFORMED_EVENT",
+        fn_error(ErrorKind::Rejected, Code::MalformedEvent),
         got,
     );
 }
@@ -1091,7 +1167,12 @@ async fn mediaconvert_results(r: &Run) {
         ),
     ] {
         let got = r.catalogue.invoke(&r.env.clients.lambda, &function, payload.as_bytes()).await.map(|(g, _)| g);
-        r.catalogue.add("mediaconvert-results", case, "fn error rejected.MALFORMED_EVENT", got);
+        r.catalogue.add(
+            "mediaconvert-results",
+            case,
+            fn_error(ErrorKind::Rejected, Code::MalformedEvent),
+            got,
+        );
     }
 
     // Through EventBridge (asynchronous invoke): a job event this pipeline never submitted
@@ -1141,20 +1222,22 @@ async fn mediaconvert_results(r: &Run) {
     let (got, good) = tokio::join!(
         logged,
         r.answers(
-            |v| v["source"]["key"] == source_key.as_str() && v["job"] == "mediaconvert",
+            |v| is_pipeline_result(v, |result| {
+                result.source.key == source_key && result.job == Job::Mediaconvert
+            }),
             1
         ),
     );
     r.catalogue.add(
         "mediaconvert-results",
         "job event without a source, via EventBridge",
-        "logged MALFORMED_EVENT",
+        format!("logged {}", Code::MalformedEvent),
         got,
     );
     r.catalogue.control(
         "mediaconvert-results",
         "good ERROR event in the same PutEvents",
-        "mediaconvert failed MEDIACONVERT_ERROR",
+        about(Job::Mediaconvert, failed(Code::MediaconvertError)),
         describe_results(&good, |_| String::new()),
     );
 }

@@ -4,11 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use harness::clips::{record, request_clip, request_json, statuses, wait_for_clip_results, Recorder};
+use harness::clips::{
+    record, request, request_clip, request_json, statuses, take_clip_results, wait_for_clip_results, Recorder,
+};
 use harness::media_checks::{count_frames, decode_errors, dimensions, first_frame_offset};
 use harness::{list_keys, peek_queue, rejection_code, send_batch, unique_suffix, upload_bytes, Tap, TestEnv};
 use local_services::Ports;
-use serde_json::Value;
+use shared::contracts::clip::{CappedSize, ClipMode, ClipRequest, ClipResult, ClipStatus};
+use shared::Code;
 
 const WAIT: Duration = Duration::from_secs(240);
 const FPS: f64 = 25.0;
@@ -72,7 +75,7 @@ impl Env {
         .unwrap()
     }
 
-    async fn results(&self, clip_id: &str, until: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+    async fn results(&self, clip_id: &str, until: impl FnMut(&[ClipResult]) -> bool) -> Vec<ClipResult> {
         wait_for_clip_results(&self.tap, clip_id, WAIT, until).await.unwrap()
     }
 
@@ -85,8 +88,8 @@ impl Env {
     }
 }
 
-fn final_status(results: &[Value]) -> bool {
-    results.iter().any(|r| r["status"] != "CLIP_PENDING")
+fn final_status(results: &[ClipResult]) -> bool {
+    results.iter().any(|r| r.status != ClipStatus::Pending)
 }
 
 /// A start on a whole second, far enough back that its recordings are "in the past".
@@ -114,12 +117,13 @@ async fn a_clip_spanning_three_recordings_starts_on_the_requested_frame() {
     request_clip(&env.clients, env.queue(), &body).await.unwrap();
     let results = env.results(&clip_id, final_status).await;
     let result = results.last().unwrap();
-    assert_eq!(result["status"], "CLIP_AVAILABLE", "{result:#}");
-    assert_eq!(result["bucket"], env.output_bucket());
-    assert_eq!(result["clip"]["mode"], "smart-cut", "{result:#}");
-    let clip_key = result["clip"]["key"].as_str().unwrap();
+    assert_eq!(result.status, ClipStatus::Available, "{result:#?}");
+    assert_eq!(result.bucket.as_deref(), Some(env.output_bucket()));
+    let clip_link = result.clip.as_ref().expect("an available clip is linked");
+    assert_eq!(clip_link.mode, ClipMode::SmartCut, "{result:#?}");
+    let clip_key = clip_link.key.as_str();
     assert_eq!(clip_key, format!("clips/{camera_id}/{clip_id}.mp4"));
-    assert!(result["clip"]["url"].as_str().unwrap().ends_with(clip_key));
+    assert!(clip_link.url.ends_with(clip_key));
 
     let clip = env.download(clip_key, "clip.mp4").await;
     let expected_frames = ((to - from) as f64 / 1000.0 * FPS).round() as i64;
@@ -135,13 +139,22 @@ async fn a_clip_spanning_three_recordings_starts_on_the_requested_frame() {
     assert!(offset.abs() <= 1, "first frame is {offset} frames off");
 
     // Thumbnails: 300 and 640 px; 1500 and 3000 capped at the recording's 640.
-    let thumbnail = &result["thumbnail"];
-    assert_eq!(thumbnail["sizes"], serde_json::json!([300, 640]));
+    let thumbnail = result.thumbnail.as_ref().expect("an available clip has thumbnails");
+    assert_eq!(thumbnail.sizes, [300, 640]);
     assert_eq!(
-        thumbnail["capped"],
-        serde_json::json!([{"requested": 1500, "width": 640}, {"requested": 3000, "width": 640}])
+        thumbnail.capped,
+        [
+            CappedSize {
+                requested: 1500,
+                width: 640
+            },
+            CappedSize {
+                requested: 3000,
+                width: 640
+            }
+        ]
     );
-    let pattern = thumbnail["key"].as_str().unwrap();
+    let pattern = thumbnail.key.as_str();
     assert_eq!(pattern, format!("clips/{camera_id}/{clip_id}{{size}}.png"));
     for width in [300u32, 640] {
         let key = pattern.replace("{size}", &width.to_string());
@@ -183,14 +196,9 @@ async fn the_same_request_delivered_twice_makes_one_clip() {
     let mut results = env.results(&clip_id, |r| !r.is_empty()).await;
     let quiet_until = Instant::now() + Duration::from_secs(20);
     while Instant::now() < quiet_until {
-        results.extend(
-            env.tap
-                .take_json(|v| v.get("clipId").and_then(Value::as_str) == Some(clip_id.as_str()))
-                .await
-                .unwrap(),
-        );
+        results.extend(take_clip_results(&env.tap, &clip_id).await.unwrap());
     }
-    assert_eq!(statuses(&results), ["CLIP_AVAILABLE"], "{results:#?}");
+    assert_eq!(statuses(&results), [ClipStatus::Available], "{results:#?}");
     let keys = list_keys(&env.clients.s3, env.output_bucket(), &format!("clips/{camera_id}/"))
         .await
         .unwrap();
@@ -229,16 +237,16 @@ async fn a_clip_ending_in_the_future_is_pending_requeued_then_made() {
     .await
     .unwrap();
     let kinds = statuses(&results);
-    assert_eq!(kinds.first(), Some(&"CLIP_PENDING"), "{results:#?}");
-    assert_eq!(kinds.last(), Some(&"CLIP_AVAILABLE"), "{results:#?}");
+    assert_eq!(kinds.first(), Some(&ClipStatus::Pending), "{results:#?}");
+    assert_eq!(kinds.last(), Some(&ClipStatus::Available), "{results:#?}");
     // Each re-queued copy carries one more retry timestamp, and says when it comes back.
-    for (n, pending) in results.iter().filter(|r| r["status"] == "CLIP_PENDING").enumerate() {
+    for (n, pending) in results.iter().filter(|r| r.status == ClipStatus::Pending).enumerate() {
         assert_eq!(
-            pending["retryTimestamps"].as_array().unwrap().len(),
-            n + 1,
-            "{pending:#}"
+            pending.retry_timestamps.as_ref().map(Vec::len),
+            Some(n + 1),
+            "{pending:#?}"
         );
-        assert_eq!(pending["nextAttemptInSeconds"], 3, "the local SQS_TIMEOUT");
+        assert_eq!(pending.next_attempt_in_seconds, Some(3), "the local SQS_TIMEOUT");
     }
     // The delay was applied: the next attempt came no sooner than it.
     assert!(
@@ -282,24 +290,25 @@ async fn every_other_outcome_is_answered_by_name() {
 
     let now = now_ms();
     let id = |name: &str| format!("{name}-{suffix}");
-    let cases: Vec<(String, String, &str, &str)> = vec![
+    // The request, the status it comes to, and the code it is answered with.
+    let cases: Vec<(String, String, ClipStatus, Option<Code>)> = vec![
         (
             id("backwards"),
             request_json(&id("backwards"), &camera_id, start + 5_000, start + 1_000),
-            "CLIP_INVALID",
-            "CLIP_INVALID",
+            ClipStatus::Invalid,
+            Some(Code::ClipInvalid),
         ),
         (
             id("too-long"),
             request_json(&id("too-long"), &camera_id, start, start + 601_000),
-            "CLIP_INVALID",
-            "CLIP_INVALID",
+            ClipStatus::Invalid,
+            Some(Code::ClipInvalid),
         ),
         (
             id("no-camera"),
             request_json(&id("no-camera"), &format!("nobody-{suffix}"), start, start + 1_000),
-            "CLIP_INVALID",
-            "CAMERA_NOT_FOUND",
+            ClipStatus::Invalid,
+            Some(Code::CameraNotFound),
         ),
         (
             id("wrong-types"),
@@ -307,8 +316,8 @@ async fn every_other_outcome_is_answered_by_name() {
                 r#"{{"clipId":"{}","cameraId":5,"startTimestampInMs":"yesterday"}}"#,
                 id("wrong-types")
             ),
-            "CLIP_INVALID",
-            "CLIP_INVALID",
+            ClipStatus::Invalid,
+            Some(Code::ClipInvalid),
         ),
         (
             id("old"),
@@ -318,33 +327,32 @@ async fn every_other_outcome_is_answered_by_name() {
                 now - 4 * 86_400_000,
                 now - 4 * 86_400_000 + 1_000,
             ),
-            "CLIP_OUT_OF_RANGE",
-            "CLIP_OUT_OF_RANGE",
+            ClipStatus::OutOfRange,
+            Some(Code::ClipOutOfRange),
         ),
         (
             id("gone"),
             // Two hours ago (no recordings), first asked for two minutes ago: past the local
             // SQS_RETRY_LIMIT of 60 s.
-            serde_json::json!({
-                "clipId": id("gone"), "cameraId": camera_id,
-                "startTimestampInMs": now - 7_200_000, "endTimestampInMs": now - 7_190_000,
-                "retryTimestamps": [now - 120_000],
+            serde_json::to_string(&ClipRequest {
+                retry_timestamps: vec![now - 120_000],
+                ..request(&id("gone"), &camera_id, now - 7_200_000, now - 7_190_000)
             })
-            .to_string(),
-            "CLIP_NOT_AVAILABLE",
-            "CLIP_NOT_AVAILABLE",
+            .unwrap(),
+            ClipStatus::NotAvailable,
+            Some(Code::ClipNotAvailable),
         ),
         (
             id("corrupt"),
             request_json(&id("corrupt"), &broken_camera, start + 1_000, start + 3_000),
-            "CLIP_FAILED",
-            "RECORDING_CORRUPT",
+            ClipStatus::Failed,
+            Some(Code::RecordingCorrupt),
         ),
         (
             id("good"),
             request_json(&id("good"), &camera_id, start + 1_000, start + 3_000),
-            "CLIP_AVAILABLE",
-            "",
+            ClipStatus::Available,
+            None,
         ),
     ];
     // One batch: every message is answered on its own.
@@ -353,11 +361,11 @@ async fn every_other_outcome_is_answered_by_name() {
     for (clip_id, _, status, code) in &cases {
         let results = env.results(clip_id, final_status).await;
         let result = results.last().unwrap();
-        assert_eq!(result["status"], *status, "{clip_id}: {result:#}");
-        if !code.is_empty() {
-            assert_eq!(result["code"], *code, "{clip_id}: {result:#}");
+        assert_eq!(result.status, *status, "{clip_id}: {result:#?}");
+        assert_eq!(result.code, *code, "{clip_id}: {result:#?}");
+        if code.is_some() {
             assert!(
-                !result["reason"].as_str().unwrap_or("").is_empty(),
+                !result.reason.as_deref().unwrap_or("").is_empty(),
                 "{clip_id}: a reason is given"
             );
         }
@@ -370,7 +378,7 @@ async fn every_other_outcome_is_answered_by_name() {
         .iter()
         .find(|m| m.body().unwrap_or("").contains(&id("wrong-types")))
         .expect("the malformed request is in the DLQ");
-    assert_eq!(rejection_code(wrong_types), Some("CLIP_INVALID"));
+    assert_eq!(rejection_code(wrong_types), Some(Code::ClipInvalid));
 }
 
 #[tokio::test]
@@ -397,6 +405,6 @@ async fn a_camera_api_that_is_down_is_retried_then_dead_lettered() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     // Retried, never answered as if it were the request's fault.
-    let answered = env.tap.take_json(|v| v["clipId"] == clip_id.as_str()).await.unwrap();
+    let answered = take_clip_results(&env.tap, &clip_id).await.unwrap();
     assert!(answered.is_empty(), "{answered:#?}");
 }

@@ -14,8 +14,11 @@ use harness::gif::{download, gif_sources_url, presigned_get, put_queued_task, Gi
 use harness::observe::invoke;
 use harness::{unique_suffix, upload, SampleSpec, TestEnv};
 use serde_json::{json, Value};
+use shared::contracts::gif::{ApiErrorAnswer, TaskStatus, TaskStatusAnswer};
+use shared::contracts::Reason;
 use shared::ffmpeg::Deadline;
-use shared::gif::{GifJob, GifParams, GIF_JOB_VERSION};
+use shared::gif::{attr, GifJob, GifParams, GIF_JOB_VERSION};
+use shared::Code;
 
 const WAIT: Duration = Duration::from_secs(240);
 
@@ -73,7 +76,7 @@ impl Env {
         self.dynamodb
             .get_item()
             .table_name(self.outputs.get("TasksTableName"))
-            .key("task_id", AttributeValue::S(task_id.into()))
+            .key(attr::TASK_ID, AttributeValue::S(task_id.into()))
             .consistent_read(true)
             .send()
             .await
@@ -83,7 +86,7 @@ impl Env {
     }
 
     /// Converts `src_url` and waits for the task to settle.
-    async fn convert_and_wait(&self, request: Value) -> (String, Value) {
+    async fn convert_and_wait(&self, request: Value) -> (String, TaskStatusAnswer) {
         let task_id = self.api.convert(request).await.unwrap();
         let answer = self.api.wait(&task_id, WAIT, |_| {}).await.unwrap();
         (task_id, answer)
@@ -144,8 +147,16 @@ fn uuid_v4() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn error_code(answer: &Value) -> &str {
-    answer["error"]["code"].as_str().unwrap_or("")
+/// An error answer of the API (fails the test when the body is not one).
+fn api_error(answer: &Value) -> Reason {
+    serde_json::from_value::<ApiErrorAnswer>(answer.clone())
+        .unwrap_or_else(|e| panic!("not an error answer ({e}): {answer}"))
+        .error
+}
+
+/// The status of a settled task and the code it failed with, if it did.
+fn outcome(answer: &TaskStatusAnswer) -> (TaskStatus, Option<Code>) {
+    (answer.status, answer.error().map(|e| e.code))
 }
 
 async fn probe_gif(bytes: &[u8], dir: &Path) -> gif_converter::gif::GifInfo {
@@ -173,41 +184,35 @@ async fn convert_reports_progress_then_a_working_link_to_a_gif_of_the_asked_segm
         .wait(&task_id, WAIT, |answer| seen.push(answer.clone()))
         .await
         .unwrap();
-    assert_eq!(answer["status"], "DONE", "{answer}");
-    assert_eq!(answer["ready"], true);
+    assert_eq!(answer.status, TaskStatus::Done, "{answer:?}");
+    assert!(answer.ready);
     // Before DONE every answer was "not ready" with a progress that never went down.
     let mut last = 0;
-    for early in seen.iter().filter(|a| a["status"] != "DONE") {
-        assert_eq!(early["ready"], false, "{early}");
+    for early in seen.iter().filter(|a| a.status != TaskStatus::Done) {
+        assert!(!early.ready, "{early:?}");
         assert!(
-            matches!(early["status"].as_str(), Some("QUEUED" | "RUNNING")),
-            "{early}"
+            matches!(early.status, TaskStatus::Queued | TaskStatus::Running),
+            "{early:?}"
         );
-        let progress = early["progress"].as_u64().unwrap();
+        let progress = early.progress().unwrap();
         assert!(progress >= last && progress <= 100, "{seen:?}");
         last = progress;
     }
-    let url = answer["gif_url"].as_str().unwrap();
+    let link = answer.gif().expect("a DONE answer links its GIF");
+    let url = link.gif_url.as_str();
     assert!(url.contains(&format!("gifs/{task_id}.gif")), "{url}");
     assert!(url.contains("X-Amz-Expires=3600"), "{url}");
-    assert_eq!(answer["link_expires_in"], 3600);
+    assert_eq!(link.link_expires_in, 3600);
     let (status, gif) = download(url).await.unwrap();
     assert_eq!(status, 200, "the link works");
     assert_eq!(&gif[..6], b"GIF89a");
     let info = probe_gif(&gif, env.work.path()).await;
     assert_eq!((info.width, info.height), (320, 180), "asked width, source aspect");
     assert_eq!(info.frames, 20, "2 s at 10 fps");
-    assert_eq!(
-        (
-            answer["width"].as_u64(),
-            answer["height"].as_u64(),
-            answer["frames"].as_u64()
-        ),
-        (Some(320), Some(180), Some(20))
-    );
+    assert_eq!((link.width, link.height, link.frames), (Some(320), Some(180), Some(20)));
     let item = env.task_item(&task_id).await;
     assert!(
-        item.contains_key("created_at") && item.contains_key("expires_at"),
+        item.contains_key(attr::CREATED_AT) && item.contains_key(attr::EXPIRES_AT),
         "{item:?}"
     );
 }
@@ -224,8 +229,8 @@ async fn an_s3_source_in_the_input_bucket_and_a_redirect_to_an_allowed_host_both
     ));
     for src_url in [s3_url, via_redirect] {
         let (_, answer) = env.convert_and_wait(small_request(&src_url)).await;
-        assert_eq!(answer["status"], "DONE", "{src_url}: {answer}");
-        let (_, gif) = download(answer["gif_url"].as_str().unwrap()).await.unwrap();
+        assert_eq!(answer.status, TaskStatus::Done, "{src_url}: {answer:?}");
+        let (_, gif) = download(&answer.gif().unwrap().gif_url).await.unwrap();
         let info = probe_gif(&gif, env.work.path()).await;
         assert_eq!((info.width, info.height, info.frames), (160, 90, 5), "{src_url}");
     }
@@ -236,46 +241,44 @@ async fn an_s3_source_in_the_input_bucket_and_a_redirect_to_an_allowed_host_both
 async fn every_error_answer_of_the_api_is_a_status_and_a_named_json_error() {
     let env = env().await;
     let unknown = uuid_v4();
-    let cases: Vec<(String, u16, &str)> = vec![
-        ("not json at all".into(), 400, "BAD_JSON"),
-        ("[]".into(), 400, "BAD_JSON"),
-        (r#"{"task_id":"x"}"#.into(), 400, "MISSING_ACTION"),
-        (r#"{"action":"rm -rf"}"#.into(), 400, "UNKNOWN_ACTION"),
-        (r#"{"action":"convert"}"#.into(), 400, "MISSING_SRC_URL"),
+    let cases: Vec<(String, u16, Code)> = vec![
+        ("not json at all".into(), 400, Code::BadJson),
+        ("[]".into(), 400, Code::BadJson),
+        (r#"{"task_id":"x"}"#.into(), 400, Code::MissingAction),
+        (r#"{"action":"rm -rf"}"#.into(), 400, Code::UnknownAction),
+        (r#"{"action":"convert"}"#.into(), 400, Code::MissingSrcUrl),
         (
             r#"{"action":"convert","src_url":"https://example.com/a.mp4","width":99999}"#.into(),
             400,
-            "INVALID_PARAMETER",
+            Code::InvalidParameter,
         ),
         (
             r#"{"action":"convert","src_url":"https://example.com/a.mp4","fps":0}"#.into(),
             400,
-            "INVALID_PARAMETER",
+            Code::InvalidParameter,
         ),
         (
             r#"{"action":"convert","src_url":"s3://not-the-input-bucket/a.mp4"}"#.into(),
             400,
-            "SOURCE_BUCKET_REFUSED",
+            Code::SourceBucketRefused,
         ),
-        (r#"{"action":"get_task_status"}"#.into(), 400, "MISSING_TASK_ID"),
+        (r#"{"action":"get_task_status"}"#.into(), 400, Code::MissingTaskId),
         (
             r#"{"action":"get_task_status","task_id":"nope"}"#.into(),
             400,
-            "INVALID_TASK_ID",
+            Code::InvalidTaskId,
         ),
         (
             format!(r#"{{"action":"get_task_status","task_id":"{unknown}"}}"#),
             404,
-            "TASK_NOT_FOUND",
+            Code::TaskNotFound,
         ),
     ];
     for (body, status, code) in &cases {
         let (got, answer) = env.api.call(body).await.unwrap();
-        assert_eq!((got, error_code(&answer)), (*status, *code), "{body}: {answer}");
-        assert!(
-            !answer["error"]["message"].as_str().unwrap_or("").is_empty(),
-            "{answer}"
-        );
+        let error = api_error(&answer);
+        assert_eq!((got, error.code), (*status, *code), "{body}: {answer}");
+        assert!(!error.message.is_empty(), "{answer}");
     }
     // The refusal list, as literal addresses and schemes: refused by the API at once.
     for src_url in [
@@ -294,8 +297,8 @@ async fn every_error_answer_of_the_api_is_a_status_and_a_named_json_error() {
             .await
             .unwrap();
         assert_eq!(
-            (got, error_code(&answer)),
-            (400, "SOURCE_ADDRESS_FORBIDDEN"),
+            (got, api_error(&answer).code),
+            (400, Code::SourceAddressForbidden),
             "{src_url}: {answer}"
         );
     }
@@ -306,8 +309,8 @@ async fn every_error_answer_of_the_api_is_a_status_and_a_named_json_error() {
             .await
             .unwrap();
         assert_eq!(
-            (got, error_code(&answer)),
-            (400, "SOURCE_SCHEME_REFUSED"),
+            (got, api_error(&answer).code),
+            (400, Code::SourceSchemeRefused),
             "{src_url}: {answer}"
         );
     }
@@ -335,10 +338,13 @@ async fn names_and_redirects_that_lead_to_forbidden_addresses_fail_the_task_with
     let tasks = env.convert_each(cases.iter().map(|(src_url, _)| src_url)).await;
     for ((src_url, needle), task_id) in cases.iter().zip(&tasks) {
         let answer = env.api.wait(task_id, WAIT, |_| {}).await.unwrap();
-        assert_eq!(answer["status"], "FAILED", "{src_url}: {answer}");
-        assert_eq!(answer["ready"], false);
-        assert_eq!(error_code(&answer), "SOURCE_ADDRESS_FORBIDDEN", "{src_url}: {answer}");
-        let message = answer["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            outcome(&answer),
+            (TaskStatus::Failed, Some(Code::SourceAddressForbidden)),
+            "{src_url}: {answer:?}"
+        );
+        assert!(!answer.ready);
+        let message = &answer.error().unwrap().message;
         assert!(message.contains(needle), "{src_url}: {message}");
     }
 }
@@ -348,21 +354,21 @@ async fn names_and_redirects_that_lead_to_forbidden_addresses_fail_the_task_with
 async fn the_converter_refuses_the_whole_list_itself_when_the_api_is_bypassed() {
     let env = env().await;
     let cases = [
-        ("http://127.0.0.1/video.mp4", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("http://localhost/video.mp4", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("http://[::1]/video.mp4", "SOURCE_ADDRESS_FORBIDDEN"),
+        ("http://127.0.0.1/video.mp4", Code::SourceAddressForbidden),
+        ("http://localhost/video.mp4", Code::SourceAddressForbidden),
+        ("http://[::1]/video.mp4", Code::SourceAddressForbidden),
         (
             "http://169.254.169.254/latest/meta-data/iam/",
-            "SOURCE_ADDRESS_FORBIDDEN",
+            Code::SourceAddressForbidden,
         ),
-        ("http://10.0.0.1/video.mp4", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("http://172.16.0.1/video.mp4", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("http://192.168.1.1/video.mp4", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("http://0.0.0.0/video.mp4", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("http://2130706433/video.mp4", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("http://0x7f.0.0.1/video.mp4", "SOURCE_ADDRESS_FORBIDDEN"),
-        ("file:///etc/passwd", "SOURCE_SCHEME_REFUSED"),
-        ("gopher://example.com:70/_x", "SOURCE_SCHEME_REFUSED"),
+        ("http://10.0.0.1/video.mp4", Code::SourceAddressForbidden),
+        ("http://172.16.0.1/video.mp4", Code::SourceAddressForbidden),
+        ("http://192.168.1.1/video.mp4", Code::SourceAddressForbidden),
+        ("http://0.0.0.0/video.mp4", Code::SourceAddressForbidden),
+        ("http://2130706433/video.mp4", Code::SourceAddressForbidden),
+        ("http://0x7f.0.0.1/video.mp4", Code::SourceAddressForbidden),
+        ("file:///etc/passwd", Code::SourceSchemeRefused),
+        ("gopher://example.com:70/_x", Code::SourceSchemeRefused),
     ];
     let mut tasks = Vec::new();
     for (src_url, _) in cases {
@@ -371,9 +377,9 @@ async fn the_converter_refuses_the_whole_list_itself_when_the_api_is_bypassed() 
     for ((src_url, code), task_id) in cases.iter().zip(&tasks) {
         let answer = env.api.wait(task_id, WAIT, |_| {}).await.unwrap();
         assert_eq!(
-            (answer["status"].as_str(), error_code(&answer)),
-            (Some("FAILED"), *code),
-            "{src_url}: {answer}"
+            outcome(&answer),
+            (TaskStatus::Failed, Some(*code)),
+            "{src_url}: {answer:?}"
         );
     }
 }
@@ -386,28 +392,28 @@ async fn oversize_and_non_video_sources_fail_with_their_reasons() {
     let cases = [
         (
             gif_sources_url("/bytes?size=25000000"),
-            "SOURCE_TOO_LARGE",
+            Code::SourceTooLarge,
             "declares 25000000",
         ),
         (
             gif_sources_url("/bytes?size=25000000&chunked=1"),
-            "SOURCE_TOO_LARGE",
+            Code::SourceTooLarge,
             "sent more than",
         ),
-        (gif_sources_url("/text"), "NOT_VIDEO", "not a video"),
-        (gif_sources_url("/bytes?size=5000"), "NOT_VIDEO", "not a video"),
+        (gif_sources_url("/text"), Code::NotVideo, "not a video"),
+        (gif_sources_url("/bytes?size=5000"), Code::NotVideo, "not a video"),
     ];
     let tasks = env.convert_each(cases.iter().map(|(src_url, _, _)| src_url)).await;
     for ((src_url, code, needle), task_id) in cases.iter().zip(&tasks) {
         let answer = env.api.wait(task_id, WAIT, |_| {}).await.unwrap();
         assert_eq!(
-            (answer["status"].as_str(), error_code(&answer)),
-            (Some("FAILED"), *code),
-            "{src_url}: {answer}"
+            outcome(&answer),
+            (TaskStatus::Failed, Some(*code)),
+            "{src_url}: {answer:?}"
         );
         assert!(
-            answer["error"]["message"].as_str().unwrap().contains(needle),
-            "{src_url}: {answer}"
+            answer.error().unwrap().message.contains(needle),
+            "{src_url}: {answer:?}"
         );
     }
 }
@@ -419,7 +425,7 @@ async fn a_redelivered_message_after_done_does_nothing() {
     let key = env.source_video().await;
     let src_url = env.presigned(&key).await;
     let (task_id, answer) = env.convert_and_wait(small_request(&src_url)).await;
-    assert_eq!(answer["status"], "DONE", "{answer}");
+    assert_eq!(answer.status, TaskStatus::Done, "{answer:?}");
     let before = env.task_item(&task_id).await;
     let gif_key = format!("gifs/{task_id}.gif");
     let head = |env: &Env| {
@@ -466,9 +472,16 @@ async fn a_redelivered_message_after_done_does_nothing() {
     );
 
     let after = env.task_item(&task_id).await;
-    for attribute in ["status", "run_id", "updated_at", "attempts", "gif_key", "progress"] {
+    for attribute in [
+        attr::STATUS,
+        attr::RUN_ID,
+        attr::UPDATED_AT,
+        attr::ATTEMPTS,
+        attr::GIF_KEY,
+        attr::PROGRESS,
+    ] {
         assert_eq!(before.get(attribute), after.get(attribute), "{attribute} changed");
     }
     assert_eq!(head(&env).await, object_before, "the GIF was not made again");
-    assert_eq!(env.api.status(&task_id).await.unwrap()["status"], "DONE");
+    assert_eq!(env.api.status(&task_id).await.unwrap().status, TaskStatus::Done);
 }

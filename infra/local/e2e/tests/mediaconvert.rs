@@ -525,7 +525,8 @@ async fn the_page_lists_a_jobs_outputs_and_chromium_plays_one() {
                 .body,
         )
         .unwrap();
-        if page.contains("data-status=\"available\"") && outputs.iter().all(|o| page.contains(&escape(&o.key))) {
+        let has_status = page.contains(&format!("data-status=\"{}\"", ResultStatus::Available));
+        if has_status && outputs.iter().all(|o| page.contains(&escape(&o.key))) {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

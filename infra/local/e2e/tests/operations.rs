@@ -16,6 +16,7 @@ use harness::{
     upload_notice, SampleSpec, Tap, TestEnv,
 };
 use shared::contracts::{PipelineResult, ResultStatus};
+use shared::Code;
 
 const WAIT: Duration = Duration::from_secs(240);
 
@@ -137,13 +138,13 @@ async fn a_work_dead_letter_goes_back_to_its_queue_and_is_rendered_and_a_rejecte
     // And what a worker parks at once: not the contract, with its rejection code.
     let code = MessageAttributeValue::builder()
         .data_type("String")
-        .string_value("MALFORMED_MESSAGE")
+        .string_value(Code::MalformedMessage.as_str())
         .build()
         .unwrap();
     sqs.send_message()
         .queue_url(dlq_url)
         .message_body(format!("{{\"not\":\"a notice\",\"run\":\"{run}\"}}"))
-        .message_attributes("rejection_code", code)
+        .message_attributes(shared::sqs::REJECTION_CODE, code)
         .send()
         .await
         .unwrap();
@@ -155,7 +156,10 @@ async fn a_work_dead_letter_goes_back_to_its_queue_and_is_rendered_and_a_rejecte
     // The earlier run's letter is moved too: the counts include it, so only "some moved, some
     // rejected skipped, none failed" is ours to judge here; our own messages are checked below.
     assert!(!summary.contains("moved 0,"), "{summary}");
-    assert!(summary.contains("rejected MALFORMED_MESSAGE"), "{summary}");
+    assert!(
+        summary.contains(&format!("rejected {}", Code::MalformedMessage)),
+        "{summary}"
+    );
     assert!(!summary.contains("skipped 0;"), "{summary}");
     assert!(summary.contains("failed 0"), "{summary}");
 
@@ -168,7 +172,7 @@ async fn a_work_dead_letter_goes_back_to_its_queue_and_is_rendered_and_a_rejecte
     // The notice left the DLQ; the rejected message stayed, still saying why.
     let left = peek_queue_mentioning(sqs, dlq_url, &run).await.unwrap();
     assert_eq!(left.len(), 1, "{left:#?}");
-    assert_eq!(rejection_code(&left[0]), Some("MALFORMED_MESSAGE"));
+    assert_eq!(rejection_code(&left[0]), Some(Code::MalformedMessage));
     // Clean up the rejected message so the DLQ is empty again (its alarm would stay on).
     let received = sqs
         .receive_message()

@@ -396,7 +396,7 @@ async fn one_bad_message_in_a_batch_of_ten_does_not_make_the_others_redo() {
     .await
     .unwrap();
     assert_eq!(parked.len(), 1, "{parked:#?}");
-    assert_eq!(rejection_code(&parked[0]), Some("MALFORMED_MESSAGE"));
+    assert_eq!(rejection_code(&parked[0]), Some(Code::MalformedMessage));
 }
 
 fn notice_body(bucket: &str, key: &str) -> String {

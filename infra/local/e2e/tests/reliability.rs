@@ -18,12 +18,15 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use harness::clips::{record, request_json, Recorder};
 use harness::gif::{presigned_get, GifApi};
 use harness::processes::{busy_with_ffmpeg, is_alive, kill_hard};
+use harness::results::TopicResult;
 use harness::{
     invoke_async, list_keys, rendition_output, rendition_profiles, s3_put_event, send_batch, unique_suffix, upload,
     upload_bytes, upload_notice, SampleSpec, Tap, TestEnv,
 };
 use serde_json::{json, Value};
-use shared::contracts::PipelineResult;
+use shared::contracts::clip::ClipStatus;
+use shared::contracts::gif::TaskStatus;
+use shared::contracts::{Job, ResultStatus};
 use shared::ffmpeg::Deadline;
 use shared::gif::{GifJob, GifParams, GIF_JOB_VERSION};
 
@@ -40,14 +43,23 @@ const SMALL: SampleSpec = SampleSpec {
 };
 
 /// Everything the results topic carries that `mine` accepts, until `done` says the expected
-/// answers are in, then for [`SETTLE`] more.
+/// answers are in, then for [`SETTLE`] more. A message that is neither contract fails the test.
 async fn listen(
     tap: &Tap,
     timeout: Duration,
     mine: impl Fn(&Value) -> bool,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let answered = tap.wait_for(timeout, &mine, done).await.unwrap();
+    done: impl Fn(&[TopicResult]) -> bool,
+) -> Vec<TopicResult> {
+    let typed = |values: &[Value]| {
+        values
+            .iter()
+            .filter_map(|v| TopicResult::parse(v).ok())
+            .collect::<Vec<_>>()
+    };
+    let answered = tap
+        .wait_for(timeout, &mine, |values| done(&typed(values)))
+        .await
+        .unwrap();
     assert!(
         answered.complete,
         "timed out after {timeout:?}; heard so far: {:#?}",
@@ -55,26 +67,17 @@ async fn listen(
     );
     // Anything more for the same outcomes (a duplicate result) arrives within SETTLE.
     let late = tap.wait_for(SETTLE, &mine, |_| false).await.unwrap();
-    [answered.values, late.values].concat()
+    [answered.values, late.values]
+        .concat()
+        .iter()
+        .map(|v| TopicResult::parse(v).unwrap())
+        .collect()
 }
 
-/// What outcome a result on the topic reports: pipeline results by job, profile, source and
-/// status; clip results by clip and status.
-fn outcome_of(value: &Value) -> String {
-    if let Some(clip_id) = value.get("clipId").and_then(Value::as_str) {
-        return format!("clip {clip_id} {}", value["status"].as_str().unwrap_or(""));
-    }
-    match serde_json::from_value::<PipelineResult>(value.clone()) {
-        Ok(r) => format!(
-            "{} {} {} {} {}",
-            r.job.as_str(),
-            r.profile.as_deref().unwrap_or("-"),
-            r.source.key,
-            r.status.as_str(),
-            r.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("-")
-        ),
-        Err(_) => format!("unrecognised {value}"),
-    }
+/// The outcome of a rendition or MediaConvert job that made its output (see
+/// [`TopicResult::outcome`]).
+fn available(job: Job, profile: &str, key: &str) -> String {
+    format!("{job} {profile} {key} {} -", ResultStatus::Available)
 }
 
 fn source_key(value: &Value) -> Option<&str> {
@@ -249,7 +252,15 @@ async fn every_trigger_delivered_twice_gives_one_output_one_job_and_one_result_p
         |heard| !heard.is_empty(),
     )
     .await;
-    let job_id = failed[0]["mediaconvert"]["jobId"].as_str().unwrap().to_owned();
+    let job_id = match &failed[0] {
+        TopicResult::Pipeline(result) => result
+            .mediaconvert
+            .as_ref()
+            .expect("a MediaConvert result")
+            .job_id
+            .clone(),
+        other => panic!("not a MediaConvert result: {other:#?}"),
+    };
     let job = env
         .clients
         .mediaconvert
@@ -294,15 +305,12 @@ async fn every_trigger_delivered_twice_gives_one_output_one_job_and_one_result_p
     let renditions = [&s3_key, &sns_key].into_iter().flat_map(|key| {
         rendition_profiles()
             .into_iter()
-            .map(move |p| format!("rendition {p} {key} available -"))
+            .map(move |p| available(Job::Rendition, p, key))
     });
     let expected: BTreeSet<String> = renditions
         .chain([
-            format!("clip {clip_id} CLIP_AVAILABLE"),
-            format!(
-                "mediaconvert {} {mc_key} available -",
-                env.outputs.get("MediaConvertTemplate")
-            ),
+            format!("clip {clip_id} {}", ClipStatus::Available),
+            available(Job::Mediaconvert, env.outputs.get("MediaConvertTemplate"), &mc_key),
         ])
         .collect();
     let mine = |v: &Value| {
@@ -311,7 +319,7 @@ async fn every_trigger_delivered_twice_gives_one_output_one_job_and_one_result_p
     let mut heard = failed.clone();
     heard.extend(
         listen(&tap, WAIT, mine, |heard| {
-            let outcomes: BTreeSet<String> = heard.iter().map(outcome_of).collect();
+            let outcomes: BTreeSet<String> = heard.iter().map(TopicResult::outcome).collect();
             expected.is_subset(&outcomes)
         })
         .await,
@@ -320,8 +328,8 @@ async fn every_trigger_delivered_twice_gives_one_output_one_job_and_one_result_p
     tap.close().await;
 
     let mut per_outcome: BTreeMap<String, usize> = BTreeMap::new();
-    for value in &heard {
-        *per_outcome.entry(outcome_of(value)).or_default() += 1;
+    for result in &heard {
+        *per_outcome.entry(result.outcome()).or_default() += 1;
     }
     let output_bucket = env.output_bucket();
     let mut outputs = Vec::new();
@@ -355,7 +363,7 @@ async fn every_trigger_delivered_twice_gives_one_output_one_job_and_one_result_p
         heard.len(),
         per_outcome.len(),
     );
-    assert_eq!(gif["status"], "DONE", "{gif}");
+    assert_eq!(gif.status, TaskStatus::Done, "{gif:?}");
     assert_eq!(most, 1, "an outcome was published more than once: {per_outcome:#?}");
     assert_eq!(
         per_outcome.len(),
@@ -611,11 +619,11 @@ async fn workers_killed_mid_work_have_their_messages_done_again_with_nothing_los
                 .is_some_and(|c| clip_ids.contains(c))
     };
     let expected = upload_keys.len() * rendition_profiles().len() + clip_ids.len();
-    let finished = |heard: &[Value]| {
+    let finished = |heard: &[TopicResult]| {
         heard
             .iter()
-            .filter(|v| v["status"] == "available" || v["status"] == "CLIP_AVAILABLE")
-            .map(outcome_of)
+            .filter(|r| r.is_available())
+            .map(TopicResult::outcome)
             .collect::<BTreeSet<_>>()
             .len()
             >= expected
@@ -625,7 +633,7 @@ async fn workers_killed_mid_work_have_their_messages_done_again_with_nothing_los
     let mut gif_done = 0;
     for task in &submitted.gif_tasks {
         let answer = api.wait(task, WAIT, |_| {}).await.unwrap();
-        if answer["status"] == "DONE" {
+        if answer.status == TaskStatus::Done {
             gif_done += 1;
         }
     }
@@ -633,13 +641,15 @@ async fn workers_killed_mid_work_have_their_messages_done_again_with_nothing_los
     let drained_in = started.elapsed();
 
     let mut per_outcome: BTreeMap<String, usize> = BTreeMap::new();
-    for value in &heard {
-        *per_outcome.entry(outcome_of(value)).or_default() += 1;
+    for result in &heard {
+        *per_outcome.entry(result.outcome()).or_default() += 1;
     }
-    let answered = per_outcome
-        .keys()
-        .filter(|o| o.contains(" available ") || o.ends_with("CLIP_AVAILABLE"))
-        .count();
+    let answered = heard
+        .iter()
+        .filter(|r| r.is_available())
+        .map(TopicResult::outcome)
+        .collect::<BTreeSet<_>>()
+        .len();
     let lost = expected - answered.min(expected) + (submitted.gif_tasks.len() - gif_done);
     let doubled_results = per_outcome.values().filter(|n| **n > 1).count();
     let mut outputs = Vec::new();

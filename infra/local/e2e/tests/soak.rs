@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 use harness::clips::{record, request_json, Recorder};
 use harness::processes::function_processes;
+use harness::results::TopicResult;
 use harness::{
     peek_queue_mentioning, rendition_output, rendition_profiles, send_batch, unique_suffix, upload, SampleSpec, TestEnv,
 };
@@ -138,7 +139,7 @@ async fn two_hundred_uploads_and_two_hundred_clips_at_once_all_drain_within_the_
     let upload_set: BTreeSet<&str> = upload_keys.iter().map(String::as_str).collect();
     let clip_set: BTreeSet<&str> = clip_ids.iter().map(String::as_str).collect();
     let expected = UPLOADS * rendition_profiles().len() + CLIPS;
-    let mut answers: BTreeMap<String, Value> = BTreeMap::new();
+    let mut answers: BTreeMap<String, TopicResult> = BTreeMap::new();
     let mut received = 0usize;
     let mut last_report = Instant::now();
     while answers.len() < expected {
@@ -160,17 +161,14 @@ async fn two_hundred_uploads_and_two_hundred_clips_at_once_all_drain_within_the_
             .unwrap();
         for value in taken {
             received += 1;
-            let id = match value.get("clipId").and_then(Value::as_str) {
-                Some(clip_id) => format!("clip {clip_id}"),
-                None => format!(
-                    "{} {}",
-                    value["profile"].as_str().unwrap_or("-"),
-                    value["source"]["key"].as_str().unwrap_or("")
-                ),
+            let result = TopicResult::parse(&value).unwrap();
+            let id = match &result {
+                TopicResult::Clip(clip) => format!("clip {}", clip.clip_id.as_deref().unwrap_or("")),
+                TopicResult::Pipeline(r) => format!("{} {}", r.profile.as_deref().unwrap_or("-"), r.source.key),
             };
             // A pending clip is not its final answer.
-            if value["status"] != "CLIP_PENDING" {
-                answers.insert(id, value);
+            if result.is_final() {
+                answers.insert(id, result);
             }
         }
         if last_report.elapsed() > Duration::from_secs(15) {
@@ -187,10 +185,7 @@ async fn two_hundred_uploads_and_two_hundred_clips_at_once_all_drain_within_the_
     sampler.await.unwrap();
     tap.close().await;
 
-    let not_done: Vec<_> = answers
-        .iter()
-        .filter(|(_, v)| v["status"] != "available" && v["status"] != "CLIP_AVAILABLE")
-        .collect();
+    let not_done: Vec<_> = answers.iter().filter(|(_, r)| !r.is_available()).collect();
     let mut parked = 0;
     let dlqs = rendition_profiles()
         .into_iter()

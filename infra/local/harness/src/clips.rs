@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
+use shared::contracts::clip::{ClipRequest, ClipResult, ClipStatus};
 
 use local_services::camera_api::{camera_marker_key, name_format, RECORDINGS_DIR};
 pub use media_fixtures::{make_recordings, Recorder};
@@ -58,16 +59,37 @@ pub async fn request_clip(clients: &Clients, queue_url: &str, body: &str) -> Res
     Ok(())
 }
 
-/// A JSON clip request.
+/// A clip request as a user sends it (no retries yet).
+pub fn request(clip_id: &str, camera_id: &str, start_ms: i64, end_ms: i64) -> ClipRequest {
+    ClipRequest {
+        clip_id: clip_id.to_owned(),
+        camera_id: camera_id.to_owned(),
+        start_timestamp_in_ms: start_ms,
+        end_timestamp_in_ms: end_ms,
+        retry_timestamps: Vec::new(),
+        deadline_requeues: 0,
+    }
+}
+
+/// [`request`] as the JSON body of a queue message.
 pub fn request_json(clip_id: &str, camera_id: &str, start_ms: i64, end_ms: i64) -> String {
-    serde_json::json!({
-        "clipId": clip_id,
-        "cameraId": camera_id,
-        "startTimestampInMs": start_ms,
-        "endTimestampInMs": end_ms,
-        "retryTimestamps": [],
-    })
-    .to_string()
+    serde_json::to_string(&request(clip_id, camera_id, start_ms, end_ms)).expect("a clip request serializes")
+}
+
+/// Whether `message` (anything on the results topic) is about the clip `clip_id`.
+fn is_about(message: &Value, clip_id: &str) -> bool {
+    message.get("clipId").and_then(Value::as_str) == Some(clip_id)
+}
+
+/// Messages about one clip, as clip results: an error naming the first that is not one (the
+/// trimmer broke its contract).
+fn as_clip_results(messages: Vec<Value>) -> Result<Vec<ClipResult>, BoxError> {
+    messages
+        .into_iter()
+        .map(|message| {
+            serde_json::from_value(message.clone()).map_err(|e| format!("not a clip result ({e}): {message:#}").into())
+        })
+        .collect()
 }
 
 /// Waits for the clip results with `clip_id` until `done` says enough, at most `timeout`.
@@ -75,14 +97,17 @@ pub async fn wait_for_clip_results(
     tap: &crate::Tap,
     clip_id: &str,
     timeout: Duration,
-    done: impl FnMut(&[Value]) -> bool,
-) -> Result<Vec<Value>, BoxError> {
+    mut done: impl FnMut(&[ClipResult]) -> bool,
+) -> Result<Vec<ClipResult>, BoxError> {
+    // `done` sees the messages that parse; the last step refuses any that did not.
+    let parsed = |values: &[Value]| -> Vec<ClipResult> {
+        values
+            .iter()
+            .filter_map(|v| serde_json::from_value(v.clone()).ok())
+            .collect()
+    };
     let waited = tap
-        .wait_for(
-            timeout,
-            |v| v.get("clipId").and_then(Value::as_str) == Some(clip_id),
-            done,
-        )
+        .wait_for(timeout, |v| is_about(v, clip_id), |values| done(&parsed(values)))
         .await?;
     if !waited.complete {
         return Err(format!(
@@ -91,10 +116,15 @@ pub async fn wait_for_clip_results(
         )
         .into());
     }
-    Ok(waited.values)
+    as_clip_results(waited.values)
+}
+
+/// Polls the tap once for results about `clip_id` (see [`crate::Tap::take_json`]).
+pub async fn take_clip_results(tap: &crate::Tap, clip_id: &str) -> Result<Vec<ClipResult>, BoxError> {
+    as_clip_results(tap.take_json(|v| is_about(v, clip_id)).await?)
 }
 
 /// The status of each result, in arrival order.
-pub fn statuses(results: &[Value]) -> Vec<&str> {
-    results.iter().filter_map(|r| r["status"].as_str()).collect()
+pub fn statuses(results: &[ClipResult]) -> Vec<ClipStatus> {
+    results.iter().map(|r| r.status).collect()
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
+use shared::contracts::gif::{TaskAccepted, TaskStatusAnswer};
 
 use crate::{http, BoxError, StackOutputs};
 
@@ -54,45 +55,53 @@ impl GifApi {
         Ok((response.status, response.json()))
     }
 
-    /// `convert` → the task id (panics with the answer when it is not 202: callers are tests
-    /// and the demo, which want to see why).
+    /// `convert` → the task id (an error with the answer when it is not 202 or not the
+    /// contract's answer: callers are tests and the demo, which want to see why).
     pub async fn convert(&self, request: Value) -> Result<String, BoxError> {
         let (status, answer) = self.call(&request.to_string()).await?;
         if status != 202 {
             return Err(format!("convert answered {status}: {answer}").into());
         }
-        Ok(answer["task_id"].as_str().ok_or("no task_id")?.to_owned())
+        Ok(parse::<TaskAccepted>("convert", answer)?.task_id)
     }
 
-    pub async fn status(&self, task_id: &str) -> Result<Value, BoxError> {
+    /// `get_task_status` → the answer (an error when it is not 200 or not the contract's answer).
+    pub async fn status(&self, task_id: &str) -> Result<TaskStatusAnswer, BoxError> {
         let body = serde_json::json!({"action": "get_task_status", "task_id": task_id});
         let (status, answer) = self.call(&body.to_string()).await?;
         if status != 200 {
             return Err(format!("get_task_status answered {status}: {answer}").into());
         }
-        Ok(answer)
+        parse("get_task_status", answer)
     }
 
-    /// Polls until the task is DONE or FAILED; `on_tick` sees each answer (progress display).
+    /// Polls until the task is final (DONE or FAILED); `on_tick` sees each answer (progress
+    /// display).
     pub async fn wait(
         &self,
         task_id: &str,
         timeout: Duration,
-        mut on_tick: impl FnMut(&Value),
-    ) -> Result<Value, BoxError> {
+        mut on_tick: impl FnMut(&TaskStatusAnswer),
+    ) -> Result<TaskStatusAnswer, BoxError> {
         let started = Instant::now();
         loop {
             let answer = self.status(task_id).await?;
             on_tick(&answer);
-            if matches!(answer["status"].as_str(), Some("DONE") | Some("FAILED")) {
+            if answer.status.is_final() {
                 return Ok(answer);
             }
             if started.elapsed() > timeout {
-                return Err(format!("task {task_id} not settled after {timeout:?}: {answer}").into());
+                return Err(format!("task {task_id} not settled after {timeout:?}: {answer:?}").into());
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
+}
+
+/// `answer` as the contract `T` of `action`'s answers.
+fn parse<T: serde::de::DeserializeOwned>(action: &str, answer: Value) -> Result<T, BoxError> {
+    serde_json::from_value(answer.clone())
+        .map_err(|e| format!("{action} answered what is not its contract ({e}): {answer}").into())
 }
 
 /// A QUEUED task written straight into the tasks table, as the API writes one (an hour to

@@ -8,6 +8,7 @@ pub mod gif;
 pub mod http;
 pub mod observe;
 pub mod processes;
+pub mod results;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -201,9 +202,15 @@ pub async fn peek_queue_mentioning(
     Ok(messages)
 }
 
-/// The `rejection_code` attribute a function parks a message in its DLQ with.
-pub fn rejection_code(message: &aws_sdk_sqs::types::Message) -> Option<&str> {
-    message.message_attributes()?.get("rejection_code")?.string_value()
+/// The `rejection_code` attribute a function parks a message in its DLQ with (`None` also when
+/// it names no code: the caller compares it with the code it expects).
+pub fn rejection_code(message: &aws_sdk_sqs::types::Message) -> Option<shared::Code> {
+    message
+        .message_attributes()?
+        .get(shared::sqs::REJECTION_CODE)?
+        .string_value()?
+        .parse()
+        .ok()
 }
 
 /// The notice the upload publisher would send for `s3://bucket/key`, for delivering a message

@@ -505,8 +505,11 @@ show();
 
 #[cfg(test)]
 mod tests {
+    use shared::contracts::clip::ClipStatus;
+    use shared::contracts::{fixture, Job, ResultStatus};
+    use shared::Code;
+
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn ranges() {
@@ -534,32 +537,57 @@ mod tests {
         assert_eq!(content_type_for("noext"), None);
     }
 
+    /// The results are the contracts' fixtures, as the functions publish them (one with markup
+    /// in its reason, to show it escaped).
     #[test]
     fn the_index_lists_outputs_with_players_images_and_statuses() {
+        let mediaconvert = fixture("result-mediaconvert-available.json");
+        let sd_key = mediaconvert["mediaconvert"]["outputs"][1]["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let clip = fixture("clip-result-available.json");
+        let clip_key = clip["clip"]["key"].as_str().unwrap().to_owned();
+        let mut rejected = fixture("result-rendition-rejected.json");
+        rejected["reason"]["message"] = "<b>no</b>".into();
         let listed = BTreeMap::from([
             (
                 "mediaconvert/",
                 vec![
-                    "mediaconvert/up/my cat&1-sd.mp4".to_owned(),
+                    sd_key.clone(),
+                    "mediaconvert/up/my cat&1-hd.mp4".to_owned(),
                     "mediaconvert/up/hls/c.m3u8".to_owned(),
                     "mediaconvert/up/hls/c_360p_00001.ts".to_owned(),
                 ],
             ),
-            ("clips/", vec!["clips/c1/thumb.png".to_owned()]),
+            ("clips/", vec![clip_key.clone(), "clips/c1/thumb.png".to_owned()]),
             ("gifs/", vec![]),
         ]);
-        let results = vec![
-            json!({"job": "mediaconvert", "status": "available", "source": {"key": "up/my cat&1.mp4"},
-                   "mediaconvert": {"outputs": [{"key": "mediaconvert/up/my cat&1-sd.mp4"}]}}),
-            json!({"kind": "gif", "status": "failed", "reason": {"code": "NOT_VIDEO", "message": "<b>no</b>"}}),
-        ];
+        let results = vec![mediaconvert, clip, rejected];
         let html = render_index("out", &listed, &results);
-        assert!(html.contains(r#"<video controls preload="metadata" src="/mediaconvert/up/my%20cat%261-sd.mp4" data-key="mediaconvert/up/my cat&amp;1-sd.mp4">"#), "{html}");
-        assert!(html.contains(r#"data-status="available">mediaconvert available<"#));
+        assert!(html.contains(r#"<video controls preload="metadata" src="/mediaconvert/up/my%20cat%261-hd.mp4" data-key="mediaconvert/up/my cat&amp;1-hd.mp4">"#), "{html}");
+        let status = |key: &str, job: &str, status: &str| {
+            format!(
+                r#"{}</a><span class="status {status}" data-status="{status}">{job} {status}</span>"#,
+                escape(key)
+            )
+        };
+        let available = ResultStatus::Available.as_str();
+        assert!(
+            html.contains(&status(&sd_key, Job::Mediaconvert.as_str(), available)),
+            "{html}"
+        );
+        assert!(
+            html.contains(&status(&clip_key, "", ClipStatus::Available.as_str())),
+            "{html}"
+        );
         assert!(html.contains(r#"<img loading="lazy" src="/clips/c1/thumb.png""#));
         assert!(html.contains(r#"<a href="/mediaconvert/up/hls/c.m3u8">"#));
         assert!(!html.contains("c_360p_00001.ts"), "segments are counted, not listed");
         assert!(html.contains("1 HLS segments not listed"));
-        assert!(html.contains("NOT_VIDEO: &lt;b&gt;no&lt;/b&gt;"), "results are escaped");
+        assert!(
+            html.contains(&format!("{}: &lt;b&gt;no&lt;/b&gt;", Code::CorruptInput)),
+            "results are escaped"
+        );
     }
 }
