@@ -139,7 +139,7 @@ async fn a_job_for_a_task_that_does_not_exist_is_parked_in_the_dlq_by_name_not_d
         .match_requests(|r| {
             r.queue_url() == Some("http://localhost/000000000000/gif-dlq")
                 && r.message_attributes()
-                    .and_then(|a| a.get("rejection_code"))
+                    .and_then(|a| a.get(shared::sqs::REJECTION_CODE))
                     .and_then(|v| v.string_value())
                     == Some(Code::TaskNotFound.as_str())
                 && r.message_body().unwrap_or("").contains(TASK)

@@ -290,7 +290,7 @@ impl Answerer {
             }
         };
         let outcome = OutcomeKey::new([
-            "mediaconvert",
+            Job::Mediaconvert.as_str(),
             job_id.as_deref().unwrap_or(""),
             status,
             result.status.as_str(),

@@ -164,7 +164,7 @@ impl Worker {
             }
         };
         let outcome = OutcomeKey::new([
-            "rendition",
+            Job::Rendition.as_str(),
             &self.config.profile.name,
             &notice.bucket,
             &notice.key,

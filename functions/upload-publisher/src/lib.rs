@@ -172,7 +172,7 @@ impl Publisher {
             let outcome = match decide(record, &self.config) {
                 Decision::Publish(notice) => {
                     let outcome = OutcomeKey::new([
-                        "upload",
+                        Job::Upload.as_str(),
                         &notice.bucket,
                         &notice.key,
                         notice.source_version(),
@@ -196,7 +196,7 @@ impl Publisher {
                     sent
                 }
                 Decision::Reject(result) => {
-                    let outcome = s3_rejection_outcome("upload", record, &result);
+                    let outcome = s3_rejection_outcome(Job::Upload.as_str(), record, &result);
                     let sent = self
                         .ledger
                         .publish_once(
@@ -418,7 +418,9 @@ mod handler_tests {
             .match_requests(|r| r.topic_arn() == Some(UPLOADS))
             .then_output(|| PublishOutput::builder().message_id("u").build());
         let to_results = mock!(aws_sdk_sns::Client::publish)
-            .match_requests(|r| r.topic_arn() == Some(RESULTS) && r.message().unwrap_or("").contains("\"NOT_VIDEO\""))
+            .match_requests(|r| {
+                r.topic_arn() == Some(RESULTS) && r.message().unwrap_or("").contains(&format!("\"{}\"", Code::NotVideo))
+            })
             .then_output(|| PublishOutput::builder().message_id("r").build());
         let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&to_uploads, &to_results]);
         let summary = publisher(sns)
