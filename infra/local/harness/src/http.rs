@@ -5,7 +5,6 @@
 //! signer (`aws-sigv4`) and the environment's credentials (the local stack's dummy ones).
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -30,15 +29,14 @@ impl Response {
     }
 }
 
-/// One client for the whole process: connections to the loopback services are reused.
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("an HTTP client (no TLS roots needed on loopback)")
-    })
+/// A client for one request. Not one for the process: each `#[tokio::test]` has a runtime of
+/// its own, and a pooled connection dies with the runtime that opened it ("runtime dropped the
+/// dispatch task" in the next test that reuses it). On loopback a new connection costs nothing.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("an HTTP client (no TLS roots needed on loopback)")
 }
 
 /// `method url` with `headers`, read to the end.
