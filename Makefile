@@ -175,7 +175,7 @@ dead-letters: ## leave a dead letter "of an earlier run" in every DLQ of the sta
 
 run-e2e: ## the end-to-end tests alone, against the stack already up on LOCAL_STACK_PORT
 	$(RUN) infra/local/check_cargo_lambda_deploy.sh
-	$(RUN) cargo test -p e2e --tests -- --ignored --test-threads $(E2E_THREADS) --show-output
+	$(RUN) cargo test -p e2e --tests --no-fail-fast -- --ignored --test-threads $(E2E_THREADS) --show-output
 
 # Long (minutes of transcoding on two cores), so CI does not run it; prints its counts.
 soak: tools ## the load test: 200 uploads and 200 clip requests at once on the local stack
