@@ -152,15 +152,7 @@ async fn a_duplicated_event_does_not_start_a_second_job() {
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
-    let head = env
-        .clients
-        .s3
-        .head_object()
-        .bucket(env.source_bucket())
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
+    let head = env.head_source(&key).await;
     let etag = head.e_tag().unwrap().trim_matches('"').to_owned();
     // The S3 record as S3 writes it (key form-encoded), delivered twice.
     let encoded_key = key.replace(' ', "+");

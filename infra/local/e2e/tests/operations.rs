@@ -82,15 +82,7 @@ async fn leave_an_earlier_runs_dead_letter(env: &TestEnv, dlq_url: &str, dlq: Dl
     let (key, size) = quiet_upload(env, &format!("earlier-{}", unique_suffix())).await;
     let notice = serde_json::to_value(upload_notice(env.source_bucket(), &key, size, None)).unwrap();
     let body = if dlq == DlqKind::OnFailure {
-        let head = env
-            .clients
-            .s3
-            .head_object()
-            .bucket(env.source_bucket())
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
+        let head = env.head_source(&key).await;
         let etag = head.e_tag().unwrap_or_default();
         let event = harness::s3_put_event(env.source_bucket(), &key, size, etag, "0");
         serde_json::json!({

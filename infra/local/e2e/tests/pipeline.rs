@@ -258,15 +258,7 @@ async fn the_same_message_delivered_twice_yields_one_object() {
     let tap = env.results_tap("twice").await;
     // The same notice delivered twice, raw, to the 720p queue, as an at-least-once queue may,
     // and once to the 1080p queue.
-    let head = env
-        .clients
-        .s3
-        .head_object()
-        .bucket(env.source_bucket())
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
+    let head = env.head_source(&key).await;
     let notice = upload_notice(
         env.source_bucket(),
         &key,

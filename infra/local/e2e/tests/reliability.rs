@@ -86,15 +86,7 @@ fn source_key(value: &Value) -> Option<&str> {
 
 async fn put_sample(env: &TestEnv, key: &str, sample: &Path) -> (u64, String) {
     upload(&env.clients.s3, env.source_bucket(), key, sample).await.unwrap();
-    let head = env
-        .clients
-        .s3
-        .head_object()
-        .bucket(env.source_bucket())
-        .key(key)
-        .send()
-        .await
-        .unwrap();
+    let head = env.head_source(key).await;
     (
         head.content_length().unwrap_or(0) as u64,
         head.e_tag().unwrap_or("").trim_matches('"').to_owned(),

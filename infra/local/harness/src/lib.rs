@@ -117,6 +117,19 @@ impl TestEnv {
         self.outputs.get("SourceBucketName")
     }
 
+    /// HeadObject of `key` in the source bucket: its size and ETag, as the notice and events
+    /// a test builds by hand must carry them.
+    pub async fn head_source(&self, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+        self.clients
+            .s3
+            .head_object()
+            .bucket(self.source_bucket())
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("HeadObject s3://{}/{key}: {e}", self.source_bucket()))
+    }
+
     pub fn output_bucket(&self) -> &str {
         self.outputs.get("OutputBucketName")
     }
