@@ -32,6 +32,11 @@ export SAM_CLI_TELEMETRY := 0
 # What `make test` gives the sub-makes that deploy, test and stop its own stack.
 TEST_STACK_VARS := LOCAL_STACK_PORT=$(TEST_STACK_PORT) LOCAL_STATE_DIR=$(TEST_STACK_STATE_DIR)
 FUNCTIONS := $(patsubst functions/%/Cargo.toml,%,$(wildcard functions/*/Cargo.toml))
+# The processor the functions and the ffmpeg layer are built for. The local stack runs them on
+# this machine (x86_64); AWS deployments default to Graviton (ARCH=arm64, the template's default).
+LOCAL_ARCH := x86_64
+ARCH ?= arm64
+LAYER_DIR := $(LOCAL_DIR)/layer
 
 # A port of the stack's map (stack, camera_api, mediaconvert, origin, gif_sources), as stack.sh
 # computes it from stack.env for this LOCAL_STACK_PORT.
@@ -43,7 +48,7 @@ stack_port = $(shell LOCAL_STACK_PORT=$(LOCAL_STACK_PORT) infra/local/stack.sh p
 # and the local services' gif_sources are on loopback, so exactly those two sockets are
 # allow-listed (on AWS the list stays empty), and a small size cap keeps the oversize tests quick.
 CAMERA_API_URL = http://127.0.0.1:$(call stack_port,camera_api)
-LOCAL_PARAMETERS = FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4 \
+LOCAL_PARAMETERS = Architecture=$(LOCAL_ARCH) FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4 \
   MediaConvertEventSource=devstack.mediaconvert PublicBaseUrl=http://127.0.0.1:$(call stack_port,origin) \
   CameraApiUrl=$(CAMERA_API_URL) RecordingsUrl=$(CAMERA_API_URL)/recordings \
   ClipRequeueDelaySeconds=3 ClipPendingLimitSeconds=60 \
@@ -51,7 +56,7 @@ LOCAL_PARAMETERS = FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=12
   GifConverterTimeoutSeconds=120 GifVisibilityTimeoutSeconds=130
 E2E_THREADS ?= 3
 
-.PHONY: help tools stack-up build stack stack-down demo run-demo unit lint test e2e dead-letters run-e2e soak run-soak \
+.PHONY: help tools layer stack-up build build-aws rehearse-deploy stack stack-down demo run-demo unit lint test e2e dead-letters run-e2e soak run-soak \
   bench run-bench deploy deploy-fn redrive clean-local
 
 help: ## this list
@@ -62,7 +67,7 @@ help: ## this list
 	  printf "  make %-12s %s\n", target, text }' $(firstword $(MAKEFILE_LIST))
 
 # ------------------------------------------------------------------ tools
-tools: $(VENV)/.installed $(VENV_MS)/.installed $(VENV_CK)/.installed $(LOCAL_DIR)/.ffmpeg $(LOCAL_DIR)/.chromium ## install what the other targets need (ffmpeg, chromium, the .venv* Python tools), once
+tools: $(VENV)/.installed $(VENV_MS)/.installed $(VENV_CK)/.installed $(LOCAL_DIR)/.ffmpeg $(LOCAL_DIR)/.chromium $(LOCAL_DIR)/.qemu ## install what the other targets need (ffmpeg, chromium, the .venv* Python tools), once
 
 $(VENV)/.installed: infra/local/requirements-tools.txt
 	$(PY) -m venv $(VENV)
@@ -99,13 +104,36 @@ $(LOCAL_DIR)/.chromium:
 	fi
 	touch $@
 
+# The arm64 layer and bootstraps are run on this x86_64 machine under qemu's user-mode
+# emulation (infra/tests/test_layer.py, infra/deploy/check_bootstraps.py).
+$(LOCAL_DIR)/.qemu:
+	@mkdir -p $(LOCAL_DIR)
+	@if ! command -v qemu-aarch64-static >/dev/null; then \
+	  echo "installing qemu-user-static (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq qemu-user-static >/dev/null; \
+	fi
+	touch $@
+
+# ------------------------------------------------------------------ builds
+layer: $(VENV)/.installed ## the ffmpeg + ffprobe Lambda layer for x86_64 and arm64, from pinned packages (zips in LOCAL_DIR/layer)
+	$(VENV)/bin/python infra/layer/build_layer.py --out $(LAYER_DIR) --zip
+
+# infra/build/Makefile does the work for sam build: one workspace build of every function for
+# LAMBDA_ARCHITECTURE, and the layer. `build` is the local stack's (this machine's processor).
+build: tools ## sam build for the local stack: every function in one cargo build, and the layer (LOCAL_ARCH)
+	LAMBDA_ARCHITECTURE=$(LOCAL_ARCH) PYTHON=$(CURDIR)/$(VENV)/bin/python $(RUN) sam build \
+	  --template-file infra/template.yaml --build-dir $(SAM_BUILD_DIR) --parameter-overrides Architecture=$(LOCAL_ARCH)
+
+build-aws: tools ## sam build for AWS (ARCH=arm64|x86_64), into SAM_BUILD_DIR-ARCH, with its artifacts checked
+	LAMBDA_ARCHITECTURE=$(ARCH) PYTHON=$(CURDIR)/$(VENV)/bin/python PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam build \
+	  --template-file infra/template.yaml --build-dir $(SAM_BUILD_DIR)-$(ARCH) --parameter-overrides Architecture=$(ARCH)
+	$(VENV)/bin/python infra/deploy/check_artifacts.py --build-dir $(SAM_BUILD_DIR)-$(ARCH) --arch $(ARCH)
+
 # ------------------------------------------------------------------ local stack
 stack-up: tools ## build the local services and start ministack (no deploy)
 	cargo build --quiet -p local-services
 	infra/local/stack.sh up
-
-build: tools ## sam build: cargo lambda build --release of every function, into SAM_BUILD_DIR
-	$(RUN) sam build --template-file infra/template.yaml --build-dir $(SAM_BUILD_DIR)
 
 # Deploys the same template a real account gets, with `sam deploy`, records the outputs, then
 # (re)starts the local services, which learn bucket and topic names from those outputs.
@@ -152,7 +180,7 @@ lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on th
 	$(VENV)/bin/python infra/ops/checkov_scan.py --checkov $(VENV_CK)/bin/checkov infra/template.yaml
 
 # The local services are built first so that infra/tests/test_stack.py restarts them too.
-test: lint ## lint, Python and unit tests, then the end-to-end tests on a stack of their own (make e2e)
+test: lint layer ## lint, the layer, Python and unit tests, then the end-to-end tests on a stack of their own (make e2e)
 	cargo build --quiet -p local-services
 	$(VENV)/bin/pytest -q infra/tests
 	cargo test --workspace
@@ -166,12 +194,28 @@ e2e: tools ## the end-to-end tests on a fresh stack of their own (TEST_STACK_POR
 	  $(error TEST_STACK_STATE_DIR must be a folder of its own, not $(TEST_STACK_STATE_DIR)))
 	@$(MAKE) --no-print-directory stack-down $(TEST_STACK_VARS)
 	rm -rf $(TEST_STACK_STATE_DIR)
-	$(call with_stack,dead-letters run-e2e,$(TEST_STACK_VARS))
+	$(call with_stack,dead-letters rehearse-deploy run-e2e,$(TEST_STACK_VARS))
 
 # Before the end-to-end tests on their own stack: what a long-lived stack holds (a dead letter in
 # every DLQ), so that a test judging more than what it created fails here, not on a user's machine.
 dead-letters: ## leave a dead letter "of an earlier run" in every DLQ of the stack (make e2e does, first)
 	$(RUN) $(VENV)/bin/python infra/local/leave_dead_letters.py --stack-name $(STACK_NAME)
+
+# What `make deploy` would do, up to the account: lint, the real build for both architectures,
+# sam package into the local S3, checks on every zip, and every bootstrap started until it asks
+# the Runtime API for work (arm64 under qemu), with the environment the local stack gave it.
+rehearse-deploy: ## the deploy rehearsal against the stack already up: validate, build both architectures, package, check
+	$(RUN) sam validate --lint --template-file infra/template.yaml --region $(STACK_REGION)
+	$(MAKE) --no-print-directory build-aws ARCH=arm64
+	@for arch in arm64 $(LOCAL_ARCH); do \
+	  dir=$(SAM_BUILD_DIR)$$( [ $$arch = $(LOCAL_ARCH) ] || echo -$$arch ); \
+	  $(RUN) sam package --template-file $$dir/template.yaml --output-template-file $(LOCAL_STATE_DIR)/packaged-$$arch.yaml \
+	    --resolve-s3 --s3-prefix rehearsal-$$arch >$(LOCAL_STATE_DIR)/sam-package-$$arch.log 2>&1 \
+	    || { tail -n 20 $(LOCAL_STATE_DIR)/sam-package-$$arch.log; exit 1; }; \
+	  $(RUN) $(VENV)/bin/python infra/deploy/check_artifacts.py --build-dir $$dir --arch $$arch \
+	    --packaged-template $(LOCAL_STATE_DIR)/packaged-$$arch.yaml; \
+	  $(RUN) $(VENV)/bin/python infra/deploy/check_bootstraps.py --build-dir $$dir --arch $$arch --stack-name $(STACK_NAME); \
+	done
 
 run-e2e: ## the end-to-end tests alone, against the stack already up on LOCAL_STACK_PORT
 	$(RUN) infra/local/check_cargo_lambda_deploy.sh
@@ -192,10 +236,14 @@ run-bench: ## the benchmarks alone, against the stack already up (make stack) [S
 	$(RUN) cargo run --quiet -p bench --bin bench -- $(SECTIONS)
 
 # ------------------------------------------------------------------ real AWS
-deploy: tools ## sam build + sam deploy to a real AWS account (your credentials) [AWS_STACK_NAME=] [PARAMS=]
-	$(VENV)/bin/sam build --template-file infra/template.yaml --build-dir $(SAM_BUILD_DIR)-aws
-	$(VENV)/bin/sam deploy --template-file $(SAM_BUILD_DIR)-aws/template.yaml --stack-name $(AWS_STACK_NAME) \
-	  --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM $(if $(PARAMS),--parameter-overrides $(PARAMS),)
+# Refuses before anything is built when credentials, region or a required parameter are
+# missing (infra/deploy/preflight.py); builds for ARCH, checks the artifacts, then deploys.
+deploy: $(VENV)/.installed ## build for ARCH (default arm64) and deploy to your AWS account: PARAMS="CameraApiUrl=... RecordingsUrl=..." [AWS_STACK_NAME=]
+	$(VENV)/bin/python infra/deploy/preflight.py --template infra/template.yaml $(PARAMS)
+	$(MAKE) --no-print-directory build-aws ARCH=$(ARCH)
+	$(VENV)/bin/sam deploy --template-file $(SAM_BUILD_DIR)-$(ARCH)/template.yaml --stack-name $(AWS_STACK_NAME) \
+	  --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM $(if $(AWS_REGION),--region $(AWS_REGION),) \
+	  --parameter-overrides Architecture=$(ARCH) $(PARAMS)
 
 # Checked when make reads the Makefile, so a wrong FN is told before any tool is installed.
 FN ?=

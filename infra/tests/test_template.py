@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -367,13 +368,55 @@ def test_every_work_queue_has_a_dead_letter_queue_and_reports_item_failures(temp
     assert consumed == work_queues
 
 
-def test_functions_are_rust_on_al2023_built_by_cargo_lambda(template):
+def test_functions_are_rust_on_al2023_built_in_one_workspace_build(template):
     globals_ = template["Globals"]["Function"]
     assert globals_["Runtime"] == "provided.al2023"
     assert globals_["Handler"] == "bootstrap"
+    assert globals_["Architectures"] == [{"Ref": "Architecture"}]
     for function_id, function in resources_of(template, "AWS::Serverless::Function").items():
-        assert function["Metadata"]["BuildMethod"] == "rust-cargolambda", function_id
+        metadata = function["Metadata"]
+        assert (metadata["BuildMethod"], metadata["ContextPath"], metadata["WorkingDirectory"]) == (
+            "makefile", "build", ".."), function_id
         assert (TEMPLATE.parent / function["Properties"]["CodeUri"] / "Cargo.toml").exists(), function_id
+
+
+def crate_built_for(logical_id: str) -> str:
+    """The crate infra/build/Makefile builds for a resource (make -n prints the copy it would do)."""
+    done = subprocess.run(["make", "-n", "-s", "-f", str(INFRA / "build" / "Makefile"), f"build-{logical_id}",
+                           "ARTIFACTS_DIR=/nowhere"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, f"build-{logical_id}: {done.stderr}"
+    copied = re.search(r"cp target/lambda-arm64/([a-z-]+)/bootstrap /nowhere/bootstrap", done.stdout)
+    assert copied, f"build-{logical_id} copies no bootstrap: {done.stdout}"
+    return copied.group(1)
+
+
+def test_the_build_makefile_builds_each_function_from_its_own_crate(template):
+    for function_id, function in resources_of(template, "AWS::Serverless::Function").items():
+        crate = Path(function["Properties"]["CodeUri"]).name
+        assert crate_built_for(function_id) == crate, function_id
+
+
+def test_the_stack_builds_and_attaches_its_ffmpeg_layer_unless_given_one(template):
+    parameters = template["Parameters"]
+    assert parameters["Architecture"]["Default"] == "arm64"
+    assert parameters["Architecture"]["AllowedValues"] == ["arm64", "x86_64"]
+    assert parameters["FfmpegLayerArn"]["Default"] == ""
+    layer = template["Resources"]["FfmpegLayer"]
+    assert layer["Condition"] == "BuildsFfmpegLayer"
+    operands = template["Conditions"]["BuildsFfmpegLayer"]["Fn::Equals"]
+    assert sorted(map(json.dumps, operands)) == sorted(map(json.dumps, [{"Ref": "FfmpegLayerArn"}, ""]))
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    assert (TEMPLATE.parent / layer["Properties"]["ContentUri"] / "packages.json").exists()
+    chosen = [{"Fn::If": ["HasFfmpegLayer", {"Ref": "FfmpegLayerArn"}, {"Ref": "FfmpegLayer"}]}]
+    users = {fid for fid, f in resources_of(template, "AWS::Serverless::Function").items()
+             if "FFMPEG_PATH" in f["Properties"].get("Environment", {}).get("Variables", {})}
+    assert users, "no function runs ffmpeg?"
+    for function_id, function in resources_of(template, "AWS::Serverless::Function").items():
+        if function_id in users:
+            assert function["Properties"]["Layers"] == chosen, function_id
+        else:
+            assert "Layers" not in function["Properties"], f"{function_id} does not run ffmpeg"
 
 
 def test_the_tasks_table_is_on_demand_expiring_encrypted_and_recoverable(template):
