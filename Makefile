@@ -108,10 +108,10 @@ $(LOCAL_DIR)/.chromium:
 # emulation (infra/tests/test_layer.py, infra/deploy/check_bootstraps.py).
 $(LOCAL_DIR)/.qemu:
 	@mkdir -p $(LOCAL_DIR)
-	@if ! command -v qemu-aarch64-static >/dev/null; then \
-	  echo "installing qemu-user-static (Debian package)"; \
+	@if ! command -v qemu-aarch64-static >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then \
+	  echo "installing qemu-user-static and the arm64 glibc the bootstraps load (Debian packages)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq qemu-user-static >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq qemu-user-static libc6-arm64-cross >/dev/null; \
 	fi
 	touch $@
 

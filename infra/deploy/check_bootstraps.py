@@ -29,7 +29,9 @@ import boto3
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_artifacts import functions_and_layer  # noqa: E402
 
-QEMU = {"arm64": ["qemu-aarch64-static"], "x86_64": []}
+# A bootstrap links glibc dynamically (Lambda's provided.al2023 supplies it); on this machine
+# Debian's libc6-arm64-cross is that glibc for arm64, and -L points qemu's loader at it.
+QEMU = {"arm64": ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"], "x86_64": []}
 NEXT = "/2018-06-01/runtime/invocation/next"
 TIMEOUT_S = 60
 
