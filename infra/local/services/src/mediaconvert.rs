@@ -25,6 +25,7 @@
 //! restart of `local-services` forgets its jobs, as a fresh account would have none.
 
 pub mod settings;
+pub mod table;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +96,8 @@ struct JobRecord {
     error_message: Option<String>,
     /// As the COMPLETE event carries them (with file paths).
     output_group_details: Vec<Value>,
+    /// Settings accepted without local effect (`Path = value`), once the job is planned.
+    accepted: Vec<String>,
     cancel: watch::Sender<bool>,
 }
 
@@ -136,6 +139,13 @@ impl JobRecord {
         if let Some(message) = &self.error_message {
             fields.insert("errorMessage".into(), message.clone().into());
         }
+        if !self.accepted.is_empty() {
+            fields.insert(
+                "messages".into(),
+                json!({"info": [], "warning": accepted_messages(&self.accepted)}),
+            );
+            fields.insert("warnings".into(), warning_groups(&self.accepted));
+        }
         if let Some(started) = self.started_at {
             job["timing"]["startTime"] = started.into();
         }
@@ -160,6 +170,27 @@ impl JobRecord {
             job["outputGroupDetails"] = details.into();
         }
         job
+    }
+}
+
+/// The warning code the local MediaConvert reports for settings it accepted without local
+/// effect (MediaConvert's own codes are 6-digit numbers starting 23; this one is its own).
+pub const ACCEPTED_WITHOUT_LOCAL_EFFECT: i64 = 990_001;
+
+/// The job's `messages.warning`: one line per setting accepted without local effect.
+fn accepted_messages(accepted: &[String]) -> Vec<String> {
+    accepted
+        .iter()
+        .map(|setting| format!("Accepted without local effect: {setting}"))
+        .collect()
+}
+
+/// The job's `warnings` (MediaConvert's `WarningGroup`s: a code and how often it occurred).
+fn warning_groups(accepted: &[String]) -> Value {
+    if accepted.is_empty() {
+        json!([])
+    } else {
+        json!([{"code": ACCEPTED_WITHOUT_LOCAL_EFFECT, "count": accepted.len()}])
     }
 }
 
@@ -347,6 +378,7 @@ impl LocalMediaConvert {
                 error_code: None,
                 error_message: None,
                 output_group_details: Vec::new(),
+                accepted: Vec::new(),
                 cancel,
             };
             let job = record.api_json();
@@ -498,7 +530,7 @@ impl LocalMediaConvert {
                 }
                 None if status == Status::Complete => {
                     job.percent = Some(100);
-                    extra = json!({"outputGroupDetails": job.output_group_details, "warnings": []});
+                    extra = json!({"outputGroupDetails": job.output_group_details, "warnings": warning_groups(&job.accepted)});
                 }
                 None => {}
             }
@@ -575,6 +607,10 @@ impl LocalMediaConvert {
     /// Probe, transcode each output group, upload. Returns the COMPLETE event's group details.
     async fn execute(&self, id: &str, request: &Value) -> Result<Vec<Value>, JobFailure> {
         let plan = settings::plan(request).map_err(|refused| JobFailure::new(1030, refused.to_string()))?;
+        if !plan.accepted.is_empty() {
+            tracing::info!(job_id = %id, accepted = ?plan.accepted, "settings accepted without local effect");
+        }
+        self.update(id, |job| job.accepted = plan.accepted.clone());
         let workspace = tempfile::Builder::new()
             .prefix("local-mediaconvert-")
             .tempdir_in(&self.inner.work_dir)
@@ -759,6 +795,7 @@ mod tests {
             error_message: None,
             output_group_details: vec![json!({"type": "FILE_GROUP", "outputDetails": [
                 {"outputFilePaths": ["s3://b/k.mp4"], "durationInMs": 1000, "videoDetails": {"widthInPx": 2, "heightInPx": 2}}]})],
+            accepted: vec!["Priority = 0".into()],
             cancel,
         };
         let api = job.api_json();
@@ -770,6 +807,14 @@ mod tests {
         assert_eq!(
             api["outputGroupDetails"],
             json!([{"outputDetails": [{"durationInMs": 1000, "videoDetails": {"widthInPx": 2, "heightInPx": 2}}]}])
+        );
+        assert_eq!(
+            api["messages"]["warning"],
+            json!(["Accepted without local effect: Priority = 0"])
+        );
+        assert_eq!(
+            api["warnings"],
+            json!([{"code": ACCEPTED_WITHOUT_LOCAL_EFFECT, "count": 1}])
         );
     }
 

@@ -21,10 +21,14 @@
 //! | `Container` M3U8 in HLS_GROUP_SETTINGS, `SegmentLength`, `MinSegmentLength` 0 | one `-f hls` run, `-var_stream_map`, master playlist, keyframes every segment |
 //! | `NameModifier`, `Destination` | `<destination><input base name><modifier>.<ext>` |
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::Path;
+use std::rc::Rc;
 
 use serde_json::{Map, Value};
+
+use super::table::{self, Class, Values};
 
 /// A job refused because of one setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,20 +55,53 @@ fn console_name(wire: &str) -> String {
     }
 }
 
-/// One JSON object being read; every key must be consumed before [`Node::finish`].
+/// Settings accepted without local effect, in the console's spelling with their values.
+type Accepted = Rc<RefCell<Vec<String>>>;
+
+/// One JSON object being read; every key must be consumed before [`Node::finish`], which
+/// classifies the rest by the [`table`].
 struct Node<'a> {
+    /// Where it is, as the console names it (`Settings.OutputGroups[0].Outputs[1]`).
     path: String,
+    /// The same without indices and map keys: what the table is keyed by.
+    pattern: String,
+    /// Its keys are names the user chose (`AudioSelectors`).
+    is_map: bool,
     map: &'a Map<String, Value>,
     consumed: Vec<&'a str>,
+    accepted: Accepted,
+}
+
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+fn child_pattern(parent: &str, parent_is_map: bool, key: &str) -> String {
+    if parent_is_map {
+        format!("{parent}{{}}")
+    } else {
+        join(parent, &console_name(key))
+    }
 }
 
 impl<'a> Node<'a> {
-    fn new(path: String, value: &'a Value) -> Result<Node<'a>> {
+    fn root(value: &'a Value) -> Result<Node<'a>> {
+        Node::new(String::new(), String::new(), false, value, Accepted::default())
+    }
+
+    fn new(path: String, pattern: String, is_map: bool, value: &'a Value, accepted: Accepted) -> Result<Node<'a>> {
         match value {
             Value::Object(map) => Ok(Node {
                 path,
+                pattern,
+                is_map,
                 map,
                 consumed: Vec::new(),
+                accepted,
             }),
             other => Err(Unsupported {
                 detail: format!("expected an object, found {other}"),
@@ -74,16 +111,25 @@ impl<'a> Node<'a> {
     }
 
     fn path_of(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            console_name(key)
-        } else {
-            format!("{}.{}", self.path, console_name(key))
-        }
+        join(&self.path, &console_name(key))
+    }
+
+    fn pattern_of(&self, key: &str) -> String {
+        child_pattern(&self.pattern, self.is_map, key)
     }
 
     fn take(&mut self, key: &'a str) -> Option<&'a Value> {
         let (key, value) = self.map.get_key_value(key)?;
         self.consumed.push(key.as_str());
+        if is_leaf(value) {
+            // The planner reads only what the table says it honours.
+            debug_assert_eq!(
+                table::class_of(&self.pattern_of(key)),
+                Some(Class::Honoured),
+                "{} is read but not classified Honoured",
+                self.pattern_of(key)
+            );
+        }
         Some(value)
     }
 
@@ -122,17 +168,31 @@ impl<'a> Node<'a> {
 
     fn object(&mut self, key: &'a str) -> Result<Option<Node<'a>>> {
         let path = self.path_of(key);
-        self.take(key).map(|v| Node::new(path, v)).transpose()
+        let pattern = self.pattern_of(key);
+        let is_map = !self.is_map && table::MAP_SETTINGS.contains(&console_name(key).as_str());
+        let accepted = self.accepted.clone();
+        self.take(key)
+            .map(|v| Node::new(path, pattern, is_map, v, accepted))
+            .transpose()
     }
 
     fn array(&mut self, key: &'a str) -> Result<Vec<Node<'a>>> {
         let path = self.path_of(key);
+        let pattern = format!("{}[]", self.pattern_of(key));
         match self.take(key) {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| Node::new(format!("{path}[{i}]"), item))
+                .map(|(i, item)| {
+                    Node::new(
+                        format!("{path}[{i}]"),
+                        pattern.clone(),
+                        false,
+                        item,
+                        self.accepted.clone(),
+                    )
+                })
                 .collect(),
             Some(other) => Err(Unsupported {
                 setting: path,
@@ -152,12 +212,108 @@ impl<'a> Node<'a> {
         value.ok_or_else(|| self.refuse(key, "is required"))
     }
 
-    /// Refuses the first key nobody consumed.
+    /// Classifies every key nobody consumed: accepted without local effect (and listed), or
+    /// the first one that would change the output refuses the job.
     fn finish(self) -> Result<()> {
-        match self.map.keys().find(|k| !self.consumed.contains(&k.as_str())) {
-            None => Ok(()),
-            Some(key) => Err(self.refuse(key, "not implemented by the local MediaConvert")),
+        for (key, value) in self.map {
+            if self.consumed.contains(&key.as_str()) {
+                continue;
+            }
+            let is_map = !self.is_map && table::MAP_SETTINGS.contains(&console_name(key).as_str());
+            let mut accepted = self.accepted.borrow_mut();
+            classify_unread(&self.path_of(key), &self.pattern_of(key), is_map, value, &mut accepted)?;
         }
+        Ok(())
+    }
+}
+
+/// A value the table classifies as one setting: a scalar or a list of scalars.
+fn is_leaf(value: &Value) -> bool {
+    match value {
+        Value::Object(_) => false,
+        Value::Array(items) => !items.is_empty() && items.iter().all(is_leaf),
+        _ => true,
+    }
+}
+
+/// Walks a setting the planner did not read, down to its leaves.
+fn classify_unread(path: &str, pattern: &str, is_map: bool, value: &Value, accepted: &mut Vec<String>) -> Result<()> {
+    let refused = |detail: &str| Unsupported {
+        setting: path.to_owned(),
+        detail: detail.to_owned(),
+    };
+    match value {
+        Value::Null => Ok(()),
+        Value::Object(map) if !map.is_empty() => {
+            for (key, item) in map {
+                let child_is_map = !is_map && table::MAP_SETTINGS.contains(&console_name(key).as_str());
+                classify_unread(
+                    &join(path, &console_name(key)),
+                    &child_pattern(pattern, is_map, key),
+                    child_is_map,
+                    item,
+                    accepted,
+                )?;
+            }
+            Ok(())
+        }
+        Value::Array(items) if !items.is_empty() && !is_leaf(value) => {
+            for (index, item) in items.iter().enumerate() {
+                classify_unread(
+                    &format!("{path}[{index}]"),
+                    &format!("{pattern}[]"),
+                    false,
+                    item,
+                    accepted,
+                )?;
+            }
+            Ok(())
+        }
+        // An empty group says nothing, unless the whole group is one the job may not name.
+        Value::Object(_) | Value::Array(_) if !is_leaf(value) => match table::class_of(pattern) {
+            None | Some(Class::Refused) => Err(refused("not implemented by the local MediaConvert")),
+            _ => Ok(()),
+        },
+        leaf => {
+            let texts: Vec<String> = match leaf {
+                Value::Array(items) => items.iter().map(value_text).collect(),
+                other => vec![value_text(other)],
+            };
+            let shown = texts.join(",");
+            match table::class_of(pattern) {
+                Some(Class::NoLocalEffect(Values::Any)) => {
+                    accepted.push(format!("{path} = {shown}"));
+                    Ok(())
+                }
+                Some(Class::NoLocalEffect(Values::Only(values))) => {
+                    if texts.iter().all(|t| values.contains(&t.as_str())) {
+                        accepted.push(format!("{path} = {shown}"));
+                        Ok(())
+                    } else {
+                        Err(Unsupported {
+                            setting: format!("{path} = {shown}"),
+                            detail: format!(
+                                "the local MediaConvert accepts only {} (other values would change the output)",
+                                if values.is_empty() {
+                                    "an empty list".to_owned()
+                                } else {
+                                    values.join(", ")
+                                }
+                            ),
+                        })
+                    }
+                }
+                Some(Class::Honoured) => Err(refused("is implemented only together with the settings it qualifies")),
+                Some(Class::Refused) | None => Err(refused("not implemented by the local MediaConvert")),
+            }
+        }
+    }
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -229,6 +385,39 @@ pub struct JobPlan {
     pub input_bucket: String,
     pub input_key: String,
     pub groups: Vec<GroupPlan>,
+    /// Settings accepted without local effect (`Path = value`), for the job's warnings.
+    pub accepted: Vec<String>,
+}
+
+/// A job as the console exports it (PascalCase, `"Settings": {...}`) → as the SDK sends it
+/// (lowerCamelCase), keeping the keys the user chose (selector names, metadata, tags).
+pub fn console_to_wire(console: &Value) -> Value {
+    fn convert(value: &Value, keys_are_names: bool) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, item)| {
+                        let wire_key = if keys_are_names {
+                            key.clone()
+                        } else {
+                            let mut chars = key.chars();
+                            chars
+                                .next()
+                                .map(|first| first.to_lowercase().chain(chars).collect())
+                                .unwrap_or_default()
+                        };
+                        let names_below = !keys_are_names
+                            && (table::MAP_SETTINGS.contains(&key.as_str())
+                                || ["UserMetadata", "Tags"].contains(&key.as_str()));
+                        (wire_key, convert(item, names_below))
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|item| convert(item, false)).collect()),
+            other => other.clone(),
+        }
+    }
+    convert(console, false)
 }
 
 /// `s3://bucket/key` → (bucket, key).
@@ -240,17 +429,9 @@ pub fn split_s3_uri(uri: &str) -> Option<(String, String)> {
 
 /// Reads a CreateJob request body into a plan, or names the first setting it cannot honour.
 pub fn plan(request: &Value) -> Result<JobPlan> {
-    let mut job = Node::new(String::new(), request)?;
-    // Request fields that do not change the output.
-    for key in [
-        "role",
-        "queue",
-        "userMetadata",
-        "clientRequestToken",
-        "priority",
-        "tags",
-        "billingTagsSource",
-    ] {
+    let mut job = Node::root(request)?;
+    // Request fields the service itself acts on (the rest is classified by the table).
+    for key in ["role", "queue", "userMetadata", "clientRequestToken", "tags"] {
         job.take(key);
     }
     job.one_of(
@@ -273,18 +454,9 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
             "SECONDS_600",
         ],
     )?;
-    job.one_of("simulateReservedQueue", &["DISABLED"])?;
-    if let Some(mut acceleration) = job.object("accelerationSettings")? {
-        acceleration.one_of("mode", &["DISABLED"])?;
-        acceleration.finish()?;
-    }
     let mut settings = job
         .object("settings")?
         .ok_or_else(|| job.refuse("settings", "is required"))?;
-    if let Some(mut timecode) = settings.object("timecodeConfig")? {
-        timecode.one_of("source", &["ZEROBASED"])?;
-        timecode.finish()?;
-    }
     let inputs = settings.array("inputs")?;
     if inputs.len() != 1 {
         return Err(settings.refuse(
@@ -310,7 +482,6 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
         if let Some(video_selector) = input.object("videoSelector")? {
             video_selector.finish()?;
         }
-        input.one_of("timecodeSource", &["ZEROBASED"])?;
         input.finish()?;
     }
     let input_uri = input_uri.expect("one input, checked above");
@@ -329,16 +500,18 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
         return Err(settings.refuse("outputGroups", "at least one output group is required"));
     }
     settings.finish()?;
+    let accepted = job.accepted.clone();
     job.finish()?;
+    let accepted = accepted.borrow().clone();
     Ok(JobPlan {
         input_bucket,
         input_key,
         groups,
+        accepted,
     })
 }
 
 fn group_plan(mut group: Node<'_>, selectors: &[String]) -> Result<GroupPlan> {
-    group.string("name")?;
     let mut settings = group
         .object("outputGroupSettings")?
         .ok_or_else(|| group.refuse("outputGroupSettings", "is required"))?;
@@ -1078,9 +1251,14 @@ mod tests {
             ("/settings/adAvailOffset", json!(0), "Settings.AdAvailOffset"),
             ("/hopDestinations", json!([]), "HopDestinations"),
             (
-                "/accelerationSettings/mode",
+                "/settings/inputs/0/denoiseFilter",
                 json!("ENABLED"),
-                "AccelerationSettings.Mode = ENABLED",
+                "Settings.Inputs[0].DenoiseFilter = ENABLED",
+            ),
+            (
+                "/settings/outputGroups/0/outputs/0/captionDescriptions",
+                json!([{"captionSelectorName": "Captions Selector 1"}]),
+                "Settings.OutputGroups[0].Outputs[0].CaptionDescriptions[0].CaptionSelectorName",
             ),
             (
                 "/settings/outputGroups/0/outputs/0/audioDescriptions/0/codecSettings/aacSettings/codecProfile",
@@ -1100,6 +1278,83 @@ mod tests {
             assert_eq!(err.setting, named, "{pointer}: {err}");
             assert!(err.to_string().starts_with("unsupported setting "), "{err}");
         }
+    }
+
+    #[test]
+    fn settings_without_local_effect_are_accepted_and_listed() {
+        let mut job = seed_job();
+        job["accelerationSettings"]["mode"] = json!("PREFERRED");
+        job["simulateReservedQueue"] = json!("DISABLED");
+        job["settings"]["outputGroups"][0]["outputs"][0]["videoDescription"]["afdSignaling"] = json!("NONE");
+        job["settings"]["outputGroups"][0]["outputGroupSettings"]["fileGroupSettings"]["destinationSettings"] =
+            json!({"s3Settings": {"storageClass": "STANDARD"}});
+        let plan = plan(&job).unwrap();
+        for expected in [
+            "AccelerationSettings.Mode = PREFERRED",
+            "SimulateReservedQueue = DISABLED",
+            "Priority = 0",
+            "Settings.TimecodeConfig.Source = ZEROBASED",
+            "Settings.OutputGroups[0].Outputs[0].VideoDescription.AfdSignaling = NONE",
+            "Settings.OutputGroups[0].OutputGroupSettings.FileGroupSettings.DestinationSettings.S3Settings.StorageClass = STANDARD",
+        ] {
+            assert!(plan.accepted.iter().any(|a| a == expected), "{expected} missing in {:?}", plan.accepted);
+        }
+        assert!(
+            !plan
+                .accepted
+                .iter()
+                .any(|a| a.contains("FileInput") || a.contains("Bitrate")),
+            "honoured settings are not listed: {:?}",
+            plan.accepted
+        );
+    }
+
+    #[test]
+    fn an_accepted_setting_at_a_value_that_would_change_the_output_is_refused() {
+        let mut job = seed_job();
+        job["settings"]["outputGroups"][0]["outputs"][0]["videoDescription"]["timecodeInsertion"] =
+            json!("PIC_TIMING_SEI");
+        let err = plan(&job).unwrap_err();
+        assert_eq!(
+            err.setting,
+            "Settings.OutputGroups[0].Outputs[0].VideoDescription.TimecodeInsertion = PIC_TIMING_SEI"
+        );
+        let mut job = seed_job();
+        job["hopDestinations"] = json!([]);
+        assert_eq!(plan(&job).unwrap_err().setting, "HopDestinations");
+    }
+
+    #[test]
+    fn the_repository_templates_are_planned_with_their_timecode_setting_listed() {
+        for name in ["hd-sd", "hls-abr"] {
+            let path = format!(
+                "{}/../../../job-templates/mediaconvert/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let template: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut job = console_to_wire(&template);
+            job["settings"]["inputs"][0]["fileInput"] = json!("s3://src/in/clip.mp4");
+            let plan = plan(&job).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!plan.groups.is_empty());
+            assert!(
+                plan.accepted
+                    .iter()
+                    .any(|a| a == "Settings.TimecodeConfig.Source = ZEROBASED"),
+                "{name}: {:?}",
+                plan.accepted
+            );
+        }
+    }
+
+    #[test]
+    fn console_json_becomes_wire_json_keeping_chosen_names() {
+        let console = json!({"UserMetadata": {"Key One": "v"}, "Settings": {"Inputs": [{
+            "AudioSelectors": {"Audio Selector 1": {"DefaultSelection": "DEFAULT"}}, "FileInput": "s3://b/k"}]}});
+        assert_eq!(
+            console_to_wire(&console),
+            json!({"userMetadata": {"Key One": "v"}, "settings": {"inputs": [{
+                "audioSelectors": {"Audio Selector 1": {"defaultSelection": "DEFAULT"}}, "fileInput": "s3://b/k"}]}})
+        );
     }
 
     #[test]
