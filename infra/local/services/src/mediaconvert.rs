@@ -24,8 +24,11 @@
 //! 1401 (an output cannot be written), 1999 (ffmpeg failed). Job state lives in memory: a
 //! restart of `local-services` forgets its jobs, as a fresh account would have none.
 
+pub mod audio;
+mod reader;
 pub mod settings;
 pub mod table;
+pub mod video;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -633,6 +636,7 @@ impl LocalMediaConvert {
             width,
             height,
             has_audio: info.audio.is_some(),
+            fps: video.fps.filter(|f| *f > 0.0).unwrap_or(30.0),
         };
         let duration = info.duration_secs.unwrap_or(0.0);
         let interval = status_update_interval(request);
@@ -714,6 +718,23 @@ impl LocalMediaConvert {
             let plan_video = group.outputs[index].video.as_ref().expect("outputs have video");
             let (mut width, mut height) = plan_video.output_size(source);
             let mut duration_ms = (duration * 1000.0).round() as u64;
+            if file.captures {
+                let stills: Vec<String> = names
+                    .iter()
+                    .filter(|name| {
+                        name.strip_prefix(&file.name).is_some_and(|rest| {
+                            rest.len() > 8 && rest[..7].bytes().all(|b| b.is_ascii_digit()) && &rest[7..8] == "."
+                        })
+                    })
+                    .map(|name| uri(name))
+                    .collect();
+                output_details.push(json!({
+                    "outputFilePaths": stills,
+                    "durationInMs": duration_ms,
+                    "videoDetails": {"widthInPx": width, "heightInPx": height},
+                }));
+                continue;
+            }
             if group.kind == GroupKind::File {
                 // What was written, not what was asked for.
                 let probed = shared::probe::probe_file(

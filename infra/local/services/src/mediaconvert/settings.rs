@@ -20,345 +20,26 @@
 //! | `Container` MP4 (`Mp4Settings` {}) in FILE_GROUP_SETTINGS | `-f mp4 -movflags +faststart` (MediaConvert's default moov placement) |
 //! | `Container` M3U8 in HLS_GROUP_SETTINGS, `SegmentLength`, `MinSegmentLength` 0 | one `-f hls` run, `-var_stream_map`, master playlist, keyframes every segment |
 //! | `NameModifier`, `Destination` | `<destination><input base name><modifier>.<ext>` |
-
-use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::Path;
-use std::rc::Rc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::table::{self, Class, Values};
-
-/// A job refused because of one setting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unsupported {
-    /// The setting, in the console's spelling with its path.
-    pub setting: String,
-    pub detail: String,
-}
-
-impl std::fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unsupported setting {}: {}", self.setting, self.detail)
-    }
-}
-
-type Result<T> = std::result::Result<T, Unsupported>;
-
-/// `h265Settings` → `H265Settings`: the wire name with its first letter raised.
-fn console_name(wire: &str) -> String {
-    let mut chars = wire.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-/// Settings accepted without local effect, in the console's spelling with their values.
-type Accepted = Rc<RefCell<Vec<String>>>;
-
-/// One JSON object being read; every key must be consumed before [`Node::finish`], which
-/// classifies the rest by the [`table`].
-struct Node<'a> {
-    /// Where it is, as the console names it (`Settings.OutputGroups[0].Outputs[1]`).
-    path: String,
-    /// The same without indices and map keys: what the table is keyed by.
-    pattern: String,
-    /// Its keys are names the user chose (`AudioSelectors`).
-    is_map: bool,
-    map: &'a Map<String, Value>,
-    consumed: Vec<&'a str>,
-    accepted: Accepted,
-}
-
-fn join(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{parent}.{name}")
-    }
-}
-
-fn child_pattern(parent: &str, parent_is_map: bool, key: &str) -> String {
-    if parent_is_map {
-        format!("{parent}{{}}")
-    } else {
-        join(parent, &console_name(key))
-    }
-}
-
-impl<'a> Node<'a> {
-    fn root(value: &'a Value) -> Result<Node<'a>> {
-        Node::new(String::new(), String::new(), false, value, Accepted::default())
-    }
-
-    fn new(path: String, pattern: String, is_map: bool, value: &'a Value, accepted: Accepted) -> Result<Node<'a>> {
-        match value {
-            Value::Object(map) => Ok(Node {
-                path,
-                pattern,
-                is_map,
-                map,
-                consumed: Vec::new(),
-                accepted,
-            }),
-            other => Err(Unsupported {
-                detail: format!("expected an object, found {other}"),
-                setting: path,
-            }),
-        }
-    }
-
-    fn path_of(&self, key: &str) -> String {
-        join(&self.path, &console_name(key))
-    }
-
-    fn pattern_of(&self, key: &str) -> String {
-        child_pattern(&self.pattern, self.is_map, key)
-    }
-
-    fn take(&mut self, key: &'a str) -> Option<&'a Value> {
-        let (key, value) = self.map.get_key_value(key)?;
-        self.consumed.push(key.as_str());
-        if is_leaf(value) {
-            // The planner reads only what the table says it honours.
-            debug_assert_eq!(
-                table::class_of(&self.pattern_of(key)),
-                Some(Class::Honoured),
-                "{} is read but not classified Honoured",
-                self.pattern_of(key)
-            );
-        }
-        Some(value)
-    }
-
-    fn string(&mut self, key: &'a str) -> Result<Option<&'a str>> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(other) => Err(self.refuse(key, format!("expected a string, found {other}"))),
-        }
-    }
-
-    /// A string that must be one of `allowed`.
-    fn one_of(&mut self, key: &'a str, allowed: &[&str]) -> Result<Option<&'a str>> {
-        let value = self.string(key)?;
-        match value {
-            Some(v) if !allowed.contains(&v) => Err(Unsupported {
-                setting: format!("{} = {v}", self.path_of(key)),
-                detail: format!("the local MediaConvert implements {}", allowed.join(", ")),
-            }),
-            _ => Ok(value),
-        }
-    }
-
-    fn int(&mut self, key: &'a str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(value) => match value.as_i64() {
-                Some(n) if range.contains(&n) => Ok(Some(n)),
-                _ => Err(Unsupported {
-                    setting: format!("{} = {value}", self.path_of(key)),
-                    detail: format!("expected an integer in {}..={}", range.start(), range.end()),
-                }),
-            },
-        }
-    }
-
-    fn object(&mut self, key: &'a str) -> Result<Option<Node<'a>>> {
-        let path = self.path_of(key);
-        let pattern = self.pattern_of(key);
-        let is_map = !self.is_map && table::MAP_SETTINGS.contains(&console_name(key).as_str());
-        let accepted = self.accepted.clone();
-        self.take(key)
-            .map(|v| Node::new(path, pattern, is_map, v, accepted))
-            .transpose()
-    }
-
-    fn array(&mut self, key: &'a str) -> Result<Vec<Node<'a>>> {
-        let path = self.path_of(key);
-        let pattern = format!("{}[]", self.pattern_of(key));
-        match self.take(key) {
-            None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    Node::new(
-                        format!("{path}[{i}]"),
-                        pattern.clone(),
-                        false,
-                        item,
-                        self.accepted.clone(),
-                    )
-                })
-                .collect(),
-            Some(other) => Err(Unsupported {
-                setting: path,
-                detail: format!("expected a list, found {other}"),
-            }),
-        }
-    }
-
-    fn refuse(&self, key: &str, detail: impl Into<String>) -> Unsupported {
-        Unsupported {
-            setting: self.path_of(key),
-            detail: detail.into(),
-        }
-    }
-
-    fn required<T>(&self, key: &str, value: Option<T>) -> Result<T> {
-        value.ok_or_else(|| self.refuse(key, "is required"))
-    }
-
-    /// Classifies every key nobody consumed: accepted without local effect (and listed), or
-    /// the first one that would change the output refuses the job.
-    fn finish(self) -> Result<()> {
-        for (key, value) in self.map {
-            if self.consumed.contains(&key.as_str()) {
-                continue;
-            }
-            let is_map = !self.is_map && table::MAP_SETTINGS.contains(&console_name(key).as_str());
-            let mut accepted = self.accepted.borrow_mut();
-            classify_unread(&self.path_of(key), &self.pattern_of(key), is_map, value, &mut accepted)?;
-        }
-        Ok(())
-    }
-}
-
-/// A value the table classifies as one setting: a scalar or a list of scalars.
-fn is_leaf(value: &Value) -> bool {
-    match value {
-        Value::Object(_) => false,
-        Value::Array(items) => !items.is_empty() && items.iter().all(is_leaf),
-        _ => true,
-    }
-}
-
-/// Walks a setting the planner did not read, down to its leaves.
-fn classify_unread(path: &str, pattern: &str, is_map: bool, value: &Value, accepted: &mut Vec<String>) -> Result<()> {
-    let refused = |detail: &str| Unsupported {
-        setting: path.to_owned(),
-        detail: detail.to_owned(),
-    };
-    match value {
-        Value::Null => Ok(()),
-        Value::Object(map) if !map.is_empty() => {
-            for (key, item) in map {
-                let child_is_map = !is_map && table::MAP_SETTINGS.contains(&console_name(key).as_str());
-                classify_unread(
-                    &join(path, &console_name(key)),
-                    &child_pattern(pattern, is_map, key),
-                    child_is_map,
-                    item,
-                    accepted,
-                )?;
-            }
-            Ok(())
-        }
-        Value::Array(items) if !items.is_empty() && !is_leaf(value) => {
-            for (index, item) in items.iter().enumerate() {
-                classify_unread(
-                    &format!("{path}[{index}]"),
-                    &format!("{pattern}[]"),
-                    false,
-                    item,
-                    accepted,
-                )?;
-            }
-            Ok(())
-        }
-        // An empty group says nothing, unless the whole group is one the job may not name.
-        Value::Object(_) | Value::Array(_) if !is_leaf(value) => match table::class_of(pattern) {
-            None | Some(Class::Refused) => Err(refused("not implemented by the local MediaConvert")),
-            _ => Ok(()),
-        },
-        leaf => {
-            let texts: Vec<String> = match leaf {
-                Value::Array(items) => items.iter().map(value_text).collect(),
-                other => vec![value_text(other)],
-            };
-            let shown = texts.join(",");
-            match table::class_of(pattern) {
-                Some(Class::NoLocalEffect(Values::Any)) => {
-                    accepted.push(format!("{path} = {shown}"));
-                    Ok(())
-                }
-                Some(Class::NoLocalEffect(Values::Only(values))) => {
-                    if texts.iter().all(|t| values.contains(&t.as_str())) {
-                        accepted.push(format!("{path} = {shown}"));
-                        Ok(())
-                    } else {
-                        Err(Unsupported {
-                            setting: format!("{path} = {shown}"),
-                            detail: format!(
-                                "the local MediaConvert accepts only {} (other values would change the output)",
-                                if values.is_empty() {
-                                    "an empty list".to_owned()
-                                } else {
-                                    values.join(", ")
-                                }
-                            ),
-                        })
-                    }
-                }
-                Some(Class::Honoured) => Err(refused("is implemented only together with the settings it qualifies")),
-                Some(Class::Refused) | None => Err(refused("not implemented by the local MediaConvert")),
-            }
-        }
-    }
-}
-
-fn value_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VideoCodec {
-    H264,
-    H265,
-    Av1,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateControl {
-    /// Constant quality (level 1–10), optionally capped.
-    Qvbr {
-        level: u8,
-        max_bitrate: Option<u32>,
-    },
-    Cbr {
-        bitrate: u32,
-    },
-    Vbr {
-        bitrate: u32,
-        max_bitrate: Option<u32>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VideoPlan {
-    pub codec: VideoCodec,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub rate: RateControl,
-    pub scene_change_detect: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AudioPlan {
-    pub bitrate: u32,
-    pub sample_rate: u32,
-    pub channels: u32,
-}
+use super::audio::{audio_plan, audio_selector};
+pub use super::audio::{AudioPlan, AudioSelector};
+pub use super::reader::{leaf_settings, Unsupported};
+use super::reader::{Node, Result};
+use super::table;
+use super::video::video_plan;
+pub use super::video::{RateControl, Source, VideoCodec, VideoPlan};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputPlan {
     pub name_modifier: String,
+    /// `Extension` (FILE groups): replaces `mp4` / `jpg`.
+    pub extension: Option<String>,
+    /// `MoovPlacement` PROGRESSIVE_DOWNLOAD (MediaConvert's default): the index first.
+    pub faststart: bool,
     pub video: Option<VideoPlan>,
     pub audio: Option<AudioPlan>,
 }
@@ -378,6 +59,21 @@ pub struct GroupPlan {
     /// Set when the destination names the files (does not end in `/`).
     pub base_name: Option<String>,
     pub outputs: Vec<OutputPlan>,
+    /// The input's `InputClippings` (the same for every group).
+    pub clipping: Option<Clipping>,
+}
+
+/// A timecode of `InputClippings`, counted from the start (`TimecodeSource` ZEROBASED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timecode {
+    pub seconds: u32,
+    pub frames: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clipping {
+    pub start: Option<Timecode>,
+    pub end: Option<Timecode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,21 +162,38 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
     }
     let mut selectors = Vec::new();
     let mut input_uri = None;
+    let mut clipping = None;
     for mut input in inputs {
         input_uri = input.string("fileInput")?;
         input_uri = Some(input.required("fileInput", input_uri)?);
         if let Some(mut audio_selectors) = input.object("audioSelectors")? {
             let map = audio_selectors.map;
             for name in map.keys() {
-                let mut selector = audio_selectors.object(name)?.expect("the key was just listed");
-                selector.one_of("defaultSelection", &["DEFAULT", "NOT_DEFAULT"])?;
-                selector.finish()?;
-                selectors.push(name.clone());
+                let selector = audio_selectors.object(name)?.expect("the key was just listed");
+                selectors.push(audio_selector(name, selector)?);
             }
             audio_selectors.finish()?;
         }
-        if let Some(video_selector) = input.object("videoSelector")? {
+        if let Some(mut video_selector) = input.object("videoSelector")? {
+            // ffmpeg turns the picture upright from the rotation metadata, as AUTO does.
+            video_selector.one_of("rotate", &["AUTO"])?;
             video_selector.finish()?;
+        }
+        let clippings = input.array("inputClippings")?;
+        if clippings.len() > 1 {
+            return Err(input.refuse("inputClippings", "one clipping per input is implemented"));
+        }
+        for mut clip in clippings {
+            let start = clip
+                .string("startTimecode")?
+                .map(|t| timecode(&clip, "startTimecode", t))
+                .transpose()?;
+            let end = clip
+                .string("endTimecode")?
+                .map(|t| timecode(&clip, "endTimecode", t))
+                .transpose()?;
+            clip.finish()?;
+            clipping = Some(Clipping { start, end });
         }
         input.finish()?;
     }
@@ -494,7 +207,9 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
 
     let mut groups = Vec::new();
     for group in settings.array("outputGroups")? {
-        groups.push(group_plan(group, &selectors)?);
+        let mut group = group_plan(group, &selectors)?;
+        group.clipping = clipping;
+        groups.push(group);
     }
     if groups.is_empty() {
         return Err(settings.refuse("outputGroups", "at least one output group is required"));
@@ -511,7 +226,26 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
     })
 }
 
-fn group_plan(mut group: Node<'_>, selectors: &[String]) -> Result<GroupPlan> {
+/// `HH:MM:SS:FF` (or `;FF`, drop-frame) → its parts, checked.
+fn timecode(node: &Node<'_>, key: &str, text: &str) -> Result<Timecode> {
+    let parts: Vec<u32> = text
+        .split([':', ';'])
+        .map(|p| p.parse::<u32>().ok().filter(|_| p.len() == 2))
+        .collect::<Option<Vec<u32>>>()
+        .unwrap_or_default();
+    match parts.as_slice() {
+        [h, m, s, f] if *m < 60 && *s < 60 => Ok(Timecode {
+            seconds: h * 3600 + m * 60 + s,
+            frames: *f,
+        }),
+        _ => Err(Unsupported {
+            setting: format!("{} = {text}", node.path_of(key)),
+            detail: "expected a timecode HH:MM:SS:FF".into(),
+        }),
+    }
+}
+
+fn group_plan(mut group: Node<'_>, selectors: &[AudioSelector]) -> Result<GroupPlan> {
     let mut settings = group
         .object("outputGroupSettings")?
         .ok_or_else(|| group.refuse("outputGroupSettings", "is required"))?;
@@ -534,6 +268,12 @@ fn group_plan(mut group: Node<'_>, selectors: &[String]) -> Result<GroupPlan> {
             let destination = hls.required("destination", destination)?;
             let segment_length = hls.int("segmentLength", 1..=60)?.unwrap_or(10) as u32;
             hls.int("minSegmentLength", 0..=0)?;
+            // What ffmpeg's HLS muxer writes: one folder, segments and playlists, RESOLUTION
+            // in the master playlist.
+            hls.one_of("segmentControl", &["SEGMENTED_FILES"])?;
+            hls.one_of("directoryStructure", &["SINGLE_DIRECTORY"])?;
+            hls.one_of("outputSelection", &["MANIFESTS_AND_SEGMENTS"])?;
+            hls.one_of("streamInfResolution", &["INCLUDE"])?;
             hls.finish()?;
             (
                 GroupKind::Hls { segment_length },
@@ -561,7 +301,10 @@ fn group_plan(mut group: Node<'_>, selectors: &[String]) -> Result<GroupPlan> {
     if outputs.is_empty() {
         return Err(group.refuse("outputs", "at least one output is required"));
     }
-    let mut modifiers: Vec<&str> = outputs.iter().map(|o| o.name_modifier.as_str()).collect();
+    let mut modifiers: Vec<(&str, Option<&str>)> = outputs
+        .iter()
+        .map(|o| (o.name_modifier.as_str(), o.extension.as_deref()))
+        .collect();
     modifiers.sort_unstable();
     if modifiers.windows(2).any(|w| w[0] == w[1]) {
         return Err(group.refuse(
@@ -576,21 +319,32 @@ fn group_plan(mut group: Node<'_>, selectors: &[String]) -> Result<GroupPlan> {
         prefix,
         base_name,
         outputs,
+        clipping: None,
     })
 }
 
-fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[String]) -> Result<OutputPlan> {
+fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[AudioSelector]) -> Result<OutputPlan> {
     let name_modifier = output.string("nameModifier")?.unwrap_or("").to_owned();
     if matches!(kind, GroupKind::Hls { .. }) && name_modifier.is_empty() {
         return Err(output.refuse("nameModifier", "HLS outputs need one (it names the variant playlist)"));
     }
-    let expected_container = match kind {
-        GroupKind::File => "MP4",
-        GroupKind::Hls { .. } => "M3U8",
+    let extension = output.string("extension")?.map(str::to_owned);
+    if extension.is_some() && *kind != GroupKind::File {
+        return Err(output.refuse(
+            "extension",
+            "only FILE_GROUP_SETTINGS outputs take an Extension locally",
+        ));
+    }
+    let containers: &[&str] = match kind {
+        GroupKind::File => &["MP4", "RAW"],
+        GroupKind::Hls { .. } => &["M3U8"],
     };
+    let mut container_name = None;
+    let mut faststart = true;
     if let Some(mut container) = output.object("containerSettings")? {
-        container.one_of("container", &[expected_container])?;
-        if let Some(mp4) = container.object("mp4Settings")? {
+        container_name = container.one_of("container", containers)?;
+        if let Some(mut mp4) = container.object("mp4Settings")? {
+            faststart = mp4.one_of("moovPlacement", &["PROGRESSIVE_DOWNLOAD", "NORMAL"])? != Some("NORMAL");
             mp4.finish()?;
         }
         if let Some(m3u8) = container.object("m3u8Settings")? {
@@ -607,12 +361,22 @@ fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[String]) -> 
         output_settings.finish()?;
     }
     let video = output.object("videoDescription")?.map(video_plan).transpose()?;
+    let is_capture = video.as_ref().is_some_and(|v| v.codec == VideoCodec::FrameCapture);
+    if is_capture != (container_name == Some("RAW")) {
+        return Err(output.refuse(
+            "containerSettings",
+            "Container RAW goes with Codec FRAME_CAPTURE, and FRAME_CAPTURE with RAW",
+        ));
+    }
     let mut audio_descriptions = output.array("audioDescriptions")?;
     if audio_descriptions.len() > 1 {
         return Err(output.refuse(
             "audioDescriptions",
             "at most one audio description per output is implemented",
         ));
+    }
+    if is_capture && !audio_descriptions.is_empty() {
+        return Err(output.refuse("audioDescriptions", "frame captures have no audio"));
     }
     let audio = audio_descriptions.pop().map(|a| audio_plan(a, selectors)).transpose()?;
     if video.is_none() {
@@ -621,235 +385,39 @@ fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[String]) -> 
     output.finish()?;
     Ok(OutputPlan {
         name_modifier,
+        extension,
+        faststart,
         video,
         audio,
     })
 }
 
-fn video_plan(mut video: Node<'_>) -> Result<VideoPlan> {
-    let width = video.int("width", 32..=8192)?.map(|w| w as u32);
-    let height = video.int("height", 32..=8192)?.map(|h| h as u32);
-    let mut codec_settings = video
-        .object("codecSettings")?
-        .ok_or_else(|| video.refuse("codecSettings", "is required"))?;
-    let codec = codec_settings.one_of("codec", &["H_264", "H_265", "AV1"])?;
-    let codec = codec_settings.required("codec", codec)?;
-    let (codec, key) = match codec {
-        "H_264" => (VideoCodec::H264, "h264Settings"),
-        "H_265" => (VideoCodec::H265, "h265Settings"),
-        _ => (VideoCodec::Av1, "av1Settings"),
-    };
-    let mut settings = codec_settings
-        .object(key)?
-        .ok_or_else(|| codec_settings.refuse(key, "is required"))?;
-    let modes: &[&str] = if codec == VideoCodec::Av1 {
-        &["QVBR"]
-    } else {
-        &["QVBR", "CBR", "VBR"]
-    };
-    let mode = settings.one_of("rateControlMode", modes)?.unwrap_or("QVBR");
-    let max_bitrate = settings.int("maxBitrate", 1_000..=1_152_000_000)?.map(|b| b as u32);
-    let bitrate = if codec == VideoCodec::Av1 {
-        None
-    } else {
-        settings.int("bitrate", 1_000..=1_152_000_000)?.map(|b| b as u32)
-    };
-    let mut level = None;
-    if let Some(mut qvbr) = settings.object("qvbrSettings")? {
-        level = qvbr.int("qvbrQualityLevel", 1..=10)?.map(|l| l as u8);
-        qvbr.finish()?;
-    }
-    let scene_change_detect = if codec == VideoCodec::Av1 {
-        true
-    } else {
-        settings.one_of("sceneChangeDetect", &["ENABLED", "DISABLED", "TRANSITION_DETECTION"])? != Some("DISABLED")
-    };
-    let rate = match mode {
-        "QVBR" => {
-            if bitrate.is_some() {
-                return Err(settings.refuse("bitrate", "QVBR takes MaxBitrate, not Bitrate"));
-            }
-            RateControl::Qvbr {
-                // MediaConvert's AUTO quality; 7 is its documented typical value.
-                level: level.unwrap_or(7),
-                max_bitrate,
-            }
-        }
-        "CBR" => RateControl::Cbr {
-            bitrate: settings.required("bitrate", bitrate)?,
-        },
-        _ => RateControl::Vbr {
-            bitrate: settings.required("bitrate", bitrate)?,
-            max_bitrate,
-        },
-    };
-    if level.is_some() && mode != "QVBR" {
-        return Err(settings.refuse("qvbrSettings", "only applies to RateControlMode QVBR"));
-    }
-    settings.finish()?;
-    codec_settings.finish()?;
-    video.finish()?;
-    Ok(VideoPlan {
-        codec,
-        width,
-        height,
-        rate,
-        scene_change_detect,
-    })
-}
-
-fn audio_plan(mut audio: Node<'_>, selectors: &[String]) -> Result<AudioPlan> {
-    let source = audio.string("audioSourceName")?.unwrap_or("Audio Selector 1");
-    if !selectors.iter().any(|s| s == source) {
-        return Err(Unsupported {
-            setting: format!("{} = {source}", audio.path_of("audioSourceName")),
-            detail: "names no audio selector of the input".into(),
-        });
-    }
-    let mut codec_settings = audio
-        .object("codecSettings")?
-        .ok_or_else(|| audio.refuse("codecSettings", "is required"))?;
-    codec_settings.one_of("codec", &["AAC"])?;
-    let mut aac = codec_settings
-        .object("aacSettings")?
-        .ok_or_else(|| codec_settings.refuse("aacSettings", "is required"))?;
-    let bitrate = aac.int("bitrate", 6_000..=1_024_000)?.unwrap_or(96_000) as u32;
-    let sample_rate = aac.int("sampleRate", 8_000..=96_000)?.unwrap_or(48_000) as u32;
-    let channels = match aac.one_of("codingMode", &["CODING_MODE_1_0", "CODING_MODE_2_0"])? {
-        Some("CODING_MODE_1_0") => 1,
-        _ => 2,
-    };
-    aac.finish()?;
-    codec_settings.finish()?;
-    audio.finish()?;
-    Ok(AudioPlan {
-        bitrate,
-        sample_rate,
-        channels,
-    })
-}
-
-/// The source as ffprobe saw it: what sizing and audio mapping depend on.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Source {
-    pub width: u32,
-    pub height: u32,
-    pub has_audio: bool,
-}
-
-/// Rounds to an even number of pixels (4:2:0), at least 2.
-fn even(pixels: f64) -> u32 {
-    (((pixels / 2.0).round() as u32) * 2).max(2)
-}
-
-impl VideoPlan {
-    /// The frame size this output will have.
-    pub fn output_size(&self, source: &Source) -> (u32, u32) {
-        let aspect = source.width as f64 / source.height.max(1) as f64;
-        match (self.width, self.height) {
-            (Some(w), Some(h)) => (w, h),
-            (Some(w), None) => (w, even(w as f64 / aspect)),
-            (None, Some(h)) => (even(h as f64 * aspect), h),
-            (None, None) => (even(source.width as f64), even(source.height as f64)),
-        }
-    }
-
-    fn filter(&self, source: &Source) -> String {
-        let (w, h) = self.output_size(source);
-        match (self.width, self.height) {
-            // MediaConvert's default scaling letterboxes into the output frame.
-            (Some(_), Some(_)) => format!(
-                "scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1"
-            ),
-            _ => format!("scale={w}:{h},setsar=1"),
-        }
-    }
-
-    /// Encoder arguments; `spec` is the stream specifier (`""` for one output per file,
-    /// `":v:2"` inside an HLS run).
-    fn encoder_args(&self, spec: &str, keyframe_every: Option<u32>) -> Vec<String> {
-        let mut args = Vec::new();
-        let mut push = |flag: &str, value: String| {
-            args.push(format!("{flag}{spec}"));
-            args.push(value);
-        };
-        let (encoder, preset) = match self.codec {
-            VideoCodec::H264 => ("libx264", "fast"),
-            VideoCodec::H265 => ("libx265", "fast"),
-            VideoCodec::Av1 => ("libsvtav1", "8"),
-        };
-        push("-c", encoder.to_owned());
-        push("-preset", preset.to_owned());
-        push("-pix_fmt", "yuv420p".to_owned());
-        match self.rate {
-            RateControl::Qvbr { level, max_bitrate } => {
-                let level = level as i32;
-                let crf = match self.codec {
-                    VideoCodec::H264 => 37 - 2 * level,
-                    VideoCodec::H265 => 42 - 2 * level,
-                    VideoCodec::Av1 => 63 - 4 * level,
-                };
-                push("-crf", crf.to_string());
-                if let Some(max) = max_bitrate {
-                    push("-maxrate", max.to_string());
-                    push("-bufsize", (max * 2).to_string());
-                }
-            }
-            RateControl::Cbr { bitrate } => {
-                push("-b", bitrate.to_string());
-                push("-minrate", bitrate.to_string());
-                push("-maxrate", bitrate.to_string());
-                push("-bufsize", (bitrate * 2).to_string());
-            }
-            RateControl::Vbr { bitrate, max_bitrate } => {
-                push("-b", bitrate.to_string());
-                if let Some(max) = max_bitrate {
-                    push("-maxrate", max.to_string());
-                    push("-bufsize", (max * 2).to_string());
-                }
-            }
-        }
-        match self.codec {
-            VideoCodec::H265 => {
-                let mut params = vec!["log-level=error".to_owned()];
-                if !self.scene_change_detect {
-                    params.push("scenecut=0".to_owned());
-                }
-                push("-x265-params", params.join(":"));
-                // `hvc1` is what browsers and Apple players expect in MP4 (MediaConvert's default).
-                push("-tag", "hvc1".to_owned());
-            }
-            VideoCodec::H264 if !self.scene_change_detect => push("-sc_threshold", "0".to_owned()),
-            _ => {}
-        }
-        if let Some(seconds) = keyframe_every {
-            push("-force_key_frames", format!("expr:gte(t,n_forced*{seconds})"));
-        }
-        args
-    }
-}
-
-impl AudioPlan {
-    fn encoder_args(&self, spec: &str) -> Vec<String> {
-        vec![
-            format!("-c{spec}"),
-            "aac".into(),
-            format!("-b{spec}"),
-            self.bitrate.to_string(),
-            format!("-ar{spec}"),
-            self.sample_rate.to_string(),
-            format!("-ac{spec}"),
-            self.channels.to_string(),
-        ]
-    }
-}
-
 /// One file an output group writes, relative to the group's destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {
+    /// The file name; for frame captures, the name the numbered stills start with.
     pub name: String,
     /// Index of the output in the group, or `None` for an HLS master playlist.
     pub output: Option<usize>,
+    /// Numbered stills (`name.0000000.jpg`, ...), listed after the run.
+    pub captures: bool,
+}
+
+impl WrittenFile {
+    fn media(name: String, output: usize) -> Self {
+        WrittenFile {
+            name,
+            output: Some(output),
+            captures: false,
+        }
+    }
+}
+
+impl Timecode {
+    /// Seconds into the source at `fps`.
+    pub fn seconds_at(&self, fps: f64) -> f64 {
+        self.seconds as f64 + self.frames as f64 / fps.max(1.0)
+    }
 }
 
 impl GroupPlan {
@@ -875,6 +443,17 @@ impl GroupPlan {
         base: &str,
     ) -> (Vec<OsString>, Vec<WrittenFile>) {
         let mut args: Vec<OsString> = shared::ffmpeg::ffmpeg_base_args();
+        if let Some(clipping) = self.clipping {
+            // Input seeking: the clip is decoded, not the whole source.
+            if let Some(start) = clipping.start {
+                args.push("-ss".into());
+                args.push(format!("{:.3}", start.seconds_at(source.fps)).into());
+            }
+            if let Some(end) = clipping.end {
+                args.push("-to".into());
+                args.push(format!("{:.3}", end.seconds_at(source.fps)).into());
+            }
+        }
         args.push("-i".into());
         args.push(input.as_os_str().to_owned());
         let mut files = Vec::new();
@@ -887,24 +466,45 @@ impl GroupPlan {
                         vec!["-map".into(), "0:v:0".into(), "-vf".into(), video.filter(source)],
                         &mut args,
                     );
-                    text(video.encoder_args(":v", None), &mut args);
+                    text(video.encoder_args(":v", None, source), &mut args);
+                    if let Some(captures) = video.captures {
+                        // MediaConvert numbers stills from 0 with seven digits.
+                        let stem = format!("{base}{}", output.name_modifier);
+                        let extension = output.extension.as_deref().unwrap_or("jpg");
+                        let mut capture_args = vec!["-an".to_owned()];
+                        if let Some(max) = captures.max_captures {
+                            capture_args.extend(["-frames:v".to_owned(), max.to_string()]);
+                        }
+                        capture_args.extend([
+                            "-start_number".to_owned(),
+                            "0".to_owned(),
+                            "-f".to_owned(),
+                            "image2".to_owned(),
+                        ]);
+                        text(capture_args, &mut args);
+                        args.push(dir.join(format!("{stem}.%07d.{extension}")).into_os_string());
+                        files.push(WrittenFile {
+                            name: format!("{stem}."),
+                            output: Some(index),
+                            captures: true,
+                        });
+                        continue;
+                    }
                     match (&output.audio, source.has_audio) {
                         (Some(audio), true) => {
-                            text(vec!["-map".into(), "0:a:0".into()], &mut args);
+                            text(vec!["-map".into(), audio.map()], &mut args);
                             text(audio.encoder_args(":a"), &mut args);
                         }
                         _ => text(vec!["-an".into()], &mut args),
                     }
-                    let name = format!("{base}{}.mp4", output.name_modifier);
-                    text(
-                        vec!["-movflags".into(), "+faststart".into(), "-f".into(), "mp4".into()],
-                        &mut args,
-                    );
+                    let extension = output.extension.as_deref().unwrap_or("mp4");
+                    let name = format!("{base}{}.{extension}", output.name_modifier);
+                    if output.faststart {
+                        text(vec!["-movflags".into(), "+faststart".into()], &mut args);
+                    }
+                    text(vec!["-f".into(), "mp4".into()], &mut args);
                     args.push(dir.join(&name).into_os_string());
-                    files.push(WrittenFile {
-                        name,
-                        output: Some(index),
-                    });
+                    files.push(WrittenFile::media(name, index));
                 }
             }
             GroupKind::Hls { segment_length } => {
@@ -922,22 +522,22 @@ impl GroupPlan {
                         &mut args,
                     );
                     text(
-                        video.encoder_args(&format!(":v:{index}"), Some(segment_length)),
+                        video.encoder_args(&format!(":v:{index}"), Some(segment_length), source),
                         &mut args,
                     );
                     let mut entry = format!("v:{index}");
                     if let (Some(audio), true) = (&output.audio, source.has_audio) {
-                        text(vec!["-map".into(), "0:a:0".into()], &mut args);
+                        text(vec!["-map".into(), audio.map()], &mut args);
                         text(audio.encoder_args(&format!(":a:{audio_index}")), &mut args);
                         entry.push_str(&format!(",a:{audio_index}"));
                         audio_index += 1;
                     }
                     entry.push_str(&format!(",name:{}", output.name_modifier));
                     stream_map.push(entry);
-                    files.push(WrittenFile {
-                        name: format!("{base}{}.m3u8", output.name_modifier),
-                        output: Some(index),
-                    });
+                    files.push(WrittenFile::media(
+                        format!("{base}{}.m3u8", output.name_modifier),
+                        index,
+                    ));
                 }
                 let master = format!("{base}.m3u8");
                 text(
@@ -967,6 +567,7 @@ impl GroupPlan {
                     WrittenFile {
                         name: master,
                         output: None,
+                        captures: false,
                     },
                 );
             }
@@ -1025,6 +626,7 @@ mod tests {
         width: 1920,
         height: 1080,
         has_audio: true,
+        fps: 25.0,
     };
 
     fn strings(args: &[OsString]) -> Vec<String> {
@@ -1075,7 +677,8 @@ mod tests {
             Some(AudioPlan {
                 bitrate: 96_000,
                 sample_rate: 48_000,
-                channels: 2
+                channels: 2,
+                ..AudioPlan::stereo(0)
             })
         );
     }
@@ -1135,13 +738,10 @@ mod tests {
 
         let cbr = RateControl::Cbr { bitrate: 2_000_000 };
         let video = VideoPlan {
-            codec: VideoCodec::H265,
-            width: Some(1280),
-            height: None,
-            rate: cbr,
             scene_change_detect: false,
+            ..VideoPlan::basic(VideoCodec::H265, Some(1280), None, cbr)
         };
-        let args = video.encoder_args(":v", None);
+        let args = video.encoder_args(":v", None, &HD_SOURCE);
         assert_eq!(after(&args, "-b:v", 0), "2000000");
         assert_eq!(after(&args, "-maxrate:v", 0), "2000000");
         assert_eq!(after(&args, "-x265-params:v", 0), "log-level=error:scenecut=0");
@@ -1150,6 +750,7 @@ mod tests {
             width: 1080,
             height: 1920,
             has_audio: false,
+            fps: 30.0,
         };
         assert_eq!(
             VideoPlan {
@@ -1229,9 +830,14 @@ mod tests {
     fn every_unimplemented_setting_is_refused_by_name() {
         let cases: Vec<(&str, Value, &str)> = vec![
             (
-                "/settings/outputGroups/0/outputs/0/videoDescription/codecSettings/h265Settings/gopSize",
-                json!(90),
-                "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H265Settings.GopSize",
+                "/settings/outputGroups/0/outputs/0/videoDescription/codecSettings/h265Settings/interlaceMode",
+                json!("TOP_FIELD"),
+                "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H265Settings.InterlaceMode = TOP_FIELD",
+            ),
+            (
+                "/settings/outputGroups/0/outputs/0/videoDescription/codecSettings/h265Settings/bandwidthReductionFilter",
+                json!({"strength": "HIGH"}),
+                "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H265Settings.BandwidthReductionFilter.Strength",
             ),
             (
                 "/settings/outputGroups/0/outputs/1/videoDescription/codecSettings/codec",
@@ -1245,8 +851,8 @@ mod tests {
             ),
             (
                 "/settings/inputs/0/videoSelector/rotate",
-                json!("AUTO"),
-                "Settings.Inputs[0].VideoSelector.Rotate",
+                json!("DEGREES_90"),
+                "Settings.Inputs[0].VideoSelector.Rotate = DEGREES_90",
             ),
             ("/settings/adAvailOffset", json!(0), "Settings.AdAvailOffset"),
             ("/hopDestinations", json!([]), "HopDestinations"),
@@ -1263,7 +869,7 @@ mod tests {
             (
                 "/settings/outputGroups/0/outputs/0/audioDescriptions/0/codecSettings/aacSettings/codecProfile",
                 json!("HEV1"),
-                "Settings.OutputGroups[0].Outputs[0].AudioDescriptions[0].CodecSettings.AacSettings.CodecProfile",
+                "Settings.OutputGroups[0].Outputs[0].AudioDescriptions[0].CodecSettings.AacSettings.CodecProfile = HEV1",
             ),
         ];
         for (pointer, value, named) in cases {

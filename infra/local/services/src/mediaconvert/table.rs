@@ -263,6 +263,7 @@ pub static RULES: &[Rule] = &[
     rule(video!("TimecodeTrack"), only(&["DISABLED"])),
     rule(video!("ChromaPositionMode"), only(&["AUTO"])),
     rule(video!("CodecSettings.Codec"), Honoured),
+    rule(video!("CodecSettings.FrameCaptureSettings.**"), Honoured),
     // H.264 and H.265 share their mapping (x264 and x265 take the same ffmpeg options).
     rule(h264!("RateControlMode"), Honoured),
     rule(h264!("Bitrate"), Honoured),
