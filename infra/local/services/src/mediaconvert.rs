@@ -8,6 +8,15 @@
 //! | ListJobs           | `GET /2017-08-29/jobs?queue&status&order&maxResults&nextToken` |
 //! | GetJob             | `GET /2017-08-29/jobs/{id}`      |
 //! | CancelJob          | `DELETE /2017-08-29/jobs/{id}`   |
+//! | CreateJobTemplate  | `POST /2017-08-29/jobTemplates`  |
+//! | GetJobTemplate     | `GET /2017-08-29/jobTemplates/{name}` |
+//! | ListJobTemplates   | `GET /2017-08-29/jobTemplates?category&listBy&order&maxResults&nextToken` |
+//! | CreatePreset       | `POST /2017-08-29/presets`       |
+//! | GetPreset          | `GET /2017-08-29/presets/{name}` |
+//! | ListPresets        | `GET /2017-08-29/presets?...`    |
+//!
+//! A CreateJob naming a `JobTemplate`, or outputs naming a `Preset`, is merged into one complete
+//! job when it is received ([`templates`]), and the job keeps the merged settings.
 //!
 //! A job goes SUBMITTED → PROGRESSING (phases PROBING, TRANSCODING, UPLOADING, with
 //! `jobPercentComplete`) → COMPLETE, ERROR or CANCELED. At each change the same EventBridge
@@ -18,9 +27,10 @@
 //! refuses `aws.*` sources from PutEvents (AWS and the emulator alike), so the events carry the
 //! stack's `MediaConvertEventSource` (a template parameter the local deploy sets).
 //!
-//! Settings are read by [`settings`]: what it implements is mapped to ffmpeg (one run per output
-//! group, the input decoded once); anything else fails the job with error code 1030 and a message
-//! naming the setting. Other error codes used: 1010 (input cannot be read or is not a video),
+//! Settings are read by [`settings`] and classified by one [`table`]: what is honoured is mapped
+//! to ffmpeg (one run per output group, the input decoded once); what has no meaning for a
+//! local run is accepted and listed in the job's `messages.warning` and `warnings`; anything
+//! else fails the job with error code 1030 and a message naming the setting. Other error codes used: 1010 (input cannot be read or is not a video),
 //! 1401 (an output cannot be written), 1999 (ffmpeg failed). Job state lives in memory: a
 //! restart of `local-services` forgets its jobs, as a fresh account would have none.
 
@@ -28,6 +38,7 @@ pub mod audio;
 mod reader;
 pub mod settings;
 pub mod table;
+pub mod templates;
 pub mod video;
 
 use std::collections::HashMap;
@@ -39,7 +50,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use shared::ffmpeg::{Deadline, Supervised};
 use shared::ProcessingError;
 use tokio::sync::{watch, OnceCell, Semaphore};
@@ -125,6 +136,7 @@ impl JobRecord {
             "priority",
             "accelerationSettings",
             "billingTagsSource",
+            "jobTemplate",
         ] {
             if let Some(value) = self.request.get(key) {
                 fields.insert(key.into(), value.clone());
@@ -200,6 +212,10 @@ fn warning_groups(accepted: &[String]) -> Value {
 #[derive(Default)]
 struct State {
     jobs: Vec<JobRecord>,
+    /// Job templates and presets as the API answers them (`JobTemplate` / `Preset` shapes), in
+    /// the order they were created.
+    templates: Vec<Value>,
+    presets: Vec<Value>,
     /// ClientRequestToken → job id: a repeated CreateJob answers the job it already made.
     tokens: HashMap<String, String>,
 }
@@ -313,12 +329,149 @@ impl LocalMediaConvert {
             (&Method::GET, ["2017-08-29", "jobs"]) => self.list_jobs(&query),
             (&Method::GET, ["2017-08-29", "jobs", id]) => self.get_job(id),
             (&Method::DELETE, ["2017-08-29", "jobs", id]) => self.cancel_job(id),
+            (&Method::POST, ["2017-08-29", kind @ ("jobTemplates" | "presets")]) => {
+                let kind = Catalogue::of(kind);
+                match read_body(request).await {
+                    Ok(body) => self.create_named(kind, &body),
+                    Err(e) => api_error(StatusCode::BAD_REQUEST, "BadRequestException", e),
+                }
+            }
+            (&Method::GET, ["2017-08-29", kind @ ("jobTemplates" | "presets")]) => {
+                self.list_named(Catalogue::of(kind), &query)
+            }
+            (&Method::GET, ["2017-08-29", kind @ ("jobTemplates" | "presets"), name]) => {
+                self.get_named(Catalogue::of(kind), &decode(name))
+            }
             _ => api_error(
                 StatusCode::BAD_REQUEST,
                 "BadRequestException",
                 format!("{method} {path} is not implemented by the local MediaConvert"),
             ),
         }
+    }
+
+    /// CreateJobTemplate / CreatePreset: stored as the API answers them.
+    fn create_named(&self, kind: Catalogue, body: &[u8]) -> Response<Body> {
+        let request: Map<String, Value> = match serde_json::from_slice(body) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequestException",
+                    "the body is not a JSON object",
+                )
+            }
+        };
+        let Some(name) = request.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+            return api_error(StatusCode::BAD_REQUEST, "BadRequestException", "name is required");
+        };
+        if !request.get("settings").is_some_and(Value::is_object) {
+            return api_error(StatusCode::BAD_REQUEST, "BadRequestException", "settings is required");
+        }
+        let mut state = self.inner.state.lock().unwrap();
+        let stored = kind.list_mut(&mut state);
+        if stored.iter().any(|t| t["name"] == name) {
+            return api_error(
+                StatusCode::CONFLICT,
+                "ConflictException",
+                format!("A {} named {name} already exists", kind.singular()),
+            );
+        }
+        let mut record = request.clone();
+        let now = now_secs();
+        record.insert(
+            "arn".into(),
+            format!(
+                "arn:aws:mediaconvert:{}:{ACCOUNT_ID}:{}/{name}",
+                self.inner.region,
+                kind.path()
+            )
+            .into(),
+        );
+        record.insert("createdAt".into(), now.into());
+        record.insert("lastUpdated".into(), now.into());
+        record.insert("type".into(), "CUSTOM".into());
+        record.remove("tags");
+        let record = Value::Object(record);
+        stored.push(record.clone());
+        tracing::info!(kind = kind.singular(), name, "created");
+        api_json(StatusCode::CREATED, &json!({ kind.singular(): record }))
+    }
+
+    fn get_named(&self, kind: Catalogue, name: &str) -> Response<Body> {
+        let mut state = self.inner.state.lock().unwrap();
+        match kind
+            .list_mut(&mut state)
+            .iter()
+            .find(|t| t["name"] == name || t["arn"] == name)
+        {
+            Some(found) => api_json(StatusCode::OK, &json!({ kind.singular(): found })),
+            None => api_error(
+                StatusCode::NOT_FOUND,
+                "NotFoundException",
+                format!("The {} {name} was not found", kind.singular()),
+            ),
+        }
+    }
+
+    /// ListJobTemplates / ListPresets: `category`, `listBy` (NAME, CREATION_DATE), `order`,
+    /// `maxResults` (1–20) and `nextToken`.
+    fn list_named(&self, kind: Catalogue, query: &str) -> Response<Body> {
+        let params = query_params(query);
+        let max_results: usize = params
+            .get("maxResults")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(20)
+            .clamp(1, 20);
+        let offset: usize = params.get("nextToken").and_then(|t| t.parse().ok()).unwrap_or(0);
+        let mut state = self.inner.state.lock().unwrap();
+        let mut found: Vec<&Value> = kind
+            .list_mut(&mut state)
+            .iter()
+            .filter(|t| params.get("category").is_none_or(|c| t["category"] == c.as_str()))
+            .collect();
+        if params.get("listBy").map(String::as_str) != Some("CREATION_DATE") {
+            found.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        }
+        if params.get("order").map(String::as_str) == Some("DESCENDING") {
+            found.reverse();
+        }
+        let page: Vec<Value> = found
+            .iter()
+            .skip(offset)
+            .take(max_results)
+            .map(|t| (*t).clone())
+            .collect();
+        let mut answer = json!({ kind.plural(): page });
+        if offset + max_results < found.len() {
+            answer["nextToken"] = (offset + max_results).to_string().into();
+        }
+        api_json(StatusCode::OK, &answer)
+    }
+
+    /// The CreateJob body with its `JobTemplate` and its outputs' `Preset`s applied.
+    fn resolve(&self, request: Value) -> Result<Value, String> {
+        let state = self.inner.state.lock().unwrap();
+        let mut job = match request.get("jobTemplate").and_then(Value::as_str) {
+            None => request.clone(),
+            Some(name) => {
+                let template = state
+                    .templates
+                    .iter()
+                    .find(|t| t["name"] == name || t["arn"] == name)
+                    .ok_or_else(|| format!("JobTemplate: the job template {name} does not exist"))?;
+                templates::apply_template(&request, template)
+            }
+        };
+        templates::apply_presets(&mut job, |name| {
+            state
+                .presets
+                .iter()
+                .find(|p| p["name"] == name || p["arn"] == name)
+                .map(|p| p["settings"].clone())
+        })
+        .map_err(|unresolved| unresolved.0)?;
+        Ok(job)
     }
 
     fn describe_endpoints(&self) -> Response<Body> {
@@ -337,6 +490,10 @@ impl LocalMediaConvert {
                 )
             }
         };
+        let request = match self.resolve(request) {
+            Ok(request) => request,
+            Err(message) => return api_error(StatusCode::BAD_REQUEST, "BadRequestException", message),
+        };
         // What the API itself requires; everything else is judged when the job runs.
         for required in ["role", "settings"] {
             if request.get(required).is_none() {
@@ -346,13 +503,6 @@ impl LocalMediaConvert {
                     format!("{required} is required"),
                 );
             }
-        }
-        if request.get("jobTemplate").is_some() {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "BadRequestException",
-                "JobTemplate: the local MediaConvert has no job templates; send the settings",
-            );
         }
         let token = request
             .get("clientRequestToken")
@@ -410,14 +560,7 @@ impl LocalMediaConvert {
     }
 
     fn list_jobs(&self, query: &str) -> Response<Body> {
-        let params: HashMap<String, String> = query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| {
-                let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-                (decode(k), decode(v))
-            })
-            .collect();
+        let params = query_params(query);
         let max_results: usize = params
             .get("maxResults")
             .and_then(|m| m.parse().ok())
@@ -768,6 +911,63 @@ impl LocalMediaConvert {
             detail["playlistFilePaths"] = masters.into();
         }
         Ok(detail)
+    }
+}
+
+/// A percent-encoded path segment or query value.
+fn decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn query_params(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(&v.replace('+', " "))))
+        .collect()
+}
+
+/// The two named catalogues the API keeps: job templates and output presets.
+#[derive(Debug, Clone, Copy)]
+enum Catalogue {
+    JobTemplates,
+    Presets,
+}
+
+impl Catalogue {
+    fn of(path: &str) -> Self {
+        if path == "presets" {
+            Catalogue::Presets
+        } else {
+            Catalogue::JobTemplates
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Catalogue::JobTemplates => "jobTemplates",
+            Catalogue::Presets => "presets",
+        }
+    }
+
+    fn singular(self) -> &'static str {
+        match self {
+            Catalogue::JobTemplates => "jobTemplate",
+            Catalogue::Presets => "preset",
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        self.path()
+    }
+
+    fn list_mut(self, state: &mut State) -> &mut Vec<Value> {
+        match self {
+            Catalogue::JobTemplates => &mut state.templates,
+            Catalogue::Presets => &mut state.presets,
+        }
     }
 }
 

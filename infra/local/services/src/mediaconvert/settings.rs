@@ -127,7 +127,14 @@ pub fn split_s3_uri(uri: &str) -> Option<(String, String)> {
 pub fn plan(request: &Value) -> Result<JobPlan> {
     let mut job = Node::root(request)?;
     // Request fields the service itself acts on (the rest is classified by the table).
-    for key in ["role", "queue", "userMetadata", "clientRequestToken", "tags"] {
+    for key in [
+        "role",
+        "queue",
+        "userMetadata",
+        "clientRequestToken",
+        "tags",
+        "jobTemplate",
+    ] {
         job.take(key);
     }
     job.one_of(

@@ -132,7 +132,8 @@ pub static RULES: &[Rule] = &[
     rule("AccelerationSettings.Mode", ANY),
     rule("SimulateReservedQueue", ANY),
     rule("JobEngineVersion", ANY),
-    rule("JobTemplate", Refused),
+    // Resolved when the job is received (`templates`): the planner sees the merged job.
+    rule("JobTemplate", Honoured),
     rule("HopDestinations.**", Refused),
     rule("ElementalInferenceSettings.**", Refused),
     // Job-wide settings.
@@ -215,7 +216,7 @@ pub static RULES: &[Rule] = &[
     // Outputs.
     rule(out!("NameModifier"), Honoured),
     rule(out!("Extension"), Honoured),
-    rule(out!("Preset"), Refused),
+    rule(out!("Preset"), Honoured),
     rule(out!("ContainerSettings.Container"), Honoured),
     rule(out!("ContainerSettings.Mp4Settings.MoovPlacement"), Honoured),
     rule(out!("ContainerSettings.Mp4Settings.CslgAtom"), ANY),
