@@ -858,7 +858,14 @@ impl LocalMediaConvert {
         let mut output_details = Vec::new();
         for file in files {
             let Some(index) = file.output else { continue };
-            let plan_video = group.outputs[index].video.as_ref().expect("outputs have video");
+            let Some(plan_video) = group.outputs[index].video.as_ref() else {
+                // An audio-only output (DASH, CMAF): no video details.
+                output_details.push(json!({
+                    "outputFilePaths": [uri(&file.name)],
+                    "durationInMs": (duration * 1000.0).round() as u64,
+                }));
+                continue;
+            };
             let (mut width, mut height) = plan_video.output_size(source);
             let mut duration_ms = (duration * 1000.0).round() as u64;
             if file.captures {
@@ -900,7 +907,12 @@ impl LocalMediaConvert {
         }
         let mut detail = json!({
             "outputDetails": output_details,
-            "type": match group.kind { GroupKind::File => "FILE_GROUP", GroupKind::Hls { .. } => "HLS_GROUP" },
+            "type": match &group.kind {
+                GroupKind::File => "FILE_GROUP",
+                GroupKind::Hls { .. } => "HLS_GROUP",
+                GroupKind::Dash(dash) if dash.cmaf => "CMAF_GROUP",
+                GroupKind::Dash(_) => "DASH_ISO_GROUP",
+            },
         });
         if group.kind != GroupKind::File {
             let masters: Vec<String> = files

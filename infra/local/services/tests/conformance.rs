@@ -1,5 +1,7 @@
 //! The local MediaConvert's conformance corpus: real-shaped jobs (`job-templates/mediaconvert/
-//! conformance/*.json`, as the console exports them) each planned by the service's own planner
+//! conformance/*.json`, as the console exports them; a file with `Presets`, `JobTemplate` and
+//! `Job` is a job by template and presets, merged as the service merges them) each planned by
+//! the service's own planner
 //! and rendered by the same ffmpeg arguments a job runs, on a short generated source; every
 //! output is then checked with ffprobe against what its settings ask for (size, codec, profile,
 //! level, GOP length, B-frames, bitrate under the HRD cap, HLS segment lengths, thumbnail count).
@@ -13,6 +15,7 @@ use std::process::Command;
 
 use local_services::mediaconvert::settings::{self, GroupKind, GroupPlan, Source, VideoCodec, VideoPlan};
 use local_services::mediaconvert::table::{class_of, Class};
+use local_services::mediaconvert::templates;
 use local_services::mediaconvert::video::Gop;
 use serde_json::Value;
 
@@ -72,9 +75,9 @@ fn probe(path: &Path) -> Value {
 
 /// Distances in frames between the video's keyframes (the last GOP excluded: it is cut short).
 /// Decoded, not read from packet flags: MPEG-TS marks only some keyframes as random access.
-fn keyframe_gaps(path: &Path) -> Vec<usize> {
+fn keyframe_gaps(path: &Path, stream: usize) -> Vec<usize> {
     let out = run(Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-v", "error", "-select_streams", &format!("v:{stream}")])
         .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
         .arg(path));
     // One line per frame (`1` or `0`, side data may add fields or blank lines).
@@ -88,10 +91,10 @@ fn keyframe_gaps(path: &Path) -> Vec<usize> {
     keys.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
-fn video_stream(probed: &Value) -> &Value {
+fn video_stream(probed: &Value, index: usize) -> &Value {
     probed["streams"]
         .as_array()
-        .and_then(|s| s.iter().find(|s| s["codec_type"] == "video"))
+        .and_then(|s| s.iter().filter(|s| s["codec_type"] == "video").nth(index))
         .expect("a video stream")
 }
 
@@ -121,10 +124,17 @@ struct Tally {
 }
 
 /// Checks one rendered video (an MP4, or an HLS variant playlist) against its plan.
-fn check_video(file: &Path, video: &VideoPlan, source: &Source, segment_seconds: Option<u32>, clip_seconds: f64) {
-    let name = file.display();
+fn check_video(
+    file: &Path,
+    index: usize,
+    video: &VideoPlan,
+    source: &Source,
+    segment_seconds: Option<u32>,
+    clip_seconds: f64,
+) {
+    let name = format!("{} (video {index})", file.display());
     let probed = probe(file);
-    let stream = video_stream(&probed);
+    let stream = video_stream(&probed, index);
     let (width, height) = video.output_size(source);
     assert_eq!(
         (stream["width"].as_u64(), stream["height"].as_u64()),
@@ -161,7 +171,7 @@ fn check_video(file: &Path, video: &VideoPlan, source: &Source, segment_seconds:
         assert_eq!(reorder > 0, b_frames > 0, "{name}: B-frames (has_b_frames {reorder})");
     }
     if let Some(keyint) = expected_keyint(video, source, segment_seconds) {
-        let gaps = keyframe_gaps(file);
+        let gaps = keyframe_gaps(file, index);
         assert!(!gaps.is_empty(), "{name}: one keyframe only");
         assert!(
             gaps.iter().all(|g| *g <= keyint),
@@ -228,10 +238,105 @@ fn check_hls_playlists(dir: &Path, base: &str, group: &GroupPlan, segment: u32) 
     assert!(master.contains("RESOLUTION="), "StreamInfResolution INCLUDE");
 }
 
+/// The MPD: a representation per video and audio output, with the asked sizes, and segments
+/// of the asked length (from the SegmentTimeline, or the template's fixed duration).
+fn check_mpd(mpd: &Path, group: &GroupPlan, segment: u32, single_file: bool) {
+    let text = std::fs::read_to_string(mpd).expect("the MPD");
+    let representations = text.matches("<Representation ").count();
+    let expected = group.outputs.iter().filter(|o| o.video.is_some()).count()
+        + group.outputs.iter().filter(|o| o.audio.is_some()).count();
+    assert_eq!(representations, expected, "{}: representations", mpd.display());
+    let attribute = |element: &str, name: &str| -> Option<f64> {
+        let start = element.find(&format!("{name}=\""))? + name.len() + 2;
+        element[start..].split('"').next()?.parse().ok()
+    };
+    if single_file {
+        assert!(
+            text.contains("<BaseURL>"),
+            "{}: single files are addressed by BaseURL",
+            mpd.display()
+        );
+        return;
+    }
+    for template in text.split("<SegmentTemplate ").skip(1) {
+        let timescale = attribute(template, "timescale").unwrap_or(1.0);
+        let body = template.split("</SegmentTemplate>").next().unwrap_or("");
+        let mut lengths = Vec::new();
+        for entry in body.split("<S ").skip(1) {
+            let d = attribute(entry, "d").expect("S@d") / timescale;
+            let repeats = attribute(entry, "r").unwrap_or(0.0) as usize;
+            lengths.extend(std::iter::repeat_n(d, repeats + 1));
+        }
+        if lengths.is_empty() {
+            lengths.push(attribute(template, "duration").expect("SegmentTemplate@duration") / timescale);
+        }
+        assert!(
+            lengths.iter().all(|l| *l <= segment as f64 + 0.05),
+            "{}: a segment longer than {segment} s: {lengths:?}",
+            mpd.display()
+        );
+        assert!(
+            lengths[..lengths.len() - 1]
+                .iter()
+                .all(|l| (*l - segment as f64).abs() < 0.05),
+            "{}: segments are not {segment} s: {lengths:?}",
+            mpd.display()
+        );
+    }
+}
+
+/// CMAF's HLS playlists over the same segments.
+fn check_cmaf_hls(dir: &Path, base: &str, segment: u32) {
+    let master = std::fs::read_to_string(dir.join(format!("{base}.m3u8"))).expect("the CMAF master playlist");
+    let media: Vec<&str> = master
+        .lines()
+        .filter(|l| l.ends_with(".m3u8") && !l.starts_with('#'))
+        .collect();
+    let audio_groups = master.matches("TYPE=AUDIO").count();
+    assert!(!media.is_empty() || audio_groups > 0, "no media playlists in {master}");
+    for line in master.lines() {
+        if let Some(uri) = line.split("URI=\"").nth(1).and_then(|rest| rest.split('"').next()) {
+            assert!(dir.join(uri).exists(), "{uri} is missing");
+        }
+    }
+    for playlist in media {
+        let text = std::fs::read_to_string(dir.join(playlist)).expect("a media playlist");
+        assert!(
+            text.contains("#EXT-X-MAP"),
+            "{playlist}: fragmented MP4 needs its init segment"
+        );
+        for length in text.lines().filter_map(|l| l.strip_prefix("#EXTINF:")) {
+            let length: f64 = length.trim_end_matches(',').split(',').next().unwrap().parse().unwrap();
+            assert!(length <= segment as f64 + 0.05, "{playlist}: a {length} s segment");
+        }
+    }
+}
+
 fn run_job(path: &Path, source_file: &Path, source: &Source, work: &Path, tally: &mut Tally) -> (usize, usize) {
     let name = path.file_stem().unwrap().to_string_lossy().into_owned();
     let console: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut job = settings::console_to_wire(&console);
+    let mut job = match console.get("JobTemplate") {
+        // A job by template and presets: {"Presets": [...], "JobTemplate": {...}, "Job": {...}}.
+        Some(template) if template.is_object() => {
+            let presets: Vec<Value> = console["Presets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(settings::console_to_wire)
+                .collect();
+            let template = settings::console_to_wire(template);
+            let mut job = templates::apply_template(&settings::console_to_wire(&console["Job"]), &template);
+            templates::apply_presets(&mut job, |name| {
+                presets
+                    .iter()
+                    .find(|p| p["name"] == name)
+                    .map(|p| p["settings"].clone())
+            })
+            .unwrap_or_else(|e| panic!("{name}: {}", e.0));
+            job
+        }
+        _ => settings::console_to_wire(&console),
+    };
     job["settings"]["inputs"][0]["fileInput"] = "s3://conformance/source.mp4".into();
     let plan = settings::plan(&job).unwrap_or_else(|refused| panic!("{name}: refused: {refused}"));
     let honoured = settings::leaf_settings(&job)
@@ -251,18 +356,34 @@ fn run_job(path: &Path, source_file: &Path, source: &Source, work: &Path, tally:
             }
             None => SOURCE_SECONDS,
         };
-        let segment = match group.kind {
+        let segment = match &group.kind {
             GroupKind::Hls { segment_length } => {
-                check_hls_playlists(&dir, &base, group, segment_length);
-                Some(segment_length)
+                check_hls_playlists(&dir, &base, group, *segment_length);
+                Some(*segment_length)
+            }
+            GroupKind::Dash(dash) => {
+                check_mpd(
+                    &dir.join(format!("{base}.mpd")),
+                    group,
+                    dash.segment_length,
+                    dash.single_file,
+                );
+                if dash.write_hls {
+                    check_cmaf_hls(&dir, &base, dash.segment_length);
+                }
+                Some(dash.segment_length)
             }
             GroupKind::File => None,
         };
+        let mut video_index = 0;
         for file in files.iter() {
             let Some(output_index) = file.output else { continue };
             let output = &group.outputs[output_index];
-            let video = output.video.as_ref().unwrap();
             tally.outputs += 1;
+            let Some(video) = output.video.as_ref() else {
+                // An audio-only DASH/CMAF output: checked in the manifest.
+                continue;
+            };
             if let Some(captures) = video.captures {
                 let mut stills: Vec<String> = std::fs::read_dir(&dir)
                     .unwrap()
@@ -279,7 +400,7 @@ fn run_job(path: &Path, source_file: &Path, source: &Source, work: &Path, tally:
                     format!("{}0000000.jpg", file.name),
                     "{name}: MediaConvert's numbering"
                 );
-                let still = video_stream(&probe(&dir.join(&stills[0]))).clone();
+                let still = video_stream(&probe(&dir.join(&stills[0])), 0).clone();
                 let (w, h) = video.output_size(source);
                 assert_eq!(
                     (still["width"].as_u64(), still["height"].as_u64()),
@@ -288,7 +409,17 @@ fn run_job(path: &Path, source_file: &Path, source: &Source, work: &Path, tally:
                 continue;
             }
             let rendered = dir.join(&file.name);
-            check_video(&rendered, video, source, segment, clip_seconds);
+            // One MPD holds every representation; other files hold one video each.
+            let index = if matches!(group.kind, GroupKind::Dash(_)) {
+                video_index
+            } else {
+                0
+            };
+            video_index += 1;
+            check_video(&rendered, index, video, source, segment, clip_seconds);
+            if matches!(group.kind, GroupKind::Dash(_)) {
+                continue;
+            }
             if let Some(audio) = &output.audio {
                 let probed = probe(&rendered);
                 let stream = audio_stream(&probed).unwrap_or_else(|| panic!("{}: no audio", rendered.display()));

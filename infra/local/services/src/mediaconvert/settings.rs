@@ -47,7 +47,26 @@ pub struct OutputPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupKind {
     File,
-    Hls { segment_length: u32 },
+    Hls {
+        segment_length: u32,
+    },
+    /// DASH_ISO (`cmaf` false) or CMAF: fragmented MP4 segments from ffmpeg's dash muxer.
+    Dash(DashPlan),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashPlan {
+    pub cmaf: bool,
+    /// Seconds.
+    pub segment_length: u32,
+    /// Seconds (`FragmentLength`): fragments within a segment.
+    pub fragment_length: Option<u32>,
+    /// `SegmentControl` SINGLE_FILE: one file per representation, addressed by byte ranges.
+    pub single_file: bool,
+    /// `WriteSegmentTimelineInRepresentation`.
+    pub timeline: bool,
+    /// CMAF `WriteHlsManifest`: HLS playlists over the same segments.
+    pub write_hls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,8 +275,57 @@ fn group_plan(mut group: Node<'_>, selectors: &[AudioSelector]) -> Result<GroupP
     let mut settings = group
         .object("outputGroupSettings")?
         .ok_or_else(|| group.refuse("outputGroupSettings", "is required"))?;
-    let kind = settings.one_of("type", &["FILE_GROUP_SETTINGS", "HLS_GROUP_SETTINGS"])?;
+    let kind = settings.one_of(
+        "type",
+        &[
+            "FILE_GROUP_SETTINGS",
+            "HLS_GROUP_SETTINGS",
+            "DASH_ISO_GROUP_SETTINGS",
+            "CMAF_GROUP_SETTINGS",
+        ],
+    )?;
     let (kind, destination) = match kind {
+        Some(dash @ ("DASH_ISO_GROUP_SETTINGS" | "CMAF_GROUP_SETTINGS")) => {
+            let cmaf = dash == "CMAF_GROUP_SETTINGS";
+            let key = if cmaf {
+                "cmafGroupSettings"
+            } else {
+                "dashIsoGroupSettings"
+            };
+            let mut group_settings = settings
+                .object(key)?
+                .ok_or_else(|| settings.refuse(key, "is required"))?;
+            let destination = group_settings.string("destination")?;
+            let destination = group_settings.required("destination", destination)?;
+            // MediaConvert's defaults: 30 s DASH segments, 10 s CMAF segments, 2 s fragments.
+            let segment_length = group_settings
+                .int("segmentLength", 1..=600)?
+                .unwrap_or(if cmaf { 10 } else { 30 }) as u32;
+            let fragment_length = Some(group_settings.int("fragmentLength", 1..=600)?.unwrap_or(2) as u32);
+            let single_file =
+                group_settings.one_of("segmentControl", &["SEGMENTED_FILES", "SINGLE_FILE"])? == Some("SINGLE_FILE");
+            let timeline = group_settings.one_of("writeSegmentTimelineInRepresentation", &["ENABLED", "DISABLED"])?
+                != Some("DISABLED");
+            group_settings.one_of("mpdProfile", &["MAIN_PROFILE"])?;
+            let mut write_hls = false;
+            if cmaf {
+                group_settings.one_of("writeDashManifest", &["ENABLED"])?;
+                write_hls = group_settings.one_of("writeHlsManifest", &["ENABLED", "DISABLED"])? != Some("DISABLED");
+                group_settings.one_of("streamInfResolution", &["INCLUDE"])?;
+            }
+            group_settings.finish()?;
+            (
+                GroupKind::Dash(DashPlan {
+                    cmaf,
+                    segment_length,
+                    fragment_length,
+                    single_file,
+                    timeline,
+                    write_hls,
+                }),
+                (destination, settings.path_of(key)),
+            )
+        }
         Some("FILE_GROUP_SETTINGS") => {
             let mut file = settings
                 .object("fileGroupSettings")?
@@ -335,6 +403,7 @@ fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[AudioSelecto
     if matches!(kind, GroupKind::Hls { .. }) && name_modifier.is_empty() {
         return Err(output.refuse("nameModifier", "HLS outputs need one (it names the variant playlist)"));
     }
+    let is_dash = matches!(kind, GroupKind::Dash(_));
     let extension = output.string("extension")?.map(str::to_owned);
     if extension.is_some() && *kind != GroupKind::File {
         return Err(output.refuse(
@@ -345,6 +414,8 @@ fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[AudioSelecto
     let containers: &[&str] = match kind {
         GroupKind::File => &["MP4", "RAW"],
         GroupKind::Hls { .. } => &["M3U8"],
+        GroupKind::Dash(DashPlan { cmaf: false, .. }) => &["MPD"],
+        GroupKind::Dash(DashPlan { cmaf: true, .. }) => &["CMFC"],
     };
     let mut container_name = None;
     let mut faststart = true;
@@ -386,8 +457,15 @@ fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[AudioSelecto
         return Err(output.refuse("audioDescriptions", "frame captures have no audio"));
     }
     let audio = audio_descriptions.pop().map(|a| audio_plan(a, selectors)).transpose()?;
-    if video.is_none() {
-        return Err(output.refuse("videoDescription", "audio-only outputs are not implemented"));
+    match (&video, &audio) {
+        (None, Some(_)) if is_dash => {}
+        (None, _) => {
+            return Err(output.refuse(
+                "videoDescription",
+                "audio-only outputs are implemented in DASH and CMAF groups only",
+            ))
+        }
+        _ => {}
     }
     output.finish()?;
     Ok(OutputPlan {
@@ -465,7 +543,7 @@ impl GroupPlan {
         args.push(input.as_os_str().to_owned());
         let mut files = Vec::new();
         let text = |items: Vec<String>, args: &mut Vec<OsString>| args.extend(items.into_iter().map(OsString::from));
-        match self.kind {
+        match &self.kind {
             GroupKind::File => {
                 for (index, output) in self.outputs.iter().enumerate() {
                     let video = output.video.as_ref().expect("outputs have video");
@@ -514,7 +592,98 @@ impl GroupPlan {
                     files.push(WrittenFile::media(name, index));
                 }
             }
-            GroupKind::Hls { segment_length } => {
+            GroupKind::Dash(dash) => {
+                let (mut video_index, mut audio_index) = (0, 0);
+                for (index, output) in self.outputs.iter().enumerate() {
+                    if let Some(video) = &output.video {
+                        text(
+                            vec![
+                                "-map".into(),
+                                "0:v:0".into(),
+                                format!("-filter:v:{video_index}"),
+                                video.filter(source),
+                            ],
+                            &mut args,
+                        );
+                        text(
+                            video.encoder_args(&format!(":v:{video_index}"), Some(dash.segment_length), source),
+                            &mut args,
+                        );
+                        video_index += 1;
+                    }
+                    if let (Some(audio), true) = (&output.audio, source.has_audio) {
+                        text(vec!["-map".into(), audio.map()], &mut args);
+                        text(audio.encoder_args(&format!(":a:{audio_index}")), &mut args);
+                        audio_index += 1;
+                    }
+                    files.push(WrittenFile::media(format!("{base}.mpd"), index));
+                }
+                let mut sets = vec!["id=0,streams=v".to_owned()];
+                if audio_index > 0 {
+                    sets.push("id=1,streams=a".to_owned());
+                }
+                let mut dash_args = vec![
+                    "-f".to_owned(),
+                    "dash".to_owned(),
+                    "-seg_duration".to_owned(),
+                    dash.segment_length.to_string(),
+                    "-use_template".to_owned(),
+                    "1".to_owned(),
+                    "-use_timeline".to_owned(),
+                    u8::from(dash.timeline).to_string(),
+                    "-adaptation_sets".to_owned(),
+                    sets.join(" "),
+                    "-init_seg_name".to_owned(),
+                    format!("{base}_$RepresentationID$_init.$ext$"),
+                    "-media_seg_name".to_owned(),
+                    format!("{base}_$RepresentationID$_$Number%05d$.$ext$"),
+                ];
+                if let Some(fragment) = dash.fragment_length.filter(|f| *f < dash.segment_length) {
+                    // frag_type 1: fragments of a set duration.
+                    dash_args.extend([
+                        "-frag_type".to_owned(),
+                        "1".to_owned(),
+                        "-frag_duration".to_owned(),
+                        fragment.to_string(),
+                    ]);
+                }
+                if dash.single_file {
+                    dash_args.extend([
+                        "-single_file".to_owned(),
+                        "1".to_owned(),
+                        "-single_file_name".to_owned(),
+                        format!("{base}_$RepresentationID$.$ext$"),
+                    ]);
+                }
+                files.insert(
+                    0,
+                    WrittenFile {
+                        name: format!("{base}.mpd"),
+                        output: None,
+                        captures: false,
+                    },
+                );
+                if dash.write_hls {
+                    let master = format!("{base}.m3u8");
+                    dash_args.extend([
+                        "-hls_playlist".to_owned(),
+                        "1".to_owned(),
+                        "-hls_master_name".to_owned(),
+                        master.clone(),
+                    ]);
+                    files.insert(
+                        1,
+                        WrittenFile {
+                            name: master,
+                            output: None,
+                            captures: false,
+                        },
+                    );
+                }
+                text(dash_args, &mut args);
+                args.push(dir.join(format!("{base}.mpd")).into_os_string());
+            }
+            &GroupKind::Hls { segment_length } => {
                 let mut stream_map = Vec::new();
                 let mut audio_index = 0;
                 for (index, output) in self.outputs.iter().enumerate() {
@@ -831,6 +1000,57 @@ mod tests {
                 ("my cat_720p.m3u8", Some(1))
             ]
         );
+    }
+
+    #[test]
+    fn a_cmaf_group_is_one_dash_muxer_run_with_hls_playlists_and_an_audio_only_output() {
+        let mut job = hls_job();
+        let group = &mut job["settings"]["outputGroups"][0];
+        group["outputGroupSettings"] = json!({"type": "CMAF_GROUP_SETTINGS", "cmafGroupSettings": {
+            "destination": "s3://out/cmaf/", "segmentLength": 4, "fragmentLength": 2, "segmentControl": "SINGLE_FILE",
+            "writeHlsManifest": "ENABLED", "writeDashManifest": "ENABLED",
+            "writeSegmentTimelineInRepresentation": "DISABLED"}});
+        for output in group["outputs"].as_array_mut().unwrap() {
+            output["containerSettings"] = json!({"container": "CMFC"});
+            output.as_object_mut().unwrap().remove("outputSettings");
+            output.as_object_mut().unwrap().remove("audioDescriptions");
+        }
+        let audio_only = json!({"nameModifier": "_audio", "containerSettings": {"container": "CMFC"},
+            "audioDescriptions": [{"codecSettings": {"codec": "AAC", "aacSettings": {"bitrate": 128000}}}]});
+        group["outputs"].as_array_mut().unwrap().push(audio_only);
+        let plan = plan(&job).unwrap();
+        let group = &plan.groups[0];
+        let (args, files) = group.ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("/o"), "b");
+        let args = strings(&args);
+        assert_eq!(after(&args, "-f", 0), "dash");
+        assert_eq!(after(&args, "-seg_duration", 0), "4");
+        assert_eq!(after(&args, "-frag_duration", 0), "2");
+        assert_eq!(after(&args, "-use_timeline", 0), "0");
+        assert_eq!(after(&args, "-single_file", 0), "1");
+        assert_eq!(after(&args, "-hls_master_name", 0), "b.m3u8");
+        assert_eq!(after(&args, "-adaptation_sets", 0), "id=0,streams=v id=1,streams=a");
+        assert_eq!(after(&args, "-c:a:0", 0), "aac");
+        assert_eq!(after(&args, "-force_key_frames:v:1", 0), "expr:gte(t,n_forced*4)");
+        assert_eq!(args.last().unwrap(), "/o/b.mpd");
+        let masters: Vec<_> = files
+            .iter()
+            .filter(|f| f.output.is_none())
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(masters, ["b.mpd", "b.m3u8"]);
+        assert_eq!(files.iter().filter(|f| f.output.is_some()).count(), 3);
+
+        let mut no_audio_here = job.clone();
+        no_audio_here["settings"]["outputGroups"][0]["outputGroupSettings"] =
+            json!({"type": "FILE_GROUP_SETTINGS", "fileGroupSettings": {"destination": "s3://out/f/"}});
+        assert_eq!(
+            plan_err(&no_audio_here),
+            "Settings.OutputGroups[0].Outputs[0].ContainerSettings.Container = CMFC"
+        );
+    }
+
+    fn plan_err(job: &Value) -> String {
+        plan(job).unwrap_err().setting
     }
 
     #[test]

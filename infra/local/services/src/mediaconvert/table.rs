@@ -104,6 +104,19 @@ macro_rules! hls {
         concat!("Settings.OutputGroups[].OutputGroupSettings.HlsGroupSettings.", $rest)
     };
 }
+macro_rules! dash {
+    ($rest:literal) => {
+        concat!(
+            "Settings.OutputGroups[].OutputGroupSettings.DashIsoGroupSettings.",
+            $rest
+        )
+    };
+}
+macro_rules! cmaf {
+    ($rest:literal) => {
+        concat!("Settings.OutputGroups[].OutputGroupSettings.CmafGroupSettings.", $rest)
+    };
+}
 macro_rules! m3u8 {
     ($rest:literal) => {
         concat!(
@@ -213,6 +226,72 @@ pub static RULES: &[Rule] = &[
     rule(hls!("AdMarkers"), only(&[])),
     rule(hls!("BaseUrl"), only(&[""])),
     rule(hls!("ImageBasedTrickPlay"), only(&["NONE"])),
+    // DASH and CMAF: one run of ffmpeg's dash muxer (fragmented MP4, MPD, and for CMAF the HLS
+    // playlists from the same segments).
+    rule(dash!("Destination"), Honoured),
+    rule(dash!("SegmentLength"), Honoured),
+    rule(dash!("FragmentLength"), Honoured),
+    rule(dash!("SegmentControl"), Honoured),
+    rule(dash!("WriteSegmentTimelineInRepresentation"), Honoured),
+    rule(dash!("MpdProfile"), Honoured),
+    rule(dash!("DestinationSettings.**"), ANY),
+    rule(dash!("MinBufferTime"), ANY),
+    rule(dash!("MinFinalSegmentLength"), ANY),
+    rule(dash!("SegmentLengthControl"), ANY),
+    rule(dash!("MpdManifestBandwidthType"), ANY),
+    rule(dash!("PtsOffsetHandlingForBFrames"), ANY),
+    rule(dash!("VideoCompositionOffsets"), ANY),
+    rule(dash!("DashManifestStyle"), ANY),
+    rule(dash!("DashAdaptationSetGrouping"), ANY),
+    rule(dash!("AudioChannelConfigSchemeIdUri"), ANY),
+    rule(dash!("HbbtvCompliance"), only(&["NONE"])),
+    rule(dash!("ImageBasedTrickPlay"), only(&["NONE"])),
+    rule(dash!("BaseUrl"), only(&[""])),
+    rule(cmaf!("Destination"), Honoured),
+    rule(cmaf!("SegmentLength"), Honoured),
+    rule(cmaf!("FragmentLength"), Honoured),
+    rule(cmaf!("SegmentControl"), Honoured),
+    rule(cmaf!("WriteSegmentTimelineInRepresentation"), Honoured),
+    rule(cmaf!("MpdProfile"), Honoured),
+    rule(cmaf!("WriteDashManifest"), Honoured),
+    rule(cmaf!("WriteHlsManifest"), Honoured),
+    rule(cmaf!("StreamInfResolution"), Honoured),
+    rule(cmaf!("DestinationSettings.**"), ANY),
+    rule(cmaf!("MinBufferTime"), ANY),
+    rule(cmaf!("MinFinalSegmentLength"), ANY),
+    rule(cmaf!("SegmentLengthControl"), ANY),
+    rule(cmaf!("MpdManifestBandwidthType"), ANY),
+    rule(cmaf!("PtsOffsetHandlingForBFrames"), ANY),
+    rule(cmaf!("VideoCompositionOffsets"), ANY),
+    rule(cmaf!("DashManifestStyle"), ANY),
+    rule(cmaf!("DashAdaptationSetGrouping"), ANY),
+    rule(cmaf!("ManifestDurationFormat"), ANY),
+    rule(cmaf!("CodecSpecification"), ANY),
+    rule(cmaf!("ClientCache"), ANY),
+    rule(cmaf!("TargetDurationCompatibilityMode"), ANY),
+    rule(cmaf!("ManifestCompression"), only(&["NONE"])),
+    rule(cmaf!("ImageBasedTrickPlay"), only(&["NONE"])),
+    rule(cmaf!("BaseUrl"), only(&[""])),
+    rule(out!("ContainerSettings.MpdSettings.**"), ANY),
+    rule(out!("ContainerSettings.MpdSettings.Scte35Source"), only(&["NONE"])),
+    rule(out!("ContainerSettings.MpdSettings.Scte35Esam"), only(&["NONE"])),
+    rule(out!("ContainerSettings.MpdSettings.TimedMetadata"), only(&["NONE"])),
+    rule(out!("ContainerSettings.MpdSettings.KlvMetadata"), only(&["NONE"])),
+    rule(out!("ContainerSettings.MpdSettings.C2paManifest"), only(&["EXCLUDE"])),
+    rule(out!("ContainerSettings.CmfcSettings.**"), ANY),
+    rule(out!("ContainerSettings.CmfcSettings.Scte35Source"), only(&["NONE"])),
+    rule(out!("ContainerSettings.CmfcSettings.Scte35Esam"), only(&["NONE"])),
+    rule(out!("ContainerSettings.CmfcSettings.TimedMetadata"), only(&["NONE"])),
+    rule(out!("ContainerSettings.CmfcSettings.KlvMetadata"), only(&["NONE"])),
+    rule(out!("ContainerSettings.CmfcSettings.C2paManifest"), only(&["EXCLUDE"])),
+    rule(
+        out!("ContainerSettings.CmfcSettings.IFrameOnlyManifest"),
+        only(&["EXCLUDE"]),
+    ),
+    rule(
+        out!("ContainerSettings.CmfcSettings.DescriptiveVideoServiceFlag"),
+        only(&["DONT_FLAG"]),
+    ),
     // Outputs.
     rule(out!("NameModifier"), Honoured),
     rule(out!("Extension"), Honoured),
