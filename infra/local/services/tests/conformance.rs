@@ -236,6 +236,43 @@ fn check_hls_playlists(dir: &Path, base: &str, group: &GroupPlan, segment: u32) 
         );
     }
     assert!(master.contains("RESOLUTION="), "StreamInfResolution INCLUDE");
+    // The transport stream: program and PIDs as M3u8Settings asked.
+    let first_segment = dir.join(format!("{base}{}_00001.ts", group.outputs[0].name_modifier));
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_programs"])
+        .arg(&first_segment));
+    let programs: Value = serde_json::from_str(&out).unwrap();
+    let program = &programs["programs"][0];
+    let ts = group.ts;
+    if let Some(pmt) = ts.pmt_pid {
+        assert_eq!(program["pmt_pid"].as_u64(), Some(pmt as u64), "PmtPid");
+    }
+    if let Some(number) = ts.program_number {
+        assert_eq!(program["program_num"].as_u64(), Some(number as u64), "ProgramNumber");
+    }
+    if let Some(video_pid) = ts.video_pid {
+        let pids: Vec<(String, String)> = program["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                (
+                    s["codec_type"].as_str().unwrap_or("").to_owned(),
+                    s["id"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        assert!(
+            pids.contains(&("video".into(), format!("0x{video_pid:x}"))),
+            "VideoPid {video_pid}: {pids:?}"
+        );
+        if group.outputs[0].audio.is_some() {
+            assert!(
+                pids.contains(&("audio".into(), format!("0x{:x}", video_pid + 1))),
+                "AudioPids: {pids:?}"
+            );
+        }
+    }
 }
 
 /// The MPD: a representation per video and audio output, with the asked sizes, and segments

@@ -80,6 +80,81 @@ pub struct GroupPlan {
     pub outputs: Vec<OutputPlan>,
     /// The input's `InputClippings` (the same for every group).
     pub clipping: Option<Clipping>,
+    /// HLS: the transport stream's settings (`M3u8Settings`), one for every variant.
+    pub ts: TsOptions,
+}
+
+/// `M3u8Settings` that ffmpeg's mpegts muxer can honour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TsOptions {
+    pub pmt_pid: Option<u32>,
+    /// The video PID; the audio PID follows it (`AudioPids` must agree).
+    pub video_pid: Option<u32>,
+    pub program_number: Option<u32>,
+    pub transport_stream_id: Option<u32>,
+    /// The PAT/PMT repetition, in milliseconds.
+    pub pat_interval_ms: Option<u32>,
+    pub pcr_interval_ms: Option<u32>,
+}
+
+impl TsOptions {
+    /// `-hls_segment_options` for the mpegts muxer, if any option is set.
+    fn muxer_options(&self) -> Option<String> {
+        let mut options = Vec::new();
+        if let Some(pid) = self.pmt_pid {
+            options.push(format!("mpegts_pmt_start_pid={pid}"));
+        }
+        if let Some(pid) = self.video_pid {
+            options.push(format!("mpegts_start_pid={pid}"));
+        }
+        if let Some(program) = self.program_number {
+            options.push(format!("mpegts_service_id={program}"));
+        }
+        if let Some(id) = self.transport_stream_id {
+            options.push(format!("mpegts_transport_stream_id={id}"));
+        }
+        if let Some(ms) = self.pat_interval_ms {
+            options.push(format!("pat_period={:.3}", ms as f64 / 1000.0));
+        }
+        if let Some(ms) = self.pcr_interval_ms {
+            options.push(format!("pcr_period={ms}"));
+        }
+        (!options.is_empty()).then(|| options.join(":"))
+    }
+}
+
+fn ts_options(mut m3u8: Node<'_>) -> Result<TsOptions> {
+    let pid = |node: &mut Node<'_>, key| node.int(key, 32..=8182).map(|p| p.map(|p| p as u32));
+    let pmt_pid = pid(&mut m3u8, "pmtPid")?;
+    let video_pid = pid(&mut m3u8, "videoPid")?;
+    if let Some(audio_pids) = m3u8.take("audioPids") {
+        let first = audio_pids.as_array().and_then(|p| p.first()).and_then(Value::as_u64);
+        if first.is_some() && first != video_pid.map(|v| v as u64 + 1) {
+            return Err(Unsupported {
+                setting: format!("{} = {audio_pids}", m3u8.path_of("audioPids")),
+                detail: "ffmpeg's mpegts muxer numbers the audio PID right after VideoPid".into(),
+            });
+        }
+    }
+    let program_number = m3u8.int("programNumber", 1..=65535)?.map(|p| p as u32);
+    let transport_stream_id = m3u8.int("transportStreamId", 1..=65535)?.map(|p| p as u32);
+    // 0 leaves the muxer's own repetition; PAT and PMT go out together, at the shorter interval.
+    let pat = m3u8.int("patInterval", 0..=1000)?.filter(|i| *i > 0);
+    let pmt = m3u8.int("pmtInterval", 0..=1000)?.filter(|i| *i > 0);
+    let pat_interval_ms = pat.into_iter().chain(pmt).min().map(|i| i as u32);
+    let pcr_interval_ms = m3u8
+        .int("maxPcrInterval", 0..=500)?
+        .filter(|i| *i > 0)
+        .map(|i| i as u32);
+    m3u8.finish()?;
+    Ok(TsOptions {
+        pmt_pid,
+        video_pid,
+        program_number,
+        transport_stream_id,
+        pat_interval_ms,
+        pcr_interval_ms,
+    })
 }
 
 /// A timecode of `InputClippings`, counted from the start (`TimecodeSource` ZEROBASED).
@@ -370,8 +445,24 @@ fn group_plan(mut group: Node<'_>, selectors: &[AudioSelector]) -> Result<GroupP
     };
 
     let mut outputs = Vec::new();
-    for output in group.array("outputs")? {
-        outputs.push(output_plan(output, &kind, selectors)?);
+    let mut ts = None;
+    for (index, output) in group.array("outputs")?.into_iter().enumerate() {
+        let path = output.path.clone();
+        let (output, output_ts) = output_plan(output, &kind, selectors)?;
+        match ts {
+            None => ts = Some(output_ts),
+            // ffmpeg's HLS muxer writes every variant with one transport-stream configuration.
+            Some(first) if first != output_ts => {
+                return Err(Unsupported {
+                    setting: format!("{path}.ContainerSettings.M3u8Settings"),
+                    detail: format!(
+                        "differs from Outputs[0]'s; the local MediaConvert writes one transport-stream setup per group (output {index})"
+                    ),
+                })
+            }
+            Some(_) => {}
+        }
+        outputs.push(output);
     }
     if outputs.is_empty() {
         return Err(group.refuse("outputs", "at least one output is required"));
@@ -395,10 +486,12 @@ fn group_plan(mut group: Node<'_>, selectors: &[AudioSelector]) -> Result<GroupP
         base_name,
         outputs,
         clipping: None,
+        ts: ts.unwrap_or_default(),
     })
 }
 
-fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[AudioSelector]) -> Result<OutputPlan> {
+/// An output, and its `M3u8Settings` (HLS).
+fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[AudioSelector]) -> Result<(OutputPlan, TsOptions)> {
     let name_modifier = output.string("nameModifier")?.unwrap_or("").to_owned();
     if matches!(kind, GroupKind::Hls { .. }) && name_modifier.is_empty() {
         return Err(output.refuse("nameModifier", "HLS outputs need one (it names the variant playlist)"));
@@ -419,6 +512,7 @@ fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[AudioSelecto
     };
     let mut container_name = None;
     let mut faststart = true;
+    let mut ts = TsOptions::default();
     if let Some(mut container) = output.object("containerSettings")? {
         container_name = container.one_of("container", containers)?;
         if let Some(mut mp4) = container.object("mp4Settings")? {
@@ -426,7 +520,7 @@ fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[AudioSelecto
             mp4.finish()?;
         }
         if let Some(m3u8) = container.object("m3u8Settings")? {
-            m3u8.finish()?;
+            ts = ts_options(m3u8)?;
         }
         container.finish()?;
     } else if matches!(kind, GroupKind::File) {
@@ -468,13 +562,16 @@ fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[AudioSelecto
         _ => {}
     }
     output.finish()?;
-    Ok(OutputPlan {
-        name_modifier,
-        extension,
-        faststart,
-        video,
-        audio,
-    })
+    Ok((
+        OutputPlan {
+            name_modifier,
+            extension,
+            faststart,
+            video,
+            audio,
+        },
+        ts,
+    ))
 }
 
 /// One file an output group writes, relative to the group's destination.
@@ -732,10 +829,13 @@ impl GroupPlan {
                         master.clone(),
                         "-var_stream_map".into(),
                         stream_map.join(" "),
-                        "-hls_segment_filename".into(),
                     ],
                     &mut args,
                 );
+                if let Some(options) = self.ts.muxer_options() {
+                    text(vec!["-hls_segment_options".into(), options], &mut args);
+                }
+                text(vec!["-hls_segment_filename".into()], &mut args);
                 args.push(dir.join(format!("{base}%v_%05d.ts")).into_os_string());
                 args.push(dir.join(format!("{base}%v.m3u8")).into_os_string());
                 files.insert(
@@ -1051,6 +1151,44 @@ mod tests {
 
     fn plan_err(job: &Value) -> String {
         plan(job).unwrap_err().setting
+    }
+
+    #[test]
+    fn m3u8_settings_set_the_transport_stream_of_every_variant() {
+        let mut job = hls_job();
+        let m3u8 = json!({"container": "M3U8", "m3u8Settings": {"pmtPid": 480, "videoPid": 481, "audioPids": [482, 483],
+            "programNumber": 7, "transportStreamId": 9, "patInterval": 100, "pmtInterval": 50, "maxPcrInterval": 40,
+            "audioFramesPerPes": 4}});
+        for output in job["settings"]["outputGroups"][0]["outputs"].as_array_mut().unwrap() {
+            output["containerSettings"] = m3u8.clone();
+        }
+        let planned = plan(&job).unwrap();
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("/o"), "b");
+        assert_eq!(
+            after(&strings(&args), "-hls_segment_options", 0),
+            "mpegts_pmt_start_pid=480:mpegts_start_pid=481:mpegts_service_id=7:mpegts_transport_stream_id=9:pat_period=0.050:pcr_period=40"
+        );
+        assert!(planned
+            .accepted
+            .iter()
+            .any(|a| a.ends_with("M3u8Settings.AudioFramesPerPes = 4")));
+
+        let mut differing = job.clone();
+        differing["settings"]["outputGroups"][0]["outputs"][1]["containerSettings"]["m3u8Settings"]["videoPid"] =
+            json!(600);
+        differing["settings"]["outputGroups"][0]["outputs"][1]["containerSettings"]["m3u8Settings"]["audioPids"] =
+            json!([601]);
+        assert_eq!(
+            plan_err(&differing),
+            "Settings.OutputGroups[0].Outputs[1].ContainerSettings.M3u8Settings"
+        );
+        let mut apart = job;
+        apart["settings"]["outputGroups"][0]["outputs"][0]["containerSettings"]["m3u8Settings"]["audioPids"] =
+            json!([490]);
+        assert_eq!(
+            plan_err(&apart),
+            "Settings.OutputGroups[0].Outputs[0].ContainerSettings.M3u8Settings.AudioPids = [490]"
+        );
     }
 
     #[test]

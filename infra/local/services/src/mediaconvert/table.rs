@@ -304,9 +304,17 @@ pub static RULES: &[Rule] = &[
     rule(out!("ContainerSettings.Mp4Settings.Mp4MajorBrand"), ANY),
     rule(out!("ContainerSettings.Mp4Settings.AudioDuration"), ANY),
     rule(out!("ContainerSettings.Mp4Settings.C2paManifest"), only(&["EXCLUDE"])),
-    // The transport-stream details of HLS segments: the mpegts muxer sets its own PIDs and
-    // intervals; players do not depend on the values.
+    // The transport stream of HLS segments: what ffmpeg's mpegts muxer can set is set (PIDs,
+    // program, intervals); the rest (PES packing, PIDs of streams we never write) has no effect.
     rule(m3u8!("**"), ANY),
+    rule(m3u8!("PmtPid"), Honoured),
+    rule(m3u8!("VideoPid"), Honoured),
+    rule(m3u8!("AudioPids"), Honoured),
+    rule(m3u8!("ProgramNumber"), Honoured),
+    rule(m3u8!("TransportStreamId"), Honoured),
+    rule(m3u8!("PatInterval"), Honoured),
+    rule(m3u8!("PmtInterval"), Honoured),
+    rule(m3u8!("MaxPcrInterval"), Honoured),
     rule(m3u8!("Scte35Source"), only(&["NONE"])),
     rule(m3u8!("TimedMetadata"), only(&["NONE"])),
     rule(m3u8!("NielsenId3"), only(&["NONE"])),
@@ -556,7 +564,8 @@ mod tests {
     fn the_most_specific_rule_wins() {
         assert_eq!(class_of("Settings.AdAvailOffset"), Some(Refused));
         assert_eq!(class_of("Settings.TimecodeConfig.Source"), Some(ANY));
-        assert_eq!(class_of(m3u8!("PmtPid")), Some(ANY));
+        assert_eq!(class_of(m3u8!("AudioFramesPerPes")), Some(ANY));
+        assert_eq!(class_of(m3u8!("PmtPid")), Some(Honoured));
         assert_eq!(class_of(m3u8!("Scte35Source")), Some(only(&["NONE"])));
         assert_eq!(class_of("HopDestinations"), Some(Refused));
         assert_eq!(class_of("Settings.Inputs[].AudioSelectorGroups"), Some(Refused));
