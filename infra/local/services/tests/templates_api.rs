@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use aws_sdk_mediaconvert::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_mediaconvert::types::{
-    AacSettings, AudioCodec, AudioCodecSettings, AudioDefaultSelection, AudioDescription, AudioSelector,
-    ContainerSettings, ContainerType, FileGroupSettings, H264RateControlMode, H264Settings, Input, JobSettings,
-    JobTemplateListBy, JobTemplateSettings, Output, OutputGroup, OutputGroupSettings, OutputGroupType, PresetSettings,
-    VideoCodec, VideoCodecSettings, VideoDescription,
+    AacSettings, AccelerationMode, AccelerationSettings, AudioCodec, AudioCodecSettings, AudioDefaultSelection,
+    AudioDescription, AudioSelector, ContainerSettings, ContainerType, FileGroupSettings, H264RateControlMode,
+    H264Settings, Input, JobSettings, JobStatus, JobTemplateListBy, JobTemplateSettings, Output, OutputGroup,
+    OutputGroupSettings, OutputGroupType, PresetSettings, VideoCodec, VideoCodecSettings, VideoDescription,
 };
 use aws_sdk_mediaconvert::Client;
 use local_services::mediaconvert::LocalMediaConvert;
@@ -144,6 +144,11 @@ async fn templates_and_presets_through_the_sdk() {
             .name(name)
             .category("conformance")
             .queue("arn:aws:mediaconvert:us-east-1:000000000000:queues/Templated")
+            .acceleration_settings(
+                AccelerationSettings::builder()
+                    .mode(AccelerationMode::Preferred)
+                    .build(),
+            )
             .settings(template_settings())
             .send()
             .await
@@ -218,6 +223,31 @@ async fn templates_and_presets_through_the_sdk() {
     let h264 = video.codec_settings().unwrap().h264_settings().unwrap();
     assert_eq!(h264.bitrate(), Some(3_000_000));
     assert_eq!(h264.gop_size(), Some(2.0));
+
+    // The job runs (and fails: its input is on no reachable S3); planned first, it names the
+    // setting it accepted without local effect, in the shapes the SDK reads.
+    let id = job.id().unwrap().to_owned();
+    let mut finished = None;
+    for _ in 0..300 {
+        let got = client.get_job().id(&id).send().await.expect("GetJob");
+        let job = got.job().unwrap().clone();
+        if job.status() == Some(&JobStatus::Error) {
+            finished = Some(job);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let finished = finished.expect("the job ends in ERROR within 30 s");
+    assert_eq!(finished.error_code(), Some(1010), "{:?}", finished.error_message());
+    assert_eq!(
+        finished.messages().unwrap().warning(),
+        [
+            "Accepted without local effect: Settings.OutputGroups[0].Name = File Group",
+            "Accepted without local effect: AccelerationSettings.Mode = PREFERRED"
+        ]
+    );
+    let warning = &finished.warnings()[0];
+    assert_eq!((warning.code(), warning.count()), (Some(990_001), Some(2)));
 
     let refused = client
         .create_job()

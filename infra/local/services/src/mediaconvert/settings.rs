@@ -280,9 +280,20 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
             video_selector.one_of("rotate", &["AUTO"])?;
             video_selector.finish()?;
         }
+        let timecode_source = input.one_of("timecodeSource", &["ZEROBASED", "EMBEDDED", "SPECIFIEDSTART"])?;
         let clippings = input.array("inputClippings")?;
         if clippings.len() > 1 {
             return Err(input.refuse("inputClippings", "one clipping per input is implemented"));
+        }
+        if !clippings.is_empty() && timecode_source.is_some_and(|t| t != "ZEROBASED") {
+            return Err(Unsupported {
+                setting: format!(
+                    "{} = {}",
+                    input.path_of("timecodeSource"),
+                    timecode_source.unwrap_or_default()
+                ),
+                detail: "InputClippings are implemented with TimecodeSource ZEROBASED (counted from the start)".into(),
+            });
         }
         for mut clip in clippings {
             let start = clip
@@ -1325,6 +1336,32 @@ mod tests {
             console_to_wire(&console),
             json!({"userMetadata": {"Key One": "v"}, "settings": {"inputs": [{
                 "audioSelectors": {"Audio Selector 1": {"defaultSelection": "DEFAULT"}}, "fileInput": "s3://b/k"}]}})
+        );
+    }
+
+    #[test]
+    fn an_input_clipping_seeks_the_input_from_zero() {
+        let mut job = seed_job();
+        job["settings"]["inputs"][0]["inputClippings"] =
+            json!([{"startTimecode": "00:00:01:12", "endTimecode": "00:01:00:00"}]);
+        let planned = plan(&job).unwrap();
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("out"), "b");
+        let args = strings(&args);
+        let input_at = args.iter().position(|a| a == "-i").unwrap();
+        assert_eq!(after(&args, "-ss", 0), "1.480", "12 frames at 25 fps");
+        assert_eq!(after(&args, "-to", 0), "60.000");
+        assert!(
+            args.iter().position(|a| a == "-ss").unwrap() < input_at,
+            "input seeking"
+        );
+
+        job["settings"]["inputs"][0]["timecodeSource"] = json!("EMBEDDED");
+        assert_eq!(plan_err(&job), "Settings.Inputs[0].TimecodeSource = EMBEDDED");
+        job["settings"]["inputs"][0]["timecodeSource"] = json!("ZEROBASED");
+        job["settings"]["inputs"][0]["inputClippings"][0]["endTimecode"] = json!("00:61:00:00");
+        assert_eq!(
+            plan_err(&job),
+            "Settings.Inputs[0].InputClippings[0].EndTimecode = 00:61:00:00"
         );
     }
 

@@ -155,7 +155,8 @@ pub static RULES: &[Rule] = &[
     rule("Settings.FollowSource", ANY),
     // Inputs: one file input; filters and selectors beyond the first video and audio refused.
     rule(input!("FileInput"), Honoured),
-    rule(input!("TimecodeSource"), ANY),
+    // Read because `InputClippings` count from it (the local service counts from zero).
+    rule(input!("TimecodeSource"), Honoured),
     rule(input!("TimecodeStart"), ANY),
     rule(input!("PsiControl"), ANY),
     rule(input!("ProgramNumber"), ANY),
