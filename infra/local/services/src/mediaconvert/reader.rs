@@ -33,8 +33,17 @@ pub(super) fn console_name(wire: &str) -> String {
     }
 }
 
-/// Settings accepted without local effect, in the console's spelling with their values.
-pub(super) type Accepted = Rc<RefCell<Vec<String>>>;
+/// What reading a job found besides the plan, shared by all its nodes.
+#[derive(Debug, Default)]
+pub(super) struct Ledger {
+    /// Settings accepted without local effect, in the console's spelling with their values.
+    pub(super) accepted: Vec<String>,
+    /// Settings the planner read although the table does not class them honoured: a defect of
+    /// the service, which refuses the job rather than let the table and the code disagree.
+    pub(super) unlisted_reads: Vec<String>,
+}
+
+pub(super) type Accepted = Rc<RefCell<Ledger>>;
 
 /// One JSON object being read; every key must be consumed before [`Node::finish`], which
 /// classifies the rest by the [`table`].
@@ -105,14 +114,9 @@ impl<'a> Node<'a> {
     pub(super) fn take(&mut self, key: &'a str) -> Option<&'a Value> {
         let (key, value) = self.map.get_key_value(key)?;
         self.consumed.push(key.as_str());
-        if is_leaf(value) {
-            // The planner reads only what the table says it honours.
-            debug_assert_eq!(
-                table::class_of(&self.pattern_of(key)),
-                Some(Class::Honoured),
-                "{} is read but not classified Honoured",
-                self.pattern_of(key)
-            );
+        // The planner reads only what the table says it honours.
+        if is_leaf(value) && table::class_of(&self.pattern_of(key)) != Some(Class::Honoured) {
+            self.accepted.borrow_mut().unlisted_reads.push(self.path_of(key));
         }
         Some(value)
     }
@@ -204,8 +208,14 @@ impl<'a> Node<'a> {
                 continue;
             }
             let is_map = !self.is_map && table::MAP_SETTINGS.contains(&console_name(key).as_str());
-            let mut accepted = self.accepted.borrow_mut();
-            classify_unread(&self.path_of(key), &self.pattern_of(key), is_map, value, &mut accepted)?;
+            let mut ledger = self.accepted.borrow_mut();
+            classify_unread(
+                &self.path_of(key),
+                &self.pattern_of(key),
+                is_map,
+                value,
+                &mut ledger.accepted,
+            )?;
         }
         Ok(())
     }
@@ -334,4 +344,35 @@ pub fn leaf_settings(request: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     walk("", "", false, request, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_read_the_table_does_not_call_honoured_is_recorded() {
+        let job = json!({"settings": {"adAvailOffset": 0, "followSource": 1}, "role": "r"});
+        let mut root = Node::root(&job).unwrap();
+        root.take("role");
+        let mut settings = root.object("settings").unwrap().unwrap();
+        settings.take("adAvailOffset");
+        settings.finish().unwrap();
+        let ledger = root.accepted.borrow();
+        assert_eq!(ledger.unlisted_reads, ["Settings.AdAvailOffset"]);
+        assert_eq!(ledger.accepted, ["Settings.FollowSource = 1"]);
+    }
+
+    #[test]
+    fn leaves_are_listed_with_their_table_patterns() {
+        let job = json!({"settings": {"inputs": [{"audioSelectors": {"Audio Selector 1": {"tracks": [1]}}}]}});
+        assert_eq!(
+            leaf_settings(&job),
+            [(
+                "Settings.Inputs[0].AudioSelectors.Audio Selector 1.Tracks".to_owned(),
+                "Settings.Inputs[].AudioSelectors{}.Tracks".to_owned()
+            )]
+        );
+    }
 }

@@ -327,9 +327,16 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
         return Err(settings.refuse("outputGroups", "at least one output group is required"));
     }
     settings.finish()?;
-    let accepted = job.accepted.clone();
+    let ledger = job.accepted.clone();
     job.finish()?;
-    let accepted = accepted.borrow().clone();
+    let ledger = ledger.borrow();
+    if let Some(setting) = ledger.unlisted_reads.first() {
+        return Err(Unsupported {
+            setting: setting.clone(),
+            detail: "read by the local MediaConvert but not listed as honoured in its settings table (a defect of the service: please report it)".into(),
+        });
+    }
+    let accepted = ledger.accepted.clone();
     Ok(JobPlan {
         input_bucket,
         input_key,
