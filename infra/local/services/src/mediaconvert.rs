@@ -36,6 +36,7 @@
 
 pub mod audio;
 mod reader;
+mod render;
 pub mod settings;
 pub mod table;
 pub mod templates;
