@@ -775,7 +775,7 @@ impl LocalMediaConvert {
             .await
             .map_err(unreadable)?;
         let video = info.require_video().map_err(unreadable)?;
-        let (width, height) = video.display_size();
+        let (width, height) = plan.source_size((video.width, video.height), video.display_size());
         let source = Source {
             width,
             height,

@@ -7,8 +7,8 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::settings::{GroupKind, GroupPlan, Timecode, TsOptions};
-use super::video::Source;
+use super::settings::{GroupKind, GroupPlan, Rotation, Timecode, TsOptions};
+use super::video::{Source, VideoPlan};
 
 impl TsOptions {
     /// `-hls_segment_options` for the mpegts muxer, if any option is set.
@@ -98,8 +98,16 @@ impl GroupPlan {
                 args.push(format!("{:.3}", end.seconds_at(source.fps)).into());
             }
         }
+        if matches!(self.rotation, Rotation::Fixed(_)) {
+            args.push("-noautorotate".into());
+        }
         args.push("-i".into());
         args.push(input.as_os_str().to_owned());
+        // Every output's picture starts turned as the input's selector says.
+        let filter = |video: &VideoPlan| match self.rotation.filter() {
+            Some(turn) => format!("{turn},{}", video.filter(source)),
+            None => video.filter(source),
+        };
         let mut files = Vec::new();
         let text = |items: Vec<String>, args: &mut Vec<OsString>| args.extend(items.into_iter().map(OsString::from));
         match &self.kind {
@@ -107,7 +115,7 @@ impl GroupPlan {
                 for (index, output) in self.outputs.iter().enumerate() {
                     let video = output.video.as_ref().expect("outputs have video");
                     text(
-                        vec!["-map".into(), "0:v:0".into(), "-vf".into(), video.filter(source)],
+                        vec!["-map".into(), "0:v:0".into(), "-vf".into(), filter(video)],
                         &mut args,
                     );
                     text(video.encoder_args(":v", None, source), &mut args);
@@ -160,7 +168,7 @@ impl GroupPlan {
                                 "-map".into(),
                                 "0:v:0".into(),
                                 format!("-filter:v:{video_index}"),
-                                video.filter(source),
+                                filter(video),
                             ],
                             &mut args,
                         );
@@ -252,7 +260,7 @@ impl GroupPlan {
                             "-map".into(),
                             "0:v:0".into(),
                             format!("-filter:v:{index}"),
-                            video.filter(source),
+                            filter(video),
                         ],
                         &mut args,
                     );

@@ -84,6 +84,8 @@ pub struct GroupPlan {
     pub clipping: Option<Clipping>,
     /// HLS: the transport stream's settings (`M3u8Settings`), one for every variant.
     pub ts: TsOptions,
+    /// The input's `VideoSelector.Rotate` (the same for every group).
+    pub rotation: Rotation,
 }
 
 /// `M3u8Settings` that ffmpeg's mpegts muxer can honour.
@@ -153,6 +155,42 @@ pub struct JobPlan {
     pub groups: Vec<GroupPlan>,
     /// Settings accepted without local effect (`Path = value`), for the job's warnings.
     pub accepted: Vec<String>,
+    /// The input's `VideoSelector.Rotate`.
+    pub rotation: Rotation,
+}
+
+impl JobPlan {
+    /// The picture size the outputs start from: as displayed (AUTO), or the coded size turned by
+    /// the selector's angle.
+    pub fn source_size(&self, coded: (u32, u32), displayed: (u32, u32)) -> (u32, u32) {
+        match self.rotation {
+            Rotation::Auto => displayed,
+            Rotation::Fixed(degrees) if degrees % 180 == 90 => (coded.1, coded.0),
+            Rotation::Fixed(_) => coded,
+        }
+    }
+}
+
+/// `VideoSelector.Rotate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rotation {
+    /// From the source's rotation metadata.
+    #[default]
+    Auto,
+    /// Clockwise degrees (0, 90, 180, 270), the metadata ignored.
+    Fixed(u32),
+}
+
+impl Rotation {
+    /// The filter that turns the decoded picture, if any.
+    pub(super) fn filter(self) -> Option<&'static str> {
+        match self {
+            Rotation::Fixed(90) => Some("transpose=clock"),
+            Rotation::Fixed(180) => Some("hflip,vflip"),
+            Rotation::Fixed(270) => Some("transpose=cclock"),
+            _ => None,
+        }
+    }
 }
 
 /// A job as the console exports it (PascalCase, `"Settings": {...}`) → as the SDK sends it
@@ -240,6 +278,7 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
     let mut selectors = Vec::new();
     let mut input_uri = None;
     let mut clipping = None;
+    let mut rotation = Rotation::Auto;
     for mut input in inputs {
         input_uri = input.string("fileInput")?;
         input_uri = Some(input.required("fileInput", input_uri)?);
@@ -252,8 +291,18 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
             audio_selectors.finish()?;
         }
         if let Some(mut video_selector) = input.object("videoSelector")? {
-            // ffmpeg turns the picture upright from the rotation metadata, as AUTO does.
-            video_selector.one_of("rotate", &["AUTO"])?;
+            // AUTO: upright from the rotation metadata (what ffmpeg does by default); the others
+            // ignore the metadata and turn the picture clockwise by the given angle.
+            rotation = match video_selector.one_of(
+                "rotate",
+                &["AUTO", "DEGREE_0", "DEGREES_90", "DEGREES_180", "DEGREES_270"],
+            )? {
+                Some("DEGREE_0") => Rotation::Fixed(0),
+                Some("DEGREES_90") => Rotation::Fixed(90),
+                Some("DEGREES_180") => Rotation::Fixed(180),
+                Some("DEGREES_270") => Rotation::Fixed(270),
+                _ => Rotation::Auto,
+            };
             video_selector.finish()?;
         }
         let timecode_source = input.one_of("timecodeSource", &["ZEROBASED", "EMBEDDED", "SPECIFIEDSTART"])?;
@@ -297,6 +346,7 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
     for group in settings.array("outputGroups")? {
         let mut group = group_plan(group, &selectors)?;
         group.clipping = clipping;
+        group.rotation = rotation;
         groups.push(group);
     }
     if groups.is_empty() {
@@ -318,6 +368,7 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
         input_key,
         groups,
         accepted,
+        rotation,
     })
 }
 
@@ -481,6 +532,7 @@ fn group_plan(mut group: Node<'_>, selectors: &[AudioSelector]) -> Result<GroupP
         outputs,
         clipping: None,
         ts: ts.unwrap_or_default(),
+        rotation: Rotation::Auto,
     })
 }
 
@@ -934,9 +986,9 @@ mod tests {
                 "Settings.OutputGroups[0].Outputs[0].ContainerSettings.Container = MOV",
             ),
             (
-                "/settings/inputs/0/videoSelector/rotate",
-                json!("DEGREES_90"),
-                "Settings.Inputs[0].VideoSelector.Rotate = DEGREES_90",
+                "/settings/inputs/0/videoSelector/padVideo",
+                json!("BLACK"),
+                "Settings.Inputs[0].VideoSelector.PadVideo = BLACK",
             ),
             ("/settings/adAvailOffset", json!(0), "Settings.AdAvailOffset"),
             ("/hopDestinations", json!([]), "HopDestinations"),
@@ -1071,6 +1123,42 @@ mod tests {
             plan_err(&job),
             "Settings.Inputs[0].InputClippings[0].EndTimecode = 00:61:00:00"
         );
+    }
+
+    #[test]
+    fn a_fixed_rotation_ignores_the_metadata_and_turns_the_picture() {
+        let mut job = seed_job();
+        job["settings"]["inputs"][0]["videoSelector"]["rotate"] = json!("DEGREES_90");
+        let planned = plan(&job).unwrap();
+        assert_eq!(planned.source_size((1920, 1080), (1080, 1920)), (1080, 1920));
+        let source = Source {
+            width: 1080,
+            height: 1920,
+            ..HD_SOURCE
+        };
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &source, Path::new("out"), "b");
+        let args = strings(&args);
+        let input_at = args.iter().position(|a| a == "-i").unwrap();
+        assert!(args[..input_at].contains(&"-noautorotate".to_owned()));
+        assert!(after(&args, "-vf", 0).starts_with("transpose=clock,scale=1080:1920"));
+
+        job["settings"]["inputs"][0]["videoSelector"]["rotate"] = json!("DEGREE_0");
+        let planned = plan(&job).unwrap();
+        assert_eq!(
+            planned.source_size((1920, 1080), (1080, 1920)),
+            (1920, 1080),
+            "metadata ignored"
+        );
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("out"), "b");
+        let args = strings(&args);
+        assert!(args.contains(&"-noautorotate".to_owned()));
+        assert!(after(&args, "-vf", 0).starts_with("scale="));
+
+        job["settings"]["inputs"][0]["videoSelector"]["rotate"] = json!("AUTO");
+        let planned = plan(&job).unwrap();
+        assert_eq!(planned.source_size((1920, 1080), (1080, 1920)), (1080, 1920));
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("out"), "b");
+        assert!(!strings(&args).contains(&"-noautorotate".to_owned()));
     }
 
     #[test]
