@@ -394,7 +394,7 @@ fn run_job(path: &Path, source_file: &Path, source: &Source, work: &Path, tally:
             None => SOURCE_SECONDS,
         };
         let segment = match &group.kind {
-            GroupKind::Hls { segment_length } => {
+            GroupKind::Hls { segment_length, .. } => {
                 check_hls_playlists(&dir, &base, group, *segment_length);
                 Some(*segment_length)
             }

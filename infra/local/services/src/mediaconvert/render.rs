@@ -250,7 +250,10 @@ impl GroupPlan {
                 text(dash_args, &mut args);
                 args.push(dir.join(format!("{base}.mpd")).into_os_string());
             }
-            &GroupKind::Hls { segment_length } => {
+            &GroupKind::Hls {
+                segment_length,
+                single_file,
+            } => {
                 let mut stream_map = Vec::new();
                 let mut audio_index = 0;
                 for (index, output) in self.outputs.iter().enumerate() {
@@ -292,7 +295,11 @@ impl GroupPlan {
                         "-hls_playlist_type".into(),
                         "vod".into(),
                         "-hls_flags".into(),
-                        "independent_segments".into(),
+                        if single_file {
+                            "independent_segments+single_file".into()
+                        } else {
+                            "independent_segments".into()
+                        },
                         "-start_number".into(),
                         "1".into(),
                         "-master_pl_name".into(),
@@ -306,7 +313,12 @@ impl GroupPlan {
                     text(vec!["-hls_segment_options".into(), options], &mut args);
                 }
                 text(vec!["-hls_segment_filename".into()], &mut args);
-                args.push(dir.join(format!("{base}%v_%05d.ts")).into_os_string());
+                let segments = if single_file {
+                    format!("{base}%v.ts")
+                } else {
+                    format!("{base}%v_%05d.ts")
+                };
+                args.push(dir.join(segments).into_os_string());
                 args.push(dir.join(format!("{base}%v.m3u8")).into_os_string());
                 files.insert(
                     0,

@@ -49,8 +49,10 @@ pub struct OutputPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupKind {
     File,
+    /// `single_file`: `SegmentControl` SINGLE_FILE, one `.ts` per variant and byte ranges.
     Hls {
         segment_length: u32,
+        single_file: bool,
     },
     /// DASH_ISO (`cmaf` false) or CMAF: fragmented MP4 segments from ffmpeg's dash muxer.
     Dash(DashPlan),
@@ -463,15 +465,18 @@ fn group_plan(mut group: Node<'_>, selectors: &[AudioSelector]) -> Result<GroupP
             let destination = hls.required("destination", destination)?;
             let segment_length = hls.int("segmentLength", 1..=60)?.unwrap_or(10) as u32;
             hls.int("minSegmentLength", 0..=0)?;
-            // What ffmpeg's HLS muxer writes: one folder, segments and playlists, RESOLUTION
-            // in the master playlist.
-            hls.one_of("segmentControl", &["SEGMENTED_FILES"])?;
+            // What ffmpeg's HLS muxer writes: one folder, segments (or one file per variant,
+            // addressed by byte ranges) and playlists, RESOLUTION in the master playlist.
+            let single_file = hls.one_of("segmentControl", &["SEGMENTED_FILES", "SINGLE_FILE"])? == Some("SINGLE_FILE");
             hls.one_of("directoryStructure", &["SINGLE_DIRECTORY"])?;
             hls.one_of("outputSelection", &["MANIFESTS_AND_SEGMENTS"])?;
             hls.one_of("streamInfResolution", &["INCLUDE"])?;
             hls.finish()?;
             (
-                GroupKind::Hls { segment_length },
+                GroupKind::Hls {
+                    segment_length,
+                    single_file,
+                },
                 (destination, settings.path_of("hlsGroupSettings")),
             )
         }
@@ -849,7 +854,13 @@ mod tests {
     fn an_hls_group_is_one_run_with_a_variant_per_output_and_a_master_playlist() {
         let plan = plan(&hls_job()).unwrap();
         let group = &plan.groups[0];
-        assert_eq!(group.kind, GroupKind::Hls { segment_length: 6 });
+        assert_eq!(
+            group.kind,
+            GroupKind::Hls {
+                segment_length: 6,
+                single_file: false
+            }
+        );
         let (args, files) = group.ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("/o"), "my cat");
         let args = strings(&args);
         assert_eq!(
@@ -922,6 +933,18 @@ mod tests {
 
     fn plan_err(job: &Value) -> String {
         plan(job).unwrap_err().setting
+    }
+
+    #[test]
+    fn an_hls_group_of_single_files_writes_one_ts_per_variant() {
+        let mut job = hls_job();
+        job["settings"]["outputGroups"][0]["outputGroupSettings"]["hlsGroupSettings"]["segmentControl"] =
+            json!("SINGLE_FILE");
+        let planned = plan(&job).unwrap();
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("/o"), "b");
+        let args = strings(&args);
+        assert_eq!(after(&args, "-hls_flags", 0), "independent_segments+single_file");
+        assert_eq!(after(&args, "-hls_segment_filename", 0), "/o/b%v.ts");
     }
 
     #[test]
