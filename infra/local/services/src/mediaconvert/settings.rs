@@ -1184,6 +1184,36 @@ mod tests {
         assert!(!strings(&args).contains(&"-noautorotate".to_owned()));
     }
 
+    /// The job `infra/local/e2e/tests/mediaconvert.rs` submits to see a refusal, as the SDK sends
+    /// it: its GopSize is honoured now; an interlaced output is what is still refused.
+    #[test]
+    fn the_e2e_refusal_job_is_refused_for_interlacing_and_honours_its_gop() {
+        let job = |h264: Value| {
+            json!({"role": "r", "queue": "q", "userMetadata": {"sourceKey": "k"}, "settings": {
+                "inputs": [{"fileInput": "s3://src/e2e-unsupported/x/gop.mp4"}],
+                "outputGroups": [{"outputGroupSettings": {"type": "FILE_GROUP_SETTINGS",
+                    "fileGroupSettings": {"destination": "s3://out/mediaconvert/e2e-unsupported/"}},
+                    "outputs": [{"containerSettings": {"container": "MP4"},
+                        "videoDescription": {"codecSettings": {"codec": "H_264", "h264Settings": h264}}}]}]}})
+        };
+        let honoured = plan(&job(
+            json!({"rateControlMode": "QVBR", "maxBitrate": 1000000, "gopSize": 90.0}),
+        ))
+        .unwrap();
+        let video = honoured.groups[0].outputs[0].video.as_ref().unwrap();
+        assert_eq!(video.tuning.gop, super::super::video::Gop::Frames(90));
+        let refused = plan(&job(
+            json!({"rateControlMode": "QVBR", "maxBitrate": 1000000, "interlaceMode": "TOP_FIELD"}),
+        ))
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains(
+                "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H264Settings.InterlaceMode"
+            ),
+            "{refused}"
+        );
+    }
+
     #[test]
     fn malformed_jobs_are_refused_by_name() {
         let mut job = seed_job();
