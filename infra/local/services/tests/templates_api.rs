@@ -19,6 +19,15 @@ async fn start_service() -> Client {
     // The jobs this test creates start running; their S3 and EventBridge calls must reach
     // nobody (never a local stack that happens to be up).
     std::env::set_var("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+    for specific in [
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_EVENTBRIDGE",
+        "AWS_ENDPOINT_URL_SNS",
+    ] {
+        std::env::remove_var(specific);
+    }
+    // And were an event delivered, no stack's rule listens to this source.
+    std::env::set_var("MEDIACONVERT_EVENT_SOURCE", "local-services.templates-api-test");
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
