@@ -855,76 +855,110 @@ impl LocalMediaConvert {
                     )
                 })?;
         }
-        let uri = |name: &str| format!("s3://{}/{}{name}", group.bucket, group.prefix);
-        let mut output_details = Vec::new();
-        for file in files {
-            let Some(index) = file.output else { continue };
-            let Some(plan_video) = group.outputs[index].video.as_ref() else {
-                // An audio-only output (DASH, CMAF): no video details.
-                output_details.push(json!({
-                    "outputFilePaths": [uri(&file.name)],
-                    "durationInMs": (duration * 1000.0).round() as u64,
-                }));
-                continue;
-            };
-            let (mut width, mut height) = plan_video.output_size(source);
-            let mut duration_ms = (duration * 1000.0).round() as u64;
-            if file.captures {
-                let stills: Vec<String> = names
-                    .iter()
-                    .filter(|name| {
-                        name.strip_prefix(&file.name).is_some_and(|rest| {
-                            rest.len() > 8 && rest[..7].bytes().all(|b| b.is_ascii_digit()) && &rest[7..8] == "."
-                        })
-                    })
-                    .map(|name| uri(name))
-                    .collect();
-                output_details.push(json!({
-                    "outputFilePaths": stills,
-                    "durationInMs": duration_ms,
-                    "videoDetails": {"widthInPx": width, "heightInPx": height},
-                }));
+        // What was written, not what was asked for: the MP4s of a file group are probed.
+        let mut probed = HashMap::new();
+        for file in files.iter().filter(|f| f.output.is_some() && !f.captures) {
+            if group.kind != GroupKind::File {
                 continue;
             }
-            if group.kind == GroupKind::File {
-                // What was written, not what was asked for.
-                let probed = shared::probe::probe_file(
-                    Path::new("ffprobe"),
-                    &dir.join(&file.name),
-                    Deadline::after(Duration::from_secs(60)),
-                )
-                .await
-                .map_err(|e| JobFailure::new(1999, format!("the output {} is unreadable: {}", file.name, e.reason)))?;
-                if let Some(video) = &probed.video {
-                    (width, height) = video.display_size();
-                }
-                duration_ms = (probed.duration_secs.unwrap_or(duration) * 1000.0).round() as u64;
-            }
+            let info = shared::probe::probe_file(
+                Path::new("ffprobe"),
+                &dir.join(&file.name),
+                Deadline::after(Duration::from_secs(60)),
+            )
+            .await
+            .map_err(|e| JobFailure::new(1999, format!("the output {} is unreadable: {}", file.name, e.reason)))?;
+            probed.insert(
+                file.name.clone(),
+                Written {
+                    size: info.video.as_ref().map(|v| v.display_size()),
+                    duration_secs: info.duration_secs,
+                },
+            );
+        }
+        Ok(group_detail(group, files, &names, &probed, source, duration))
+    }
+}
+
+/// An output file as ffprobe saw it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Written {
+    size: Option<(u32, u32)>,
+    duration_secs: Option<f64>,
+}
+
+/// The COMPLETE event's detail of one group: its outputs' files and sizes, and for streaming
+/// groups the manifests. `names` are the files the run wrote; `probed` what ffprobe saw of some.
+fn group_detail(
+    group: &settings::GroupPlan,
+    files: &[settings::WrittenFile],
+    names: &[String],
+    probed: &HashMap<String, Written>,
+    source: &Source,
+    duration: f64,
+) -> Value {
+    let uri = |name: &str| format!("s3://{}/{}{name}", group.bucket, group.prefix);
+    let mut output_details = Vec::new();
+    for file in files {
+        let Some(index) = file.output else { continue };
+        let Some(plan_video) = group.outputs[index].video.as_ref() else {
+            // An audio-only output (DASH, CMAF): no video details.
             output_details.push(json!({
                 "outputFilePaths": [uri(&file.name)],
+                "durationInMs": (duration * 1000.0).round() as u64,
+            }));
+            continue;
+        };
+        let (mut width, mut height) = plan_video.output_size(source);
+        let mut duration_ms = (duration * 1000.0).round() as u64;
+        if file.captures {
+            // `<name>.0000000.jpg`, ...: the numbered stills of this output only.
+            let stills: Vec<String> = names
+                .iter()
+                .filter(|name| {
+                    name.strip_prefix(&file.name).is_some_and(|rest| {
+                        rest.len() > 8 && rest[..7].bytes().all(|b| b.is_ascii_digit()) && &rest[7..8] == "."
+                    })
+                })
+                .map(|name| uri(name))
+                .collect();
+            output_details.push(json!({
+                "outputFilePaths": stills,
                 "durationInMs": duration_ms,
                 "videoDetails": {"widthInPx": width, "heightInPx": height},
             }));
+            continue;
         }
-        let mut detail = json!({
-            "outputDetails": output_details,
-            "type": match &group.kind {
-                GroupKind::File => "FILE_GROUP",
-                GroupKind::Hls { .. } => "HLS_GROUP",
-                GroupKind::Dash(dash) if dash.cmaf => "CMAF_GROUP",
-                GroupKind::Dash(_) => "DASH_ISO_GROUP",
-            },
-        });
-        if group.kind != GroupKind::File {
-            let masters: Vec<String> = files
-                .iter()
-                .filter(|f| f.output.is_none())
-                .map(|f| uri(&f.name))
-                .collect();
-            detail["playlistFilePaths"] = masters.into();
+        if let Some(written) = probed.get(&file.name) {
+            if let Some(size) = written.size {
+                (width, height) = size;
+            }
+            duration_ms = (written.duration_secs.unwrap_or(duration) * 1000.0).round() as u64;
         }
-        Ok(detail)
+        output_details.push(json!({
+            "outputFilePaths": [uri(&file.name)],
+            "durationInMs": duration_ms,
+            "videoDetails": {"widthInPx": width, "heightInPx": height},
+        }));
     }
+    let mut detail = json!({
+        "outputDetails": output_details,
+        "type": match &group.kind {
+            GroupKind::File => "FILE_GROUP",
+            GroupKind::Hls { .. } => "HLS_GROUP",
+            GroupKind::Dash(dash) if dash.cmaf => "CMAF_GROUP",
+            GroupKind::Dash(_) => "DASH_ISO_GROUP",
+        },
+    });
+    if group.kind != GroupKind::File {
+        let masters: Vec<String> = files
+            .iter()
+            .filter(|f| f.output.is_none())
+            .map(|f| uri(&f.name))
+            .collect();
+        detail["playlistFilePaths"] = masters.into();
+    }
+    detail
 }
 
 /// A percent-encoded path segment or query value.
@@ -1049,6 +1083,87 @@ mod tests {
         assert_eq!(
             api["warnings"],
             json!([{"code": ACCEPTED_WITHOUT_LOCAL_EFFECT, "count": 1}])
+        );
+    }
+
+    fn planned(job: Value) -> settings::GroupPlan {
+        settings::plan(&settings::console_to_wire(&job))
+            .unwrap()
+            .groups
+            .remove(0)
+    }
+
+    const SOURCE: Source = Source {
+        width: 640,
+        height: 360,
+        has_audio: true,
+        fps: 25.0,
+    };
+
+    #[test]
+    fn a_file_group_reports_what_was_written_and_each_thumbnail() {
+        let group = planned(json!({"Role": "r", "Settings": {
+            "Inputs": [{"FileInput": "s3://src/in/clip.mp4", "AudioSelectors": {"Audio Selector 1": {}}}],
+            "OutputGroups": [{"OutputGroupSettings": {"Type": "FILE_GROUP_SETTINGS",
+                "FileGroupSettings": {"Destination": "s3://out/mc/"}},
+              "Outputs": [
+                {"NameModifier": "_hd", "ContainerSettings": {"Container": "MP4"},
+                 "VideoDescription": {"Width": 1280, "Height": 720, "CodecSettings": {"Codec": "H_264",
+                    "H264Settings": {"RateControlMode": "QVBR"}}}},
+                {"NameModifier": "_t", "ContainerSettings": {"Container": "RAW"},
+                 "VideoDescription": {"Width": 320, "Height": 180, "CodecSettings": {"Codec": "FRAME_CAPTURE",
+                    "FrameCaptureSettings": {"MaxCaptures": 2}}}}]}]}}));
+        let (_, files) = group.ffmpeg_args(Path::new("in"), &SOURCE, Path::new("/w"), "clip");
+        let names: Vec<String> = ["clip_hd.mp4", "clip_t.0000000.jpg", "clip_t.0000001.jpg", "clip_t.mp4x"]
+            .map(String::from)
+            .to_vec();
+        let probed = HashMap::from([(
+            "clip_hd.mp4".to_owned(),
+            Written {
+                size: Some((1280, 718)),
+                duration_secs: Some(2.5),
+            },
+        )]);
+        let detail = group_detail(&group, &files, &names, &probed, &SOURCE, 3.0);
+        assert_eq!(detail["type"], "FILE_GROUP");
+        assert_eq!(detail.get("playlistFilePaths"), None);
+        assert_eq!(
+            detail["outputDetails"],
+            json!([
+                {"outputFilePaths": ["s3://out/mc/clip_hd.mp4"], "durationInMs": 2500,
+                 "videoDetails": {"widthInPx": 1280, "heightInPx": 718}},
+                {"outputFilePaths": ["s3://out/mc/clip_t.0000000.jpg", "s3://out/mc/clip_t.0000001.jpg"],
+                 "durationInMs": 3000, "videoDetails": {"widthInPx": 320, "heightInPx": 180}}
+            ])
+        );
+    }
+
+    #[test]
+    fn a_cmaf_group_reports_its_manifests_and_its_audio_only_output() {
+        let group = planned(json!({"Role": "r", "Settings": {
+            "Inputs": [{"FileInput": "s3://src/in/clip.mp4", "AudioSelectors": {"Audio Selector 1": {}}}],
+            "OutputGroups": [{"OutputGroupSettings": {"Type": "CMAF_GROUP_SETTINGS",
+                "CmafGroupSettings": {"Destination": "s3://out/cmaf/", "SegmentLength": 2}},
+              "Outputs": [
+                {"NameModifier": "_v", "ContainerSettings": {"Container": "CMFC"},
+                 "VideoDescription": {"Height": 180, "CodecSettings": {"Codec": "H_264",
+                    "H264Settings": {"RateControlMode": "QVBR"}}}},
+                {"NameModifier": "_a", "ContainerSettings": {"Container": "CMFC"},
+                 "AudioDescriptions": [{"CodecSettings": {"Codec": "AAC", "AacSettings": {"Bitrate": 96000}}}]}]}]}}));
+        let (_, files) = group.ffmpeg_args(Path::new("in"), &SOURCE, Path::new("/w"), "clip");
+        let detail = group_detail(&group, &files, &[], &HashMap::new(), &SOURCE, 4.0);
+        assert_eq!(detail["type"], "CMAF_GROUP");
+        assert_eq!(
+            detail["playlistFilePaths"],
+            json!(["s3://out/cmaf/clip.mpd", "s3://out/cmaf/clip.m3u8"])
+        );
+        assert_eq!(
+            detail["outputDetails"],
+            json!([
+                {"outputFilePaths": ["s3://out/cmaf/clip.mpd"], "durationInMs": 4000,
+                 "videoDetails": {"widthInPx": 320, "heightInPx": 180}},
+                {"outputFilePaths": ["s3://out/cmaf/clip.mpd"], "durationInMs": 4000}
+            ])
         );
     }
 
