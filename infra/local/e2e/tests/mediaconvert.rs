@@ -282,7 +282,7 @@ async fn an_hls_job_writes_a_playable_master_playlist_with_the_ladder() {
 async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_result() {
     let env = TestEnv::load().await;
     let sample = env.sample(SampleSpec { seconds: 1.0, ..SMALL }).await;
-    let key = format!("e2e-unsupported/{}/gop.mp4", unique_suffix());
+    let key = format!("e2e-unsupported/{}/interlaced.mp4", unique_suffix());
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
@@ -321,7 +321,7 @@ async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_res
                                             mc::H264Settings::builder()
                                                 .rate_control_mode(mc::H264RateControlMode::Qvbr)
                                                 .max_bitrate(1_000_000)
-                                                .gop_size(90.0)
+                                                .interlace_mode(mc::H264InterlaceMode::TopField)
                                                 .build(),
                                         )
                                         .build(),
@@ -349,7 +349,7 @@ async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_res
     let job_id = created.job().unwrap().id().unwrap().to_owned();
     let result = mediaconvert_result(&tap, &key).await;
     tap.close().await;
-    let setting = "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H264Settings.GopSize";
+    let setting = "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H264Settings.InterlaceMode";
     assert_eq!(result.status, ResultStatus::Failed, "{result:#?}");
     let reason = result.reason.unwrap();
     assert_eq!(reason.code, Code::MediaconvertError);
@@ -358,7 +358,7 @@ async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_res
     let job = get_job(&env.clients, &job_id).await;
     assert_eq!(job.status(), Some(&mc::JobStatus::Error));
     assert!(job.error_message().unwrap().contains(setting));
-    let written = list_keys(&env.clients.s3, env.output_bucket(), "mediaconvert/e2e-unsupported/gop")
+    let written = list_keys(&env.clients.s3, env.output_bucket(), "mediaconvert/e2e-unsupported/interlaced")
         .await
         .unwrap();
     assert!(written.is_empty(), "a refused job writes nothing: {written:?}");
