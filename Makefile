@@ -48,8 +48,12 @@ stack_port = $(shell LOCAL_STACK_PORT=$(LOCAL_STACK_PORT) infra/local/stack.sh p
 # and the local services' gif_sources are on loopback, so exactly those two sockets are
 # allow-listed (on AWS the list stays empty), and a small size cap keeps the oversize tests quick.
 CAMERA_API_URL = http://127.0.0.1:$(call stack_port,camera_api)
+# The MediaConvert job template the local stack's submitter runs: built in (hd-sd, what the
+# end-to-end tests check), or a console export of job-templates/mediaconvert/console/ (the demo's).
+MEDIACONVERT_TEMPLATE ?= hd-sd
+DEMO_MEDIACONVERT_TEMPLATE ?= vod-hls-ladder
 LOCAL_PARAMETERS = Architecture=$(LOCAL_ARCH) FfmpegPath=ffmpeg FfprobePath=ffprobe WorkerTimeoutSeconds=120 WorkerVisibilityTimeoutSeconds=130 WorkerReservedConcurrency=4 \
-  MediaConvertEventSource=devstack.mediaconvert PublicBaseUrl=http://127.0.0.1:$(call stack_port,origin) \
+  MediaConvertEventSource=devstack.mediaconvert MediaConvertTemplate=$(MEDIACONVERT_TEMPLATE) PublicBaseUrl=http://127.0.0.1:$(call stack_port,origin) \
   CameraApiUrl=$(CAMERA_API_URL) RecordingsUrl=$(CAMERA_API_URL)/recordings \
   ClipRequeueDelaySeconds=3 ClipPendingLimitSeconds=60 \
   GifSourceLoopbackAllowList=127.0.0.1:$(LOCAL_STACK_PORT),127.0.0.1:$(call stack_port,gif_sources) GifMaxSourceBytes=20000000 \
@@ -144,6 +148,7 @@ stack: stack-up build ## start the local stack, deploy infra/template.yaml into 
 	  || { tail -n 40 $(LOCAL_STATE_DIR)/sam-deploy.log; exit 1; }
 	$(RUN) sam list stack-outputs --stack-name $(STACK_NAME) --output json >$(LOCAL_STATE_DIR)/stack-outputs.json
 	infra/local/stack.sh services
+	$(RUN) $(VENV)/bin/python infra/ops/register_job_templates.py job-templates/mediaconvert/console/*.json
 	$(RUN) $(VENV)/bin/python infra/local/apply_emulator_gaps.py --stack-name $(STACK_NAME) \
 	  --template infra/template.yaml --parameter-overrides $(LOCAL_PARAMETERS)
 	@echo "local stack '$(STACK_NAME)' deployed on port $(LOCAL_STACK_PORT); outputs in $(LOCAL_STATE_DIR)/stack-outputs.json"
@@ -161,7 +166,7 @@ endef
 # ------------------------------------------------------------------ demo
 # The stack stops when the demo ends; run it from a terminal to keep the page up until Enter.
 demo: tools ## the whole pipeline on the local stack with a sample video (stack stopped after)
-	$(call with_stack,run-demo)
+	$(call with_stack,run-demo,MEDIACONVERT_TEMPLATE=$(DEMO_MEDIACONVERT_TEMPLATE))
 
 run-demo: ## the demo alone, against the stack already up (make stack)
 	$(RUN) cargo run --quiet -p demo --bin demo
@@ -183,7 +188,8 @@ lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on th
 test: lint layer ## lint, the layer, Python and unit tests, then the end-to-end tests on a stack of their own (make e2e)
 	cargo build --quiet -p local-services
 	$(VENV)/bin/pytest -q infra/tests
-	cargo test --workspace
+	cargo test --workspace -- --skip local_mediaconvert_conformance
+	cargo test -p local-services --test conformance -- --nocapture
 	$(MAKE) --no-print-directory e2e
 
 # Tests own their state: a fresh stack on TEST_STACK_PORT with its state in TEST_STACK_STATE_DIR
@@ -241,6 +247,7 @@ run-bench: ## the benchmarks alone, against the stack already up (make stack) [S
 deploy: $(VENV)/.installed ## build for ARCH (default arm64) and deploy to your AWS account: PARAMS="CameraApiUrl=... RecordingsUrl=..." [AWS_STACK_NAME=]
 	$(VENV)/bin/python infra/deploy/preflight.py --template infra/template.yaml $(PARAMS)
 	$(MAKE) --no-print-directory build-aws ARCH=$(ARCH)
+	$(VENV)/bin/python infra/ops/register_job_templates.py $(if $(AWS_REGION),--region $(AWS_REGION),) job-templates/mediaconvert/console/*.json
 	$(VENV)/bin/sam deploy --template-file $(SAM_BUILD_DIR)-$(ARCH)/template.yaml --stack-name $(AWS_STACK_NAME) \
 	  --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM $(if $(AWS_REGION),--region $(AWS_REGION),) \
 	  --parameter-overrides Architecture=$(ARCH) $(PARAMS)

@@ -118,6 +118,10 @@ EXPECTED = {
     "MediaConvertSubmitterFunction": {
         # mediaconvert_submitter::Submitter::submit, on the configured queue only
         ("mediaconvert:CreateJob", "MediaConvertQueue"),
+        # Submitter::account_template, and CreateJob naming it and the presets its outputs name
+        ("mediaconvert:GetJobTemplate", "MediaConvertJobTemplate"),
+        ("mediaconvert:CreateJob", "MediaConvertJobTemplate"),
+        ("mediaconvert:CreateJob", "MediaConvertPresets"),
         # Submitter::discover_endpoint (only when MEDIACONVERT_ENDPOINT is unset); no resource type
         ("mediaconvert:DescribeEndpoints", "*"),
         # CreateJob's Role: the job role, and only to MediaConvert (see the PassRole test)
@@ -153,9 +157,12 @@ WITHOUT_RESOURCE_TYPE = {"mediaconvert:DescribeEndpoints"}
 # notification targets a function cannot be Ref'd by that function's role chain).
 BUCKET_NAMES = {"SourceBucket": "${AWS::StackName}-source-${AWS::AccountId}"}
 
-MEDIACONVERT_QUEUE = (
-    r"arn:\$\{AWS::Partition\}:mediaconvert:\$\{AWS::Region\}:\$\{AWS::AccountId\}:queues/\$\{MediaConvertQueueName\}"
-)
+MEDIACONVERT_ARN = r"arn:\$\{AWS::Partition\}:mediaconvert:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
+MEDIACONVERT_RESOURCES = {
+    "MediaConvertQueue": MEDIACONVERT_ARN + r"queues/\$\{MediaConvertQueueName\}",
+    "MediaConvertJobTemplate": MEDIACONVERT_ARN + r"jobTemplates/\$\{MediaConvertTemplate\}",
+    "MediaConvertPresets": MEDIACONVERT_ARN + r"presets/\*",
+}
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +188,9 @@ def resource_name(ref) -> str:
             return target[0]
         if "Fn::Sub" in ref:
             text = ref["Fn::Sub"]
-            if re.fullmatch(MEDIACONVERT_QUEUE, text):
-                return "MediaConvertQueue"
+            for name, pattern in MEDIACONVERT_RESOURCES.items():
+                if re.fullmatch(pattern, text):
+                    return name
             for bucket_id, bucket_name in BUCKET_NAMES.items():
                 text = text.replace(bucket_name, "${" + bucket_id + "}")
             match = re.fullmatch(r"arn:\$\{AWS::Partition\}:s3:::\$\{(\w+)\}(/.*)?", text)

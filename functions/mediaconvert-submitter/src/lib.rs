@@ -23,6 +23,7 @@
 //! Crates: `aws-sdk-mediaconvert` (the official SDK; default features off, only its Tokio runtime
 //! and HTTPS client) and `sha2` for the token (RustCrypto, already in the workspace).
 
+pub mod account;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -43,11 +44,22 @@ use template::{Filling, JobTemplate};
 
 pub use shared::contracts::mediaconvert_metadata as metadata;
 
+/// Where the job template named by `MEDIACONVERT_TEMPLATE` comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TemplateSource {
+    /// Built into the binary from `job-templates/mediaconvert/` (`hd-sd`, `hls-abr`).
+    BuiltIn(JobTemplate),
+    /// Any other name: a job template in the account's MediaConvert (see [`account`]), read
+    /// with `GetJobTemplate` on first use and named in every job.
+    Account,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// `MEDIACONVERT_TEMPLATE` (default `hd-sd`): a template of `job-templates/mediaconvert/`.
+    /// `MEDIACONVERT_TEMPLATE` (default `hd-sd`): a built-in template of
+    /// `job-templates/mediaconvert/`, or the name of a job template in the account.
     pub template_name: String,
-    pub template: JobTemplate,
+    pub template: TemplateSource,
     /// `MEDIACONVERT_QUEUE_ARN`
     pub queue_arn: String,
     /// `MEDIACONVERT_ROLE_ARN`: the role MediaConvert assumes to read the source and write outputs.
@@ -71,25 +83,17 @@ impl Config {
     pub fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
         let template_name: String = env.optional_or("MEDIACONVERT_TEMPLATE", "hd-sd".to_owned());
         let template = match JobTemplate::built_in(&template_name) {
-            Some(Ok(template)) => Some(template),
+            Some(Ok(template)) => TemplateSource::BuiltIn(template),
             Some(Err(e)) => {
                 env.check(false, "MEDIACONVERT_TEMPLATE", &format!("names a broken template: {e}"));
-                None
+                TemplateSource::Account
             }
-            None => {
-                env.check(
-                    false,
-                    "MEDIACONVERT_TEMPLATE",
-                    &format!(
-                        "names no template ({template_name:?}; known: {})",
-                        JobTemplate::built_in_names().join(", ")
-                    ),
-                );
-                None
-            }
+            // Any other name is a job template registered in the account's MediaConvert; whether
+            // it exists is known at the first job (GetJobTemplate), which says how to register it.
+            None => TemplateSource::Account,
         };
         let config = Config {
-            template: template.unwrap_or_else(|| JobTemplate::built_in("hd-sd").expect("built in").expect("tested")),
+            template,
             template_name,
             queue_arn: env.required("MEDIACONVERT_QUEUE_ARN"),
             role_arn: env.required("MEDIACONVERT_ROLE_ARN"),
@@ -213,7 +217,7 @@ impl Config {
     /// The template filled for one object: outputs go to `<prefix><source key's folder>/`, so
     /// `mediaconvert-uploads/a b/cat.mp4` becomes `mediaconvert/mediaconvert-uploads/a b/cat-hd.mp4`
     /// (MediaConvert names files after the input's base name plus the name modifier).
-    pub fn job_for(&self, source: &SourceObject) -> JobTemplate {
+    pub fn filling_for(&self, source: &SourceObject) -> Filling<'_> {
         let folder = match source.key.rsplit_once('/') {
             Some((folder, _)) => format!("{folder}/"),
             None => String::new(),
@@ -230,13 +234,22 @@ impl Config {
         if let Some(version) = &source.version_id {
             user_metadata.insert(metadata::SOURCE_VERSION.to_owned(), version.clone());
         }
-        self.template.fill(&Filling {
+        Filling {
             file_input: format!("s3://{}/{}", source.bucket, source.key),
             destination: format!("s3://{}/{}{folder}", self.output_bucket, self.output_prefix),
             queue_arn: &self.queue_arn,
             role_arn: &self.role_arn,
             user_metadata,
-        })
+        }
+    }
+
+    /// A built-in template filled for one object (see [`Config::filling_for`]); `None` when the
+    /// configured template is the account's.
+    pub fn job_for(&self, source: &SourceObject) -> Option<JobTemplate> {
+        match &self.template {
+            TemplateSource::BuiltIn(template) => Some(template.fill(&self.filling_for(source))),
+            TemplateSource::Account => None,
+        }
     }
 }
 
@@ -258,6 +271,8 @@ pub struct Submitter {
     /// The client jobs are created with: the configured endpoint, or the discovered one. Set
     /// on first use and kept for the life of the process.
     jobs: OnceCell<aws_sdk_mediaconvert::Client>,
+    /// The account's job template ([`TemplateSource::Account`]), read on first use and kept.
+    account_template: OnceCell<aws_sdk_mediaconvert::types::JobTemplate>,
     /// One rejection per object version when S3 sends an event twice (jobs are already
     /// deduplicated by their client request token).
     ledger: Ledger,
@@ -270,6 +285,7 @@ impl Submitter {
             sns,
             discovery,
             jobs: OnceCell::new(),
+            account_template: OnceCell::new(),
             ledger: Ledger::disabled(),
         }
     }
@@ -317,22 +333,42 @@ impl Submitter {
     /// Creates the job for one object; returns its id. The same object version always sends the
     /// same token, so MediaConvert answers a duplicate with the job it already has.
     pub async fn submit(&self, source: &SourceObject) -> Result<String, ProcessingError> {
-        let job = self.config.job_for(source);
         let client = self.jobs_client().await?;
-        let mut request = client
-            .create_job()
-            .client_request_token(source.client_request_token())
-            .queue(&job.queue)
-            .role(&job.role)
-            .settings(job.sdk_settings())
-            .set_acceleration_settings(job.sdk_acceleration_settings())
-            .set_priority(job.priority)
-            .set_user_metadata(Some(job.user_metadata.clone().into_iter().collect()));
-        if let Some(interval) = &job.status_update_interval {
-            request = request.status_update_interval(aws_sdk_mediaconvert::types::StatusUpdateInterval::from(
-                interval.as_str(),
-            ));
-        }
+        let request = match &self.config.template {
+            TemplateSource::BuiltIn(template) => {
+                let job = template.fill(&self.config.filling_for(source));
+                let mut request = client
+                    .create_job()
+                    .queue(&job.queue)
+                    .role(&job.role)
+                    .settings(job.sdk_settings())
+                    .set_acceleration_settings(job.sdk_acceleration_settings())
+                    .set_priority(job.priority)
+                    .set_user_metadata(Some(job.user_metadata.clone().into_iter().collect()));
+                if let Some(interval) = &job.status_update_interval {
+                    request = request.status_update_interval(
+                        aws_sdk_mediaconvert::types::StatusUpdateInterval::from(interval.as_str()),
+                    );
+                }
+                request
+            }
+            TemplateSource::Account => {
+                let template = self.account_template(client).await?;
+                let filling = self.config.filling_for(source);
+                let settings = account::job_settings(template, &filling)
+                    .map_err(|unusable| ProcessingError::failed(Code::JobRefused, unusable.0))?;
+                // Queue and role are this deployment's; acceleration, priority and status
+                // interval come with the template (MediaConvert applies them).
+                client
+                    .create_job()
+                    .job_template(&self.config.template_name)
+                    .queue(filling.queue_arn)
+                    .role(filling.role_arn)
+                    .settings(settings)
+                    .set_user_metadata(Some(filling.user_metadata.into_iter().collect()))
+            }
+        };
+        let request = request.client_request_token(source.client_request_token());
         let created = request.send().await.map_err(|e| {
             ProcessingError::from_sdk_with("MediaConvert CreateJob", e, |code, _| {
                 // The job itself is wrong for MediaConvert: retrying sends the same job.
@@ -346,6 +382,44 @@ impl Submitter {
             .and_then(|j| j.id())
             .map(str::to_owned)
             .ok_or_else(|| ProcessingError::retryable(Code::AwsError, "CreateJob returned no job id"))
+    }
+
+    /// The account's job template named by the configuration, read once. A name MediaConvert
+    /// does not know is retryable (registering the template fixes it; the event is kept), and
+    /// says how to register one.
+    async fn account_template(
+        &self,
+        client: &aws_sdk_mediaconvert::Client,
+    ) -> Result<&aws_sdk_mediaconvert::types::JobTemplate, ProcessingError> {
+        let name = &self.config.template_name;
+        self.account_template
+            .get_or_try_init(|| async {
+                let found = client
+                    .get_job_template()
+                    .name(name)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        ProcessingError::from_sdk_with("MediaConvert GetJobTemplate", e, |code, _| {
+                            (code == "NotFoundException").then(|| {
+                                ProcessingError::retryable(
+                                    Code::AwsServiceError,
+                                    format!(
+                                        "MediaConvert has no job template {name:?} in this account and region; register it \
+                                         (infra/ops/register_job_templates.py FILE, or aws mediaconvert create-job-template \
+                                         --cli-input-json file://FILE) or set MediaConvertTemplate to one it has"
+                                    ),
+                                )
+                            })
+                        })
+                    })?;
+                let template = found.job_template().cloned().ok_or_else(|| {
+                    ProcessingError::retryable(Code::AwsError, "GetJobTemplate returned no job template")
+                })?;
+                tracing::info!(template = %name, "job template read from MediaConvert; kept for later invocations");
+                Ok(template)
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %event.context.request_id, template = %self.config.template_name))]

@@ -62,7 +62,7 @@ fn a_record_becomes_its_decoded_object() {
 fn the_job_has_the_input_destination_arns_and_source_metadata() {
     let config = config();
     let source = submitted(decide(&event()["Records"][0], &config));
-    let job = config.job_for(&source);
+    let job = config.job_for(&source).expect("hd-sd is built in");
     assert_eq!(
         job.settings.inputs[0].file_input,
         "s3://video-suite-source/mediaconvert-uploads/cats/my cat+1 é.mp4"
@@ -175,7 +175,6 @@ fn configuration_names_every_problem() {
     let err = Config::from_env(EnvReader::from_pairs([("MEDIACONVERT_TEMPLATE", "8k")])).unwrap_err();
     let text = err.to_string();
     for name in [
-        "MEDIACONVERT_TEMPLATE names no template",
         "MEDIACONVERT_QUEUE_ARN is missing",
         "MEDIACONVERT_ROLE_ARN is missing",
         "OUTPUT_BUCKET is missing",
@@ -185,6 +184,9 @@ fn configuration_names_every_problem() {
     let hls = config_with(&[("MEDIACONVERT_TEMPLATE", "hls-abr"), ("OUTPUT_PREFIX", "mc/")]);
     assert_eq!(hls.template_name, "hls-abr");
     assert_eq!(hls.output_prefix, "mc/");
+    assert!(matches!(hls.template, TemplateSource::BuiltIn(_)));
+    let console = config_with(&[("MEDIACONVERT_TEMPLATE", "vod-hls-ladder")]);
+    assert_eq!(console.template, TemplateSource::Account, "any other name is the account's");
 }
 
 fn job_output(id: &'static str) -> CreateJobOutput {
@@ -308,4 +310,85 @@ async fn throttling_fails_the_invocation_as_retryable() {
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
+}
+
+fn console_template() -> aws_sdk_mediaconvert::types::JobTemplate {
+    use aws_sdk_mediaconvert::types as mc;
+    let hls = mc::OutputGroupSettings::builder()
+        .r#type(mc::OutputGroupType::HlsGroupSettings)
+        .hls_group_settings(
+            mc::HlsGroupSettings::builder()
+                .destination("s3://their-bucket/hls/")
+                .segment_length(6)
+                .build(),
+        )
+        .build();
+    mc::JobTemplate::builder()
+        .name("vod-hls-ladder")
+        .settings(
+            mc::JobTemplateSettings::builder()
+                .output_groups(mc::OutputGroup::builder().output_group_settings(hls).build())
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_account_template_is_read_once_and_named_in_every_job_with_this_deployments_destination() {
+    use aws_sdk_mediaconvert::operation::get_job_template::GetJobTemplateOutput;
+    let get = mock!(aws_sdk_mediaconvert::Client::get_job_template)
+        .match_requests(|r| r.name() == Some("vod-hls-ladder"))
+        .then_output(|| GetJobTemplateOutput::builder().job_template(console_template()).build());
+    let create = mock!(aws_sdk_mediaconvert::Client::create_job)
+        .match_requests(|r| {
+            let settings = r.settings().unwrap();
+            let hls = settings.output_groups()[0]
+                .output_group_settings()
+                .and_then(|s| s.hls_group_settings())
+                .unwrap();
+            r.job_template() == Some("vod-hls-ladder")
+                && r.role() == Some(ROLE)
+                && r.queue() == Some(QUEUE)
+                && settings.inputs()[0].file_input() == Some("s3://video-suite-source/mediaconvert-uploads/cats/my cat+1 é.mp4")
+                && hls.destination() == Some("s3://video-suite-output/mediaconvert/mediaconvert-uploads/cats/hls/")
+                && hls.segment_length() == Some(6)
+                && r.user_metadata().unwrap()["template"] == "vod-hls-ladder"
+        })
+        .then_output(|| job_output("j"));
+    let config = config_with(&[
+        ("MEDIACONVERT_TEMPLATE", "vod-hls-ladder"),
+        ("MEDIACONVERT_ENDPOINT", "https://abc123.mediaconvert.us-east-1.amazonaws.com"),
+    ]);
+    let submitter = submitter(config, &[], &[&get, &create]);
+    for _ in 0..2 {
+        let summary = submitter
+            .handle(LambdaEvent::new(event(), Context::default()))
+            .await
+            .unwrap();
+        assert_eq!(summary.submitted, ["j"]);
+    }
+    assert_eq!(get.num_calls(), 1, "read once, kept for the next invocation");
+    assert_eq!(create.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn an_account_template_mediaconvert_does_not_know_is_retryable_and_says_how_to_register_it() {
+    let get = mock!(aws_sdk_mediaconvert::Client::get_job_template).then_http_response(|| {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(404).unwrap(),
+            aws_smithy_types::body::SdkBody::from(r#"{"__type":"NotFoundException","message":"template not found"}"#),
+        )
+    });
+    let config = config_with(&[
+        ("MEDIACONVERT_TEMPLATE", "typo-ladder"),
+        ("MEDIACONVERT_ENDPOINT", "https://abc123.mediaconvert.us-east-1.amazonaws.com"),
+    ]);
+    let submitter = submitter(config, &[], &[&get]);
+    let err = submitter
+        .handle(LambdaEvent::new(event(), Context::default()))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("register_job_templates.py"), "{err}");
 }

@@ -500,6 +500,7 @@ impl Bench {
                 width,
                 height,
                 has_audio: info.audio.is_some(),
+                fps: video.fps.filter(|f| *f > 0.0).unwrap_or(30.0),
             };
             let out = self.work.join("mc-raw");
             let _ = std::fs::remove_dir_all(&out);

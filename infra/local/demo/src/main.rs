@@ -2,7 +2,8 @@
 //!
 //! Generates a 1080p sample with ffmpeg, uploads it under a key with a space and a `+` twice:
 //! under `uploads/` (a rendition per profile: 480p, 720p, 1080p) and under `mediaconvert-uploads/` (a
-//! MediaConvert job from seed 001's template, run by the local MediaConvert). Watches the results
+//! MediaConvert job from the stack's template, run by the local MediaConvert: `make demo` deploys
+//! with a console-exported template, job-templates/mediaconvert/console/vod-hls-ladder.json). Watches the results
 //! topic while they are made (progress on the terminal), checks each output with ffprobe, and
 //! shows them on the origin server's page (the local CloudFront), whose address it prints. Then
 //! the GIF API (a signed `convert` of the same sample through a presigned link, progress, the
@@ -12,6 +13,7 @@
 mod clip_demo;
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use harness::gif::{download, presigned_get, GifApi};
@@ -124,11 +126,18 @@ async fn demo() -> Result<(), BoxError> {
             }
         };
         for (label, bucket, output_key) in files {
-            let name = output_key.rsplit('/').next().unwrap_or("output").to_owned();
-            let local = work.join(&name);
-            shared::storage::download_to_file(&clients.s3, &bucket, &output_key, &local).await?;
+            // A playlist names its segments relative to itself: ffprobe reads it (and them)
+            // through the local CloudFront, as a player would; a media file is downloaded.
+            let probed = if output_key.ends_with(".m3u8") || output_key.ends_with(".mpd") {
+                PathBuf::from(format!("{}{}", origin_url(), local_services::origin::href(&output_key)))
+            } else {
+                let name = output_key.rsplit('/').next().unwrap_or("output").to_owned();
+                let local = work.join(&name);
+                shared::storage::download_to_file(&clients.s3, &bucket, &output_key, &local).await?;
+                local
+            };
             let info =
-                shared::probe::probe_file("ffprobe".as_ref(), &local, Deadline::after(Duration::from_secs(30))).await?;
+                shared::probe::probe_file("ffprobe".as_ref(), &probed, Deadline::after(Duration::from_secs(30))).await?;
             let video = info.require_video()?;
             println!(
                 "     {label:>18}: {}x{} {} {:.2} s, audio {}\n                         s3://{bucket}/{output_key}",

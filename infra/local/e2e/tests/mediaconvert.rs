@@ -277,12 +277,57 @@ async fn an_hls_job_writes_a_playable_master_playlist_with_the_ladder() {
     assert_eq!(job.status(), Some(&mc::JobStatus::Complete));
 }
 
+/// `make stack` registers job-templates/mediaconvert/console/ with the local MediaConvert (as
+/// `make deploy` does with the account's); the submitter names the template in the job.
+#[tokio::test]
+#[ignore = "needs the local stack: `make test` runs it"]
+async fn a_console_exported_template_registered_by_name_runs_unchanged() {
+    let env = TestEnv::load().await;
+    let sample = env.sample(SMALL).await;
+    let key = upload_key(&env, "console.mp4");
+    // Outside the deployed submitter's sight (it runs hd-sd): submitted by the submitter's code
+    // configured with the registered template's name.
+    let hidden_key = format!("e2e-console/{key}");
+    upload(&env.clients.s3, env.source_bucket(), &hidden_key, &sample)
+        .await
+        .unwrap();
+    let tap = env.results_tap("mc-console").await;
+    let job_id = submit(&env, "vod-hls-ladder", &hidden_key).await;
+    let result = mediaconvert_result(&tap, &hidden_key).await;
+    tap.close().await;
+    assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
+    assert_eq!(result.profile.as_deref(), Some("vod-hls-ladder"));
+    let outputs = result.mediaconvert.unwrap().outputs;
+    let master = outputs
+        .iter()
+        .find(|o| o.kind == FileKind::Master)
+        .expect("a master playlist");
+    let folder = hidden_key.rsplit_once('/').unwrap().0;
+    assert_eq!(
+        master.key,
+        format!("mediaconvert/{folder}/hls/console.m3u8"),
+        "the template's hls/ folder, under this deployment's output"
+    );
+    let mut heights: Vec<u32> = outputs
+        .iter()
+        .filter(|o| o.kind == FileKind::Variant)
+        .map(|v| v.height.unwrap())
+        .collect();
+    heights.sort();
+    assert_eq!(heights, [144, 216, 288, 360, 432], "the template's five-rung ladder");
+    let job = get_job(&env.clients, &job_id).await;
+    assert_eq!(job.job_template(), Some("vod-hls-ladder"));
+    assert_eq!(job.status(), Some(&mc::JobStatus::Complete));
+    let accepted = job.warnings().len();
+    assert!(accepted > 0, "the settings accepted without local effect are listed as warnings");
+}
+
 #[tokio::test]
 #[ignore = "needs the local stack: `make test` runs it"]
 async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_result() {
     let env = TestEnv::load().await;
     let sample = env.sample(SampleSpec { seconds: 1.0, ..SMALL }).await;
-    let key = format!("e2e-unsupported/{}/gop.mp4", unique_suffix());
+    let key = format!("e2e-unsupported/{}/interlaced.mp4", unique_suffix());
     upload(&env.clients.s3, env.source_bucket(), &key, &sample)
         .await
         .unwrap();
@@ -321,7 +366,7 @@ async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_res
                                             mc::H264Settings::builder()
                                                 .rate_control_mode(mc::H264RateControlMode::Qvbr)
                                                 .max_bitrate(1_000_000)
-                                                .gop_size(90.0)
+                                                .interlace_mode(mc::H264InterlaceMode::TopField)
                                                 .build(),
                                         )
                                         .build(),
@@ -349,7 +394,7 @@ async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_res
     let job_id = created.job().unwrap().id().unwrap().to_owned();
     let result = mediaconvert_result(&tap, &key).await;
     tap.close().await;
-    let setting = "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H264Settings.GopSize";
+    let setting = "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H264Settings.InterlaceMode";
     assert_eq!(result.status, ResultStatus::Failed, "{result:#?}");
     let reason = result.reason.unwrap();
     assert_eq!(reason.code, Code::MediaconvertError);
@@ -358,7 +403,7 @@ async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_res
     let job = get_job(&env.clients, &job_id).await;
     assert_eq!(job.status(), Some(&mc::JobStatus::Error));
     assert!(job.error_message().unwrap().contains(setting));
-    let written = list_keys(&env.clients.s3, env.output_bucket(), "mediaconvert/e2e-unsupported/gop")
+    let written = list_keys(&env.clients.s3, env.output_bucket(), "mediaconvert/e2e-unsupported/interlaced")
         .await
         .unwrap();
     assert!(written.is_empty(), "a refused job writes nothing: {written:?}");

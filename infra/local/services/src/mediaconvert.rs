@@ -8,6 +8,15 @@
 //! | ListJobs           | `GET /2017-08-29/jobs?queue&status&order&maxResults&nextToken` |
 //! | GetJob             | `GET /2017-08-29/jobs/{id}`      |
 //! | CancelJob          | `DELETE /2017-08-29/jobs/{id}`   |
+//! | CreateJobTemplate  | `POST /2017-08-29/jobTemplates`  |
+//! | GetJobTemplate     | `GET /2017-08-29/jobTemplates/{name}` |
+//! | ListJobTemplates   | `GET /2017-08-29/jobTemplates?category&listBy&order&maxResults&nextToken` |
+//! | CreatePreset       | `POST /2017-08-29/presets`       |
+//! | GetPreset          | `GET /2017-08-29/presets/{name}` |
+//! | ListPresets        | `GET /2017-08-29/presets?...`    |
+//!
+//! A CreateJob naming a `JobTemplate`, or outputs naming a `Preset`, is merged into one complete
+//! job when it is received ([`templates`]), and the job keeps the merged settings.
 //!
 //! A job goes SUBMITTED → PROGRESSING (phases PROBING, TRANSCODING, UPLOADING, with
 //! `jobPercentComplete`) → COMPLETE, ERROR or CANCELED. At each change the same EventBridge
@@ -18,13 +27,20 @@
 //! refuses `aws.*` sources from PutEvents (AWS and the emulator alike), so the events carry the
 //! stack's `MediaConvertEventSource` (a template parameter the local deploy sets).
 //!
-//! Settings are read by [`settings`]: what it implements is mapped to ffmpeg (one run per output
-//! group, the input decoded once); anything else fails the job with error code 1030 and a message
-//! naming the setting. Other error codes used: 1010 (input cannot be read or is not a video),
+//! Settings are read by [`settings`] and classified by one [`table`]: what is honoured is mapped
+//! to ffmpeg (one run per output group, the input decoded once); what has no meaning for a
+//! local run is accepted and listed in the job's `messages.warning` and `warnings`; anything
+//! else fails the job with error code 1030 and a message naming the setting. Other error codes used: 1010 (input cannot be read or is not a video),
 //! 1401 (an output cannot be written), 1999 (ffmpeg failed). Job state lives in memory: a
 //! restart of `local-services` forgets its jobs, as a fresh account would have none.
 
+pub mod audio;
+mod reader;
+mod render;
 pub mod settings;
+pub mod table;
+pub mod templates;
+pub mod video;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +51,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use shared::ffmpeg::{Deadline, Supervised};
 use shared::ProcessingError;
 use tokio::sync::{watch, OnceCell, Semaphore};
@@ -95,6 +111,8 @@ struct JobRecord {
     error_message: Option<String>,
     /// As the COMPLETE event carries them (with file paths).
     output_group_details: Vec<Value>,
+    /// Settings accepted without local effect (`Path = value`), once the job is planned.
+    accepted: Vec<String>,
     cancel: watch::Sender<bool>,
 }
 
@@ -119,6 +137,7 @@ impl JobRecord {
             "priority",
             "accelerationSettings",
             "billingTagsSource",
+            "jobTemplate",
         ] {
             if let Some(value) = self.request.get(key) {
                 fields.insert(key.into(), value.clone());
@@ -135,6 +154,13 @@ impl JobRecord {
         }
         if let Some(message) = &self.error_message {
             fields.insert("errorMessage".into(), message.clone().into());
+        }
+        if !self.accepted.is_empty() {
+            fields.insert(
+                "messages".into(),
+                json!({"info": [], "warning": accepted_messages(&self.accepted)}),
+            );
+            fields.insert("warnings".into(), warning_groups(&self.accepted));
         }
         if let Some(started) = self.started_at {
             job["timing"]["startTime"] = started.into();
@@ -163,9 +189,34 @@ impl JobRecord {
     }
 }
 
+/// The warning code the local MediaConvert reports for settings it accepted without local
+/// effect (MediaConvert's own codes are 6-digit numbers starting 23; this one is its own).
+pub const ACCEPTED_WITHOUT_LOCAL_EFFECT: i64 = 990_001;
+
+/// The job's `messages.warning`: one line per setting accepted without local effect.
+fn accepted_messages(accepted: &[String]) -> Vec<String> {
+    accepted
+        .iter()
+        .map(|setting| format!("Accepted without local effect: {setting}"))
+        .collect()
+}
+
+/// The job's `warnings` (MediaConvert's `WarningGroup`s: a code and how often it occurred).
+fn warning_groups(accepted: &[String]) -> Value {
+    if accepted.is_empty() {
+        json!([])
+    } else {
+        json!([{"code": ACCEPTED_WITHOUT_LOCAL_EFFECT, "count": accepted.len()}])
+    }
+}
+
 #[derive(Default)]
 struct State {
     jobs: Vec<JobRecord>,
+    /// Job templates and presets as the API answers them (`JobTemplate` / `Preset` shapes), in
+    /// the order they were created.
+    templates: Vec<Value>,
+    presets: Vec<Value>,
     /// ClientRequestToken → job id: a repeated CreateJob answers the job it already made.
     tokens: HashMap<String, String>,
 }
@@ -279,12 +330,149 @@ impl LocalMediaConvert {
             (&Method::GET, ["2017-08-29", "jobs"]) => self.list_jobs(&query),
             (&Method::GET, ["2017-08-29", "jobs", id]) => self.get_job(id),
             (&Method::DELETE, ["2017-08-29", "jobs", id]) => self.cancel_job(id),
+            (&Method::POST, ["2017-08-29", kind @ ("jobTemplates" | "presets")]) => {
+                let kind = Catalogue::of(kind);
+                match read_body(request).await {
+                    Ok(body) => self.create_named(kind, &body),
+                    Err(e) => api_error(StatusCode::BAD_REQUEST, "BadRequestException", e),
+                }
+            }
+            (&Method::GET, ["2017-08-29", kind @ ("jobTemplates" | "presets")]) => {
+                self.list_named(Catalogue::of(kind), &query)
+            }
+            (&Method::GET, ["2017-08-29", kind @ ("jobTemplates" | "presets"), name]) => {
+                self.get_named(Catalogue::of(kind), &decode(name))
+            }
             _ => api_error(
                 StatusCode::BAD_REQUEST,
                 "BadRequestException",
                 format!("{method} {path} is not implemented by the local MediaConvert"),
             ),
         }
+    }
+
+    /// CreateJobTemplate / CreatePreset: stored as the API answers them.
+    fn create_named(&self, kind: Catalogue, body: &[u8]) -> Response<Body> {
+        let request: Map<String, Value> = match serde_json::from_slice(body) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequestException",
+                    "the body is not a JSON object",
+                )
+            }
+        };
+        let Some(name) = request.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+            return api_error(StatusCode::BAD_REQUEST, "BadRequestException", "name is required");
+        };
+        if !request.get("settings").is_some_and(Value::is_object) {
+            return api_error(StatusCode::BAD_REQUEST, "BadRequestException", "settings is required");
+        }
+        let mut state = self.inner.state.lock().unwrap();
+        let stored = kind.list_mut(&mut state);
+        if stored.iter().any(|t| t["name"] == name) {
+            return api_error(
+                StatusCode::CONFLICT,
+                "ConflictException",
+                format!("A {} named {name} already exists", kind.singular()),
+            );
+        }
+        let mut record = request.clone();
+        let now = now_secs();
+        record.insert(
+            "arn".into(),
+            format!(
+                "arn:aws:mediaconvert:{}:{ACCOUNT_ID}:{}/{name}",
+                self.inner.region,
+                kind.path()
+            )
+            .into(),
+        );
+        record.insert("createdAt".into(), now.into());
+        record.insert("lastUpdated".into(), now.into());
+        record.insert("type".into(), "CUSTOM".into());
+        record.remove("tags");
+        let record = Value::Object(record);
+        stored.push(record.clone());
+        tracing::info!(kind = kind.singular(), name, "created");
+        api_json(StatusCode::CREATED, &json!({ kind.singular(): record }))
+    }
+
+    fn get_named(&self, kind: Catalogue, name: &str) -> Response<Body> {
+        let mut state = self.inner.state.lock().unwrap();
+        match kind
+            .list_mut(&mut state)
+            .iter()
+            .find(|t| t["name"] == name || t["arn"] == name)
+        {
+            Some(found) => api_json(StatusCode::OK, &json!({ kind.singular(): found })),
+            None => api_error(
+                StatusCode::NOT_FOUND,
+                "NotFoundException",
+                format!("The {} {name} was not found", kind.singular()),
+            ),
+        }
+    }
+
+    /// ListJobTemplates / ListPresets: `category`, `listBy` (NAME, CREATION_DATE), `order`,
+    /// `maxResults` (1–20) and `nextToken`.
+    fn list_named(&self, kind: Catalogue, query: &str) -> Response<Body> {
+        let params = query_params(query);
+        let max_results: usize = params
+            .get("maxResults")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(20)
+            .clamp(1, 20);
+        let offset: usize = params.get("nextToken").and_then(|t| t.parse().ok()).unwrap_or(0);
+        let mut state = self.inner.state.lock().unwrap();
+        let mut found: Vec<&Value> = kind
+            .list_mut(&mut state)
+            .iter()
+            .filter(|t| params.get("category").is_none_or(|c| t["category"] == c.as_str()))
+            .collect();
+        if params.get("listBy").map(String::as_str) != Some("CREATION_DATE") {
+            found.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        }
+        if params.get("order").map(String::as_str) == Some("DESCENDING") {
+            found.reverse();
+        }
+        let page: Vec<Value> = found
+            .iter()
+            .skip(offset)
+            .take(max_results)
+            .map(|t| (*t).clone())
+            .collect();
+        let mut answer = json!({ kind.plural(): page });
+        if offset + max_results < found.len() {
+            answer["nextToken"] = (offset + max_results).to_string().into();
+        }
+        api_json(StatusCode::OK, &answer)
+    }
+
+    /// The CreateJob body with its `JobTemplate` and its outputs' `Preset`s applied.
+    fn resolve(&self, request: Value) -> Result<Value, String> {
+        let state = self.inner.state.lock().unwrap();
+        let mut job = match request.get("jobTemplate").and_then(Value::as_str) {
+            None => request.clone(),
+            Some(name) => {
+                let template = state
+                    .templates
+                    .iter()
+                    .find(|t| t["name"] == name || t["arn"] == name)
+                    .ok_or_else(|| format!("JobTemplate: the job template {name} does not exist"))?;
+                templates::apply_template(&request, template)
+            }
+        };
+        templates::apply_presets(&mut job, |name| {
+            state
+                .presets
+                .iter()
+                .find(|p| p["name"] == name || p["arn"] == name)
+                .map(|p| p["settings"].clone())
+        })
+        .map_err(|unresolved| unresolved.0)?;
+        Ok(job)
     }
 
     fn describe_endpoints(&self) -> Response<Body> {
@@ -303,6 +491,10 @@ impl LocalMediaConvert {
                 )
             }
         };
+        let request = match self.resolve(request) {
+            Ok(request) => request,
+            Err(message) => return api_error(StatusCode::BAD_REQUEST, "BadRequestException", message),
+        };
         // What the API itself requires; everything else is judged when the job runs.
         for required in ["role", "settings"] {
             if request.get(required).is_none() {
@@ -312,13 +504,6 @@ impl LocalMediaConvert {
                     format!("{required} is required"),
                 );
             }
-        }
-        if request.get("jobTemplate").is_some() {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "BadRequestException",
-                "JobTemplate: the local MediaConvert has no job templates; send the settings",
-            );
         }
         let token = request
             .get("clientRequestToken")
@@ -347,6 +532,7 @@ impl LocalMediaConvert {
                 error_code: None,
                 error_message: None,
                 output_group_details: Vec::new(),
+                accepted: Vec::new(),
                 cancel,
             };
             let job = record.api_json();
@@ -375,14 +561,7 @@ impl LocalMediaConvert {
     }
 
     fn list_jobs(&self, query: &str) -> Response<Body> {
-        let params: HashMap<String, String> = query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| {
-                let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-                (decode(k), decode(v))
-            })
-            .collect();
+        let params = query_params(query);
         let max_results: usize = params
             .get("maxResults")
             .and_then(|m| m.parse().ok())
@@ -498,7 +677,7 @@ impl LocalMediaConvert {
                 }
                 None if status == Status::Complete => {
                     job.percent = Some(100);
-                    extra = json!({"outputGroupDetails": job.output_group_details, "warnings": []});
+                    extra = json!({"outputGroupDetails": job.output_group_details, "warnings": warning_groups(&job.accepted)});
                 }
                 None => {}
             }
@@ -575,6 +754,10 @@ impl LocalMediaConvert {
     /// Probe, transcode each output group, upload. Returns the COMPLETE event's group details.
     async fn execute(&self, id: &str, request: &Value) -> Result<Vec<Value>, JobFailure> {
         let plan = settings::plan(request).map_err(|refused| JobFailure::new(1030, refused.to_string()))?;
+        if !plan.accepted.is_empty() {
+            tracing::info!(job_id = %id, accepted = ?plan.accepted, "settings accepted without local effect");
+        }
+        self.update(id, |job| job.accepted = plan.accepted.clone());
         let workspace = tempfile::Builder::new()
             .prefix("local-mediaconvert-")
             .tempdir_in(&self.inner.work_dir)
@@ -592,11 +775,12 @@ impl LocalMediaConvert {
             .await
             .map_err(unreadable)?;
         let video = info.require_video().map_err(unreadable)?;
-        let (width, height) = video.display_size();
+        let (width, height) = plan.source_size((video.width, video.height), video.display_size());
         let source = Source {
             width,
             height,
             has_audio: info.audio.is_some(),
+            fps: video.fps.filter(|f| *f > 0.0).unwrap_or(30.0),
         };
         let duration = info.duration_secs.unwrap_or(0.0);
         let interval = status_update_interval(request);
@@ -671,46 +855,166 @@ impl LocalMediaConvert {
                     )
                 })?;
         }
-        let uri = |name: &str| format!("s3://{}/{}{name}", group.bucket, group.prefix);
-        let mut output_details = Vec::new();
-        for file in files {
-            let Some(index) = file.output else { continue };
-            let plan_video = group.outputs[index].video.as_ref().expect("outputs have video");
-            let (mut width, mut height) = plan_video.output_size(source);
-            let mut duration_ms = (duration * 1000.0).round() as u64;
-            if group.kind == GroupKind::File {
-                // What was written, not what was asked for.
-                let probed = shared::probe::probe_file(
-                    Path::new("ffprobe"),
-                    &dir.join(&file.name),
-                    Deadline::after(Duration::from_secs(60)),
-                )
-                .await
-                .map_err(|e| JobFailure::new(1999, format!("the output {} is unreadable: {}", file.name, e.reason)))?;
-                if let Some(video) = &probed.video {
-                    (width, height) = video.display_size();
-                }
-                duration_ms = (probed.duration_secs.unwrap_or(duration) * 1000.0).round() as u64;
+        // What was written, not what was asked for: the MP4s of a file group are probed.
+        let mut probed = HashMap::new();
+        for file in files.iter().filter(|f| f.output.is_some() && !f.captures) {
+            if group.kind != GroupKind::File {
+                continue;
             }
+            let info = shared::probe::probe_file(
+                Path::new("ffprobe"),
+                &dir.join(&file.name),
+                Deadline::after(Duration::from_secs(60)),
+            )
+            .await
+            .map_err(|e| JobFailure::new(1999, format!("the output {} is unreadable: {}", file.name, e.reason)))?;
+            probed.insert(
+                file.name.clone(),
+                Written {
+                    size: info.video.as_ref().map(|v| v.display_size()),
+                    duration_secs: info.duration_secs,
+                },
+            );
+        }
+        Ok(group_detail(group, files, &names, &probed, source, duration))
+    }
+}
+
+/// An output file as ffprobe saw it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Written {
+    size: Option<(u32, u32)>,
+    duration_secs: Option<f64>,
+}
+
+/// The COMPLETE event's detail of one group: its outputs' files and sizes, and for streaming
+/// groups the manifests. `names` are the files the run wrote; `probed` what ffprobe saw of some.
+fn group_detail(
+    group: &settings::GroupPlan,
+    files: &[settings::WrittenFile],
+    names: &[String],
+    probed: &HashMap<String, Written>,
+    source: &Source,
+    duration: f64,
+) -> Value {
+    let uri = |name: &str| format!("s3://{}/{}{name}", group.bucket, group.prefix);
+    let mut output_details = Vec::new();
+    for file in files {
+        let Some(index) = file.output else { continue };
+        let Some(plan_video) = group.outputs[index].video.as_ref() else {
+            // An audio-only output (DASH, CMAF): no video details.
             output_details.push(json!({
                 "outputFilePaths": [uri(&file.name)],
+                "durationInMs": (duration * 1000.0).round() as u64,
+            }));
+            continue;
+        };
+        let (mut width, mut height) = plan_video.output_size(source);
+        let mut duration_ms = (duration * 1000.0).round() as u64;
+        if file.captures {
+            // `<name>.0000000.jpg`, ...: the numbered stills of this output only.
+            let stills: Vec<String> = names
+                .iter()
+                .filter(|name| {
+                    name.strip_prefix(&file.name).is_some_and(|rest| {
+                        rest.len() > 8 && rest[..7].bytes().all(|b| b.is_ascii_digit()) && &rest[7..8] == "."
+                    })
+                })
+                .map(|name| uri(name))
+                .collect();
+            output_details.push(json!({
+                "outputFilePaths": stills,
                 "durationInMs": duration_ms,
                 "videoDetails": {"widthInPx": width, "heightInPx": height},
             }));
+            continue;
         }
-        let mut detail = json!({
-            "outputDetails": output_details,
-            "type": match group.kind { GroupKind::File => "FILE_GROUP", GroupKind::Hls { .. } => "HLS_GROUP" },
-        });
-        if group.kind != GroupKind::File {
-            let masters: Vec<String> = files
-                .iter()
-                .filter(|f| f.output.is_none())
-                .map(|f| uri(&f.name))
-                .collect();
-            detail["playlistFilePaths"] = masters.into();
+        if let Some(written) = probed.get(&file.name) {
+            if let Some(size) = written.size {
+                (width, height) = size;
+            }
+            duration_ms = (written.duration_secs.unwrap_or(duration) * 1000.0).round() as u64;
         }
-        Ok(detail)
+        output_details.push(json!({
+            "outputFilePaths": [uri(&file.name)],
+            "durationInMs": duration_ms,
+            "videoDetails": {"widthInPx": width, "heightInPx": height},
+        }));
+    }
+    let mut detail = json!({
+        "outputDetails": output_details,
+        "type": match &group.kind {
+            GroupKind::File => "FILE_GROUP",
+            GroupKind::Hls { .. } => "HLS_GROUP",
+            GroupKind::Dash(dash) if dash.cmaf => "CMAF_GROUP",
+            GroupKind::Dash(_) => "DASH_ISO_GROUP",
+        },
+    });
+    if group.kind != GroupKind::File {
+        let masters: Vec<String> = files
+            .iter()
+            .filter(|f| f.output.is_none())
+            .map(|f| uri(&f.name))
+            .collect();
+        detail["playlistFilePaths"] = masters.into();
+    }
+    detail
+}
+
+/// A percent-encoded path segment or query value.
+fn decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn query_params(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(&v.replace('+', " "))))
+        .collect()
+}
+
+/// The two named catalogues the API keeps: job templates and output presets.
+#[derive(Debug, Clone, Copy)]
+enum Catalogue {
+    JobTemplates,
+    Presets,
+}
+
+impl Catalogue {
+    fn of(path: &str) -> Self {
+        if path == "presets" {
+            Catalogue::Presets
+        } else {
+            Catalogue::JobTemplates
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Catalogue::JobTemplates => "jobTemplates",
+            Catalogue::Presets => "presets",
+        }
+    }
+
+    fn singular(self) -> &'static str {
+        match self {
+            Catalogue::JobTemplates => "jobTemplate",
+            Catalogue::Presets => "preset",
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        self.path()
+    }
+
+    fn list_mut(self, state: &mut State) -> &mut Vec<Value> {
+        match self {
+            Catalogue::JobTemplates => &mut state.templates,
+            Catalogue::Presets => &mut state.presets,
+        }
     }
 }
 
@@ -759,6 +1063,7 @@ mod tests {
             error_message: None,
             output_group_details: vec![json!({"type": "FILE_GROUP", "outputDetails": [
                 {"outputFilePaths": ["s3://b/k.mp4"], "durationInMs": 1000, "videoDetails": {"widthInPx": 2, "heightInPx": 2}}]})],
+            accepted: vec!["Priority = 0".into()],
             cancel,
         };
         let api = job.api_json();
@@ -770,6 +1075,95 @@ mod tests {
         assert_eq!(
             api["outputGroupDetails"],
             json!([{"outputDetails": [{"durationInMs": 1000, "videoDetails": {"widthInPx": 2, "heightInPx": 2}}]}])
+        );
+        assert_eq!(
+            api["messages"]["warning"],
+            json!(["Accepted without local effect: Priority = 0"])
+        );
+        assert_eq!(
+            api["warnings"],
+            json!([{"code": ACCEPTED_WITHOUT_LOCAL_EFFECT, "count": 1}])
+        );
+    }
+
+    fn planned(job: Value) -> settings::GroupPlan {
+        settings::plan(&settings::console_to_wire(&job))
+            .unwrap()
+            .groups
+            .remove(0)
+    }
+
+    const SOURCE: Source = Source {
+        width: 640,
+        height: 360,
+        has_audio: true,
+        fps: 25.0,
+    };
+
+    #[test]
+    fn a_file_group_reports_what_was_written_and_each_thumbnail() {
+        let group = planned(json!({"Role": "r", "Settings": {
+            "Inputs": [{"FileInput": "s3://src/in/clip.mp4", "AudioSelectors": {"Audio Selector 1": {}}}],
+            "OutputGroups": [{"OutputGroupSettings": {"Type": "FILE_GROUP_SETTINGS",
+                "FileGroupSettings": {"Destination": "s3://out/mc/"}},
+              "Outputs": [
+                {"NameModifier": "_hd", "ContainerSettings": {"Container": "MP4"},
+                 "VideoDescription": {"Width": 1280, "Height": 720, "CodecSettings": {"Codec": "H_264",
+                    "H264Settings": {"RateControlMode": "QVBR"}}}},
+                {"NameModifier": "_t", "ContainerSettings": {"Container": "RAW"},
+                 "VideoDescription": {"Width": 320, "Height": 180, "CodecSettings": {"Codec": "FRAME_CAPTURE",
+                    "FrameCaptureSettings": {"MaxCaptures": 2}}}}]}]}}));
+        let (_, files) = group.ffmpeg_args(Path::new("in"), &SOURCE, Path::new("/w"), "clip");
+        let names: Vec<String> = ["clip_hd.mp4", "clip_t.0000000.jpg", "clip_t.0000001.jpg", "clip_t.mp4x"]
+            .map(String::from)
+            .to_vec();
+        let probed = HashMap::from([(
+            "clip_hd.mp4".to_owned(),
+            Written {
+                size: Some((1280, 718)),
+                duration_secs: Some(2.5),
+            },
+        )]);
+        let detail = group_detail(&group, &files, &names, &probed, &SOURCE, 3.0);
+        assert_eq!(detail["type"], "FILE_GROUP");
+        assert_eq!(detail.get("playlistFilePaths"), None);
+        assert_eq!(
+            detail["outputDetails"],
+            json!([
+                {"outputFilePaths": ["s3://out/mc/clip_hd.mp4"], "durationInMs": 2500,
+                 "videoDetails": {"widthInPx": 1280, "heightInPx": 718}},
+                {"outputFilePaths": ["s3://out/mc/clip_t.0000000.jpg", "s3://out/mc/clip_t.0000001.jpg"],
+                 "durationInMs": 3000, "videoDetails": {"widthInPx": 320, "heightInPx": 180}}
+            ])
+        );
+    }
+
+    #[test]
+    fn a_cmaf_group_reports_its_manifests_and_its_audio_only_output() {
+        let group = planned(json!({"Role": "r", "Settings": {
+            "Inputs": [{"FileInput": "s3://src/in/clip.mp4", "AudioSelectors": {"Audio Selector 1": {}}}],
+            "OutputGroups": [{"OutputGroupSettings": {"Type": "CMAF_GROUP_SETTINGS",
+                "CmafGroupSettings": {"Destination": "s3://out/cmaf/", "SegmentLength": 2}},
+              "Outputs": [
+                {"NameModifier": "_v", "ContainerSettings": {"Container": "CMFC"},
+                 "VideoDescription": {"Height": 180, "CodecSettings": {"Codec": "H_264",
+                    "H264Settings": {"RateControlMode": "QVBR"}}}},
+                {"NameModifier": "_a", "ContainerSettings": {"Container": "CMFC"},
+                 "AudioDescriptions": [{"CodecSettings": {"Codec": "AAC", "AacSettings": {"Bitrate": 96000}}}]}]}]}}));
+        let (_, files) = group.ffmpeg_args(Path::new("in"), &SOURCE, Path::new("/w"), "clip");
+        let detail = group_detail(&group, &files, &[], &HashMap::new(), &SOURCE, 4.0);
+        assert_eq!(detail["type"], "CMAF_GROUP");
+        assert_eq!(
+            detail["playlistFilePaths"],
+            json!(["s3://out/cmaf/clip.mpd", "s3://out/cmaf/clip.m3u8"])
+        );
+        assert_eq!(
+            detail["outputDetails"],
+            json!([
+                {"outputFilePaths": ["s3://out/cmaf/clip.mpd"], "durationInMs": 4000,
+                 "videoDetails": {"widthInPx": 320, "heightInPx": 180}},
+                {"outputFilePaths": ["s3://out/cmaf/clip.mpd"], "durationInMs": 4000}
+            ])
         );
     }
 

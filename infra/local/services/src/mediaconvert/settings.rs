@@ -1,208 +1,47 @@
-//! What the local MediaConvert implements of a job's settings, and how each maps to ffmpeg.
+//! A job's settings → a [`JobPlan`]: the input, and per output group what to render.
 //!
 //! A job arrives as MediaConvert's wire JSON (lowerCamelCase, as the SDK serialises it). It is
-//! read into a [`JobPlan`] by walking every object and *consuming* the keys it implements; a key
-//! left over, or a value outside the implemented set, refuses the job with the setting's name in
-//! the console's spelling (`Settings.OutputGroups[0].Outputs[1].VideoDescription.CodecSettings.
-//! H265Settings.GopSize`), never silently ignoring it.
+//! read by walking every object and *consuming* the keys the planner honours (`reader`);
+//! a key left over is classified by the one settings [`table`]: accepted without local effect
+//! (and listed in the job's warnings), or refused with the setting's name in the console's
+//! spelling (`Settings.OutputGroups[0].Outputs[1].VideoDescription.CodecSettings.H265Settings.
+//! InterlaceMode = TOP_FIELD`), never silently ignored. A value outside what is implemented is
+//! refused the same way.
 //!
-//! Implemented (everything else is refused):
+//! The pieces: inputs, groups and outputs here; video in [`super::video`], audio in
+//! [`super::audio`], ffmpeg arguments in `render`, job templates and presets in
+//! [`super::templates`]. What is implemented, setting by setting: `docs/mediaconvert.md`
+//! (generated from the table).
 //!
-//! | setting | ffmpeg |
+//! | in the job | ffmpeg |
 //! |---|---|
-//! | `Codec` H_264 / H_265 / AV1 | libx264 (preset fast) / libx265 (preset fast, `hvc1` tag) / libsvtav1 (preset 8) |
+//! | `Codec` H_264 / H_265 / AV1 / FRAME_CAPTURE | libx264 / libx265 (`hvc1` tag) / libsvtav1 (preset 8) / mjpeg stills |
 //! | `RateControlMode` QVBR + `QvbrQualityLevel` (1–10, unset = 7) | constant quality: `-crf` 37−2q (x264), 42−2q (x265), 63−4q (SVT-AV1) |
-//! | `MaxBitrate` | capped quality: `-maxrate` with a 2 s `-bufsize` |
+//! | `MaxBitrate`, `HrdBufferSize` | capped quality: `-maxrate` with `-bufsize` (2 s when no HRD buffer is given) |
 //! | `RateControlMode` CBR / VBR + `Bitrate` (H.264/H.265) | `-b:v` (CBR also `-minrate`/`-maxrate` = bitrate) |
-//! | `SceneChangeDetect` ENABLED / TRANSITION_DETECTION / DISABLED | encoder default / `scenecut=0` (`-sc_threshold 0`) |
-//! | `Width` / `Height` | both: letterboxed into the box (MediaConvert's default scaling); one: the other follows the aspect ratio |
-//! | `AacSettings` `Bitrate`, `SampleRate`, `CodingMode` 1_0 / 2_0 | `aac -b:a -ar -ac` |
-//! | `Container` MP4 (`Mp4Settings` {}) in FILE_GROUP_SETTINGS | `-f mp4 -movflags +faststart` (MediaConvert's default moov placement) |
-//! | `Container` M3U8 in HLS_GROUP_SETTINGS, `SegmentLength`, `MinSegmentLength` 0 | one `-f hls` run, `-var_stream_map`, master playlist, keyframes every segment |
-//! | `NameModifier`, `Destination` | `<destination><input base name><modifier>.<ext>` |
+//! | GOP, B-frames, references, profile, level, AQ, entropy, slices, `QualityTuningLevel` | `-g`-like encoder parameters, `-profile`, `-level`, preset fast / medium / slow |
+//! | `Width` / `Height` with `ScalingBehavior`, `Crop`, `Position`, `Sharpness`, `AntiAlias` | crop, scale (letterbox, stretch, fit, fill), pad, unsharp filters |
+//! | `AacSettings` | `aac` (LC): CBR `-b:a`, VBR `-q:a`, sample rate, 1.0 / 2.0 / 5.1 |
+//! | FILE (MP4, RAW), HLS (M3U8), DASH_ISO (MPD), CMAF (CMFC) groups | `mp4` / `image2` / `hls` / `dash` muxers |
+//! | `NameModifier`, `Extension`, `Destination` | `<destination><input base name><modifier>.<ext>` |
+use serde_json::Value;
 
-use std::ffi::OsString;
-use std::path::Path;
-
-use serde_json::{Map, Value};
-
-/// A job refused because of one setting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unsupported {
-    /// The setting, in the console's spelling with its path.
-    pub setting: String,
-    pub detail: String,
-}
-
-impl std::fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unsupported setting {}: {}", self.setting, self.detail)
-    }
-}
-
-type Result<T> = std::result::Result<T, Unsupported>;
-
-/// `h265Settings` → `H265Settings`: the wire name with its first letter raised.
-fn console_name(wire: &str) -> String {
-    let mut chars = wire.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-/// One JSON object being read; every key must be consumed before [`Node::finish`].
-struct Node<'a> {
-    path: String,
-    map: &'a Map<String, Value>,
-    consumed: Vec<&'a str>,
-}
-
-impl<'a> Node<'a> {
-    fn new(path: String, value: &'a Value) -> Result<Node<'a>> {
-        match value {
-            Value::Object(map) => Ok(Node {
-                path,
-                map,
-                consumed: Vec::new(),
-            }),
-            other => Err(Unsupported {
-                detail: format!("expected an object, found {other}"),
-                setting: path,
-            }),
-        }
-    }
-
-    fn path_of(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            console_name(key)
-        } else {
-            format!("{}.{}", self.path, console_name(key))
-        }
-    }
-
-    fn take(&mut self, key: &'a str) -> Option<&'a Value> {
-        let (key, value) = self.map.get_key_value(key)?;
-        self.consumed.push(key.as_str());
-        Some(value)
-    }
-
-    fn string(&mut self, key: &'a str) -> Result<Option<&'a str>> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(other) => Err(self.refuse(key, format!("expected a string, found {other}"))),
-        }
-    }
-
-    /// A string that must be one of `allowed`.
-    fn one_of(&mut self, key: &'a str, allowed: &[&str]) -> Result<Option<&'a str>> {
-        let value = self.string(key)?;
-        match value {
-            Some(v) if !allowed.contains(&v) => Err(Unsupported {
-                setting: format!("{} = {v}", self.path_of(key)),
-                detail: format!("the local MediaConvert implements {}", allowed.join(", ")),
-            }),
-            _ => Ok(value),
-        }
-    }
-
-    fn int(&mut self, key: &'a str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(value) => match value.as_i64() {
-                Some(n) if range.contains(&n) => Ok(Some(n)),
-                _ => Err(Unsupported {
-                    setting: format!("{} = {value}", self.path_of(key)),
-                    detail: format!("expected an integer in {}..={}", range.start(), range.end()),
-                }),
-            },
-        }
-    }
-
-    fn object(&mut self, key: &'a str) -> Result<Option<Node<'a>>> {
-        let path = self.path_of(key);
-        self.take(key).map(|v| Node::new(path, v)).transpose()
-    }
-
-    fn array(&mut self, key: &'a str) -> Result<Vec<Node<'a>>> {
-        let path = self.path_of(key);
-        match self.take(key) {
-            None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| Node::new(format!("{path}[{i}]"), item))
-                .collect(),
-            Some(other) => Err(Unsupported {
-                setting: path,
-                detail: format!("expected a list, found {other}"),
-            }),
-        }
-    }
-
-    fn refuse(&self, key: &str, detail: impl Into<String>) -> Unsupported {
-        Unsupported {
-            setting: self.path_of(key),
-            detail: detail.into(),
-        }
-    }
-
-    fn required<T>(&self, key: &str, value: Option<T>) -> Result<T> {
-        value.ok_or_else(|| self.refuse(key, "is required"))
-    }
-
-    /// Refuses the first key nobody consumed.
-    fn finish(self) -> Result<()> {
-        match self.map.keys().find(|k| !self.consumed.contains(&k.as_str())) {
-            None => Ok(()),
-            Some(key) => Err(self.refuse(key, "not implemented by the local MediaConvert")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VideoCodec {
-    H264,
-    H265,
-    Av1,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateControl {
-    /// Constant quality (level 1–10), optionally capped.
-    Qvbr {
-        level: u8,
-        max_bitrate: Option<u32>,
-    },
-    Cbr {
-        bitrate: u32,
-    },
-    Vbr {
-        bitrate: u32,
-        max_bitrate: Option<u32>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VideoPlan {
-    pub codec: VideoCodec,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub rate: RateControl,
-    pub scene_change_detect: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AudioPlan {
-    pub bitrate: u32,
-    pub sample_rate: u32,
-    pub channels: u32,
-}
+use super::audio::{audio_plan, audio_selector};
+pub use super::audio::{AudioPlan, AudioSelector};
+pub use super::reader::{leaf_settings, Unsupported};
+use super::reader::{Node, Result};
+pub use super::render::WrittenFile;
+use super::table;
+use super::video::video_plan;
+pub use super::video::{RateControl, Source, VideoCodec, VideoPlan};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputPlan {
     pub name_modifier: String,
+    /// `Extension` (FILE groups): replaces `mp4` / `jpg`.
+    pub extension: Option<String>,
+    /// `MoovPlacement` PROGRESSIVE_DOWNLOAD (MediaConvert's default): the index first.
+    pub faststart: bool,
     pub video: Option<VideoPlan>,
     pub audio: Option<AudioPlan>,
 }
@@ -210,7 +49,28 @@ pub struct OutputPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupKind {
     File,
-    Hls { segment_length: u32 },
+    /// `single_file`: `SegmentControl` SINGLE_FILE, one `.ts` per variant and byte ranges.
+    Hls {
+        segment_length: u32,
+        single_file: bool,
+    },
+    /// DASH_ISO (`cmaf` false) or CMAF: fragmented MP4 segments from ffmpeg's dash muxer.
+    Dash(DashPlan),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashPlan {
+    pub cmaf: bool,
+    /// Seconds.
+    pub segment_length: u32,
+    /// Seconds (`FragmentLength`): fragments within a segment.
+    pub fragment_length: Option<u32>,
+    /// `SegmentControl` SINGLE_FILE: one file per representation, addressed by byte ranges.
+    pub single_file: bool,
+    /// `WriteSegmentTimelineInRepresentation`.
+    pub timeline: bool,
+    /// CMAF `WriteHlsManifest`: HLS playlists over the same segments.
+    pub write_hls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +82,72 @@ pub struct GroupPlan {
     /// Set when the destination names the files (does not end in `/`).
     pub base_name: Option<String>,
     pub outputs: Vec<OutputPlan>,
+    /// The input's `InputClippings` (the same for every group).
+    pub clipping: Option<Clipping>,
+    /// HLS: the transport stream's settings (`M3u8Settings`), one for every variant.
+    pub ts: TsOptions,
+    /// The input's `VideoSelector.Rotate` (the same for every group).
+    pub rotation: Rotation,
+}
+
+/// `M3u8Settings` that ffmpeg's mpegts muxer can honour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TsOptions {
+    pub pmt_pid: Option<u32>,
+    /// The video PID; the audio PID follows it (`AudioPids` must agree).
+    pub video_pid: Option<u32>,
+    pub program_number: Option<u32>,
+    pub transport_stream_id: Option<u32>,
+    /// The PAT/PMT repetition, in milliseconds.
+    pub pat_interval_ms: Option<u32>,
+    pub pcr_interval_ms: Option<u32>,
+}
+
+fn ts_options(mut m3u8: Node<'_>) -> Result<TsOptions> {
+    let pid = |node: &mut Node<'_>, key| node.int(key, 32..=8182).map(|p| p.map(|p| p as u32));
+    let pmt_pid = pid(&mut m3u8, "pmtPid")?;
+    let video_pid = pid(&mut m3u8, "videoPid")?;
+    if let Some(audio_pids) = m3u8.take("audioPids") {
+        let first = audio_pids.as_array().and_then(|p| p.first()).and_then(Value::as_u64);
+        if first.is_some() && first != video_pid.map(|v| v as u64 + 1) {
+            return Err(Unsupported {
+                setting: format!("{} = {audio_pids}", m3u8.path_of("audioPids")),
+                detail: "ffmpeg's mpegts muxer numbers the audio PID right after VideoPid".into(),
+            });
+        }
+    }
+    let program_number = m3u8.int("programNumber", 1..=65535)?.map(|p| p as u32);
+    let transport_stream_id = m3u8.int("transportStreamId", 1..=65535)?.map(|p| p as u32);
+    // 0 leaves the muxer's own repetition; PAT and PMT go out together, at the shorter interval.
+    let pat = m3u8.int("patInterval", 0..=1000)?.filter(|i| *i > 0);
+    let pmt = m3u8.int("pmtInterval", 0..=1000)?.filter(|i| *i > 0);
+    let pat_interval_ms = pat.into_iter().chain(pmt).min().map(|i| i as u32);
+    let pcr_interval_ms = m3u8
+        .int("maxPcrInterval", 0..=500)?
+        .filter(|i| *i > 0)
+        .map(|i| i as u32);
+    m3u8.finish()?;
+    Ok(TsOptions {
+        pmt_pid,
+        video_pid,
+        program_number,
+        transport_stream_id,
+        pat_interval_ms,
+        pcr_interval_ms,
+    })
+}
+
+/// A timecode of `InputClippings`, counted from the start (`TimecodeSource` ZEROBASED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timecode {
+    pub seconds: u32,
+    pub frames: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clipping {
+    pub start: Option<Timecode>,
+    pub end: Option<Timecode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +155,75 @@ pub struct JobPlan {
     pub input_bucket: String,
     pub input_key: String,
     pub groups: Vec<GroupPlan>,
+    /// Settings accepted without local effect (`Path = value`), for the job's warnings.
+    pub accepted: Vec<String>,
+    /// The input's `VideoSelector.Rotate`.
+    pub rotation: Rotation,
+}
+
+impl JobPlan {
+    /// The picture size the outputs start from: as displayed (AUTO), or the coded size turned by
+    /// the selector's angle.
+    pub fn source_size(&self, coded: (u32, u32), displayed: (u32, u32)) -> (u32, u32) {
+        match self.rotation {
+            Rotation::Auto => displayed,
+            Rotation::Fixed(degrees) if degrees % 180 == 90 => (coded.1, coded.0),
+            Rotation::Fixed(_) => coded,
+        }
+    }
+}
+
+/// `VideoSelector.Rotate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rotation {
+    /// From the source's rotation metadata.
+    #[default]
+    Auto,
+    /// Clockwise degrees (0, 90, 180, 270), the metadata ignored.
+    Fixed(u32),
+}
+
+impl Rotation {
+    /// The filter that turns the decoded picture, if any.
+    pub(super) fn filter(self) -> Option<&'static str> {
+        match self {
+            Rotation::Fixed(90) => Some("transpose=clock"),
+            Rotation::Fixed(180) => Some("hflip,vflip"),
+            Rotation::Fixed(270) => Some("transpose=cclock"),
+            _ => None,
+        }
+    }
+}
+
+/// A job as the console exports it (PascalCase, `"Settings": {...}`) → as the SDK sends it
+/// (lowerCamelCase), keeping the keys the user chose (selector names, metadata, tags).
+pub fn console_to_wire(console: &Value) -> Value {
+    fn convert(value: &Value, keys_are_names: bool) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, item)| {
+                        let wire_key = if keys_are_names {
+                            key.clone()
+                        } else {
+                            let mut chars = key.chars();
+                            chars
+                                .next()
+                                .map(|first| first.to_lowercase().chain(chars).collect())
+                                .unwrap_or_default()
+                        };
+                        let names_below = !keys_are_names
+                            && (table::MAP_SETTINGS.contains(&key.as_str())
+                                || ["UserMetadata", "Tags"].contains(&key.as_str()));
+                        (wire_key, convert(item, names_below))
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|item| convert(item, false)).collect()),
+            other => other.clone(),
+        }
+    }
+    convert(console, false)
 }
 
 /// `s3://bucket/key` → (bucket, key).
@@ -240,16 +235,15 @@ pub fn split_s3_uri(uri: &str) -> Option<(String, String)> {
 
 /// Reads a CreateJob request body into a plan, or names the first setting it cannot honour.
 pub fn plan(request: &Value) -> Result<JobPlan> {
-    let mut job = Node::new(String::new(), request)?;
-    // Request fields that do not change the output.
+    let mut job = Node::root(request)?;
+    // Request fields the service itself acts on (the rest is classified by the table).
     for key in [
         "role",
         "queue",
         "userMetadata",
         "clientRequestToken",
-        "priority",
         "tags",
-        "billingTagsSource",
+        "jobTemplate",
     ] {
         job.take(key);
     }
@@ -273,18 +267,9 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
             "SECONDS_600",
         ],
     )?;
-    job.one_of("simulateReservedQueue", &["DISABLED"])?;
-    if let Some(mut acceleration) = job.object("accelerationSettings")? {
-        acceleration.one_of("mode", &["DISABLED"])?;
-        acceleration.finish()?;
-    }
     let mut settings = job
         .object("settings")?
         .ok_or_else(|| job.refuse("settings", "is required"))?;
-    if let Some(mut timecode) = settings.object("timecodeConfig")? {
-        timecode.one_of("source", &["ZEROBASED"])?;
-        timecode.finish()?;
-    }
     let inputs = settings.array("inputs")?;
     if inputs.len() != 1 {
         return Err(settings.refuse(
@@ -294,23 +279,61 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
     }
     let mut selectors = Vec::new();
     let mut input_uri = None;
+    let mut clipping = None;
+    let mut rotation = Rotation::Auto;
     for mut input in inputs {
         input_uri = input.string("fileInput")?;
         input_uri = Some(input.required("fileInput", input_uri)?);
         if let Some(mut audio_selectors) = input.object("audioSelectors")? {
             let map = audio_selectors.map;
             for name in map.keys() {
-                let mut selector = audio_selectors.object(name)?.expect("the key was just listed");
-                selector.one_of("defaultSelection", &["DEFAULT", "NOT_DEFAULT"])?;
-                selector.finish()?;
-                selectors.push(name.clone());
+                let selector = audio_selectors.object(name)?.expect("the key was just listed");
+                selectors.push(audio_selector(name, selector)?);
             }
             audio_selectors.finish()?;
         }
-        if let Some(video_selector) = input.object("videoSelector")? {
+        if let Some(mut video_selector) = input.object("videoSelector")? {
+            // AUTO: upright from the rotation metadata (what ffmpeg does by default); the others
+            // ignore the metadata and turn the picture clockwise by the given angle.
+            rotation = match video_selector.one_of(
+                "rotate",
+                &["AUTO", "DEGREE_0", "DEGREES_90", "DEGREES_180", "DEGREES_270"],
+            )? {
+                Some("DEGREE_0") => Rotation::Fixed(0),
+                Some("DEGREES_90") => Rotation::Fixed(90),
+                Some("DEGREES_180") => Rotation::Fixed(180),
+                Some("DEGREES_270") => Rotation::Fixed(270),
+                _ => Rotation::Auto,
+            };
             video_selector.finish()?;
         }
-        input.one_of("timecodeSource", &["ZEROBASED"])?;
+        let timecode_source = input.one_of("timecodeSource", &["ZEROBASED", "EMBEDDED", "SPECIFIEDSTART"])?;
+        let clippings = input.array("inputClippings")?;
+        if clippings.len() > 1 {
+            return Err(input.refuse("inputClippings", "one clipping per input is implemented"));
+        }
+        if !clippings.is_empty() && timecode_source.is_some_and(|t| t != "ZEROBASED") {
+            return Err(Unsupported {
+                setting: format!(
+                    "{} = {}",
+                    input.path_of("timecodeSource"),
+                    timecode_source.unwrap_or_default()
+                ),
+                detail: "InputClippings are implemented with TimecodeSource ZEROBASED (counted from the start)".into(),
+            });
+        }
+        for mut clip in clippings {
+            let start = clip
+                .string("startTimecode")?
+                .map(|t| timecode(&clip, "startTimecode", t))
+                .transpose()?;
+            let end = clip
+                .string("endTimecode")?
+                .map(|t| timecode(&clip, "endTimecode", t))
+                .transpose()?;
+            clip.finish()?;
+            clipping = Some(Clipping { start, end });
+        }
         input.finish()?;
     }
     let input_uri = input_uri.expect("one input, checked above");
@@ -323,27 +346,108 @@ pub fn plan(request: &Value) -> Result<JobPlan> {
 
     let mut groups = Vec::new();
     for group in settings.array("outputGroups")? {
-        groups.push(group_plan(group, &selectors)?);
+        let mut group = group_plan(group, &selectors)?;
+        group.clipping = clipping;
+        group.rotation = rotation;
+        groups.push(group);
     }
     if groups.is_empty() {
         return Err(settings.refuse("outputGroups", "at least one output group is required"));
     }
     settings.finish()?;
+    let ledger = job.accepted.clone();
     job.finish()?;
+    let ledger = ledger.borrow();
+    if let Some(setting) = ledger.unlisted_reads.first() {
+        return Err(Unsupported {
+            setting: setting.clone(),
+            detail: "read by the local MediaConvert but not listed as honoured in its settings table (a defect of the service: please report it)".into(),
+        });
+    }
+    let accepted = ledger.accepted.clone();
     Ok(JobPlan {
         input_bucket,
         input_key,
         groups,
+        accepted,
+        rotation,
     })
 }
 
-fn group_plan(mut group: Node<'_>, selectors: &[String]) -> Result<GroupPlan> {
-    group.string("name")?;
+/// `HH:MM:SS:FF` (or `;FF`, drop-frame) → its parts, checked.
+fn timecode(node: &Node<'_>, key: &str, text: &str) -> Result<Timecode> {
+    let parts: Vec<u32> = text
+        .split([':', ';'])
+        .map(|p| p.parse::<u32>().ok().filter(|_| p.len() == 2))
+        .collect::<Option<Vec<u32>>>()
+        .unwrap_or_default();
+    match parts.as_slice() {
+        [h, m, s, f] if *m < 60 && *s < 60 => Ok(Timecode {
+            seconds: h * 3600 + m * 60 + s,
+            frames: *f,
+        }),
+        _ => Err(Unsupported {
+            setting: format!("{} = {text}", node.path_of(key)),
+            detail: "expected a timecode HH:MM:SS:FF".into(),
+        }),
+    }
+}
+
+fn group_plan(mut group: Node<'_>, selectors: &[AudioSelector]) -> Result<GroupPlan> {
     let mut settings = group
         .object("outputGroupSettings")?
         .ok_or_else(|| group.refuse("outputGroupSettings", "is required"))?;
-    let kind = settings.one_of("type", &["FILE_GROUP_SETTINGS", "HLS_GROUP_SETTINGS"])?;
+    let kind = settings.one_of(
+        "type",
+        &[
+            "FILE_GROUP_SETTINGS",
+            "HLS_GROUP_SETTINGS",
+            "DASH_ISO_GROUP_SETTINGS",
+            "CMAF_GROUP_SETTINGS",
+        ],
+    )?;
     let (kind, destination) = match kind {
+        Some(dash @ ("DASH_ISO_GROUP_SETTINGS" | "CMAF_GROUP_SETTINGS")) => {
+            let cmaf = dash == "CMAF_GROUP_SETTINGS";
+            let key = if cmaf {
+                "cmafGroupSettings"
+            } else {
+                "dashIsoGroupSettings"
+            };
+            let mut group_settings = settings
+                .object(key)?
+                .ok_or_else(|| settings.refuse(key, "is required"))?;
+            let destination = group_settings.string("destination")?;
+            let destination = group_settings.required("destination", destination)?;
+            // MediaConvert's defaults: 30 s DASH segments, 10 s CMAF segments, 2 s fragments.
+            let segment_length = group_settings
+                .int("segmentLength", 1..=600)?
+                .unwrap_or(if cmaf { 10 } else { 30 }) as u32;
+            let fragment_length = Some(group_settings.int("fragmentLength", 1..=600)?.unwrap_or(2) as u32);
+            let single_file =
+                group_settings.one_of("segmentControl", &["SEGMENTED_FILES", "SINGLE_FILE"])? == Some("SINGLE_FILE");
+            let timeline = group_settings.one_of("writeSegmentTimelineInRepresentation", &["ENABLED", "DISABLED"])?
+                != Some("DISABLED");
+            group_settings.one_of("mpdProfile", &["MAIN_PROFILE"])?;
+            let mut write_hls = false;
+            if cmaf {
+                group_settings.one_of("writeDashManifest", &["ENABLED"])?;
+                write_hls = group_settings.one_of("writeHlsManifest", &["ENABLED", "DISABLED"])? != Some("DISABLED");
+                group_settings.one_of("streamInfResolution", &["INCLUDE"])?;
+            }
+            group_settings.finish()?;
+            (
+                GroupKind::Dash(DashPlan {
+                    cmaf,
+                    segment_length,
+                    fragment_length,
+                    single_file,
+                    timeline,
+                    write_hls,
+                }),
+                (destination, settings.path_of(key)),
+            )
+        }
         Some("FILE_GROUP_SETTINGS") => {
             let mut file = settings
                 .object("fileGroupSettings")?
@@ -361,9 +465,18 @@ fn group_plan(mut group: Node<'_>, selectors: &[String]) -> Result<GroupPlan> {
             let destination = hls.required("destination", destination)?;
             let segment_length = hls.int("segmentLength", 1..=60)?.unwrap_or(10) as u32;
             hls.int("minSegmentLength", 0..=0)?;
+            // What ffmpeg's HLS muxer writes: one folder, segments (or one file per variant,
+            // addressed by byte ranges) and playlists, RESOLUTION in the master playlist.
+            let single_file = hls.one_of("segmentControl", &["SEGMENTED_FILES", "SINGLE_FILE"])? == Some("SINGLE_FILE");
+            hls.one_of("directoryStructure", &["SINGLE_DIRECTORY"])?;
+            hls.one_of("outputSelection", &["MANIFESTS_AND_SEGMENTS"])?;
+            hls.one_of("streamInfResolution", &["INCLUDE"])?;
             hls.finish()?;
             (
-                GroupKind::Hls { segment_length },
+                GroupKind::Hls {
+                    segment_length,
+                    single_file,
+                },
                 (destination, settings.path_of("hlsGroupSettings")),
             )
         }
@@ -382,13 +495,32 @@ fn group_plan(mut group: Node<'_>, selectors: &[String]) -> Result<GroupPlan> {
     };
 
     let mut outputs = Vec::new();
-    for output in group.array("outputs")? {
-        outputs.push(output_plan(output, &kind, selectors)?);
+    let mut ts = None;
+    for (index, output) in group.array("outputs")?.into_iter().enumerate() {
+        let path = output.path.clone();
+        let (output, output_ts) = output_plan(output, &kind, selectors)?;
+        match ts {
+            None => ts = Some(output_ts),
+            // ffmpeg's HLS muxer writes every variant with one transport-stream configuration.
+            Some(first) if first != output_ts => {
+                return Err(Unsupported {
+                    setting: format!("{path}.ContainerSettings.M3u8Settings"),
+                    detail: format!(
+                        "differs from Outputs[0]'s; the local MediaConvert writes one transport-stream setup per group (output {index})"
+                    ),
+                })
+            }
+            Some(_) => {}
+        }
+        outputs.push(output);
     }
     if outputs.is_empty() {
         return Err(group.refuse("outputs", "at least one output is required"));
     }
-    let mut modifiers: Vec<&str> = outputs.iter().map(|o| o.name_modifier.as_str()).collect();
+    let mut modifiers: Vec<(&str, Option<&str>)> = outputs
+        .iter()
+        .map(|o| (o.name_modifier.as_str(), o.extension.as_deref()))
+        .collect();
     modifiers.sort_unstable();
     if modifiers.windows(2).any(|w| w[0] == w[1]) {
         return Err(group.refuse(
@@ -403,25 +535,43 @@ fn group_plan(mut group: Node<'_>, selectors: &[String]) -> Result<GroupPlan> {
         prefix,
         base_name,
         outputs,
+        clipping: None,
+        ts: ts.unwrap_or_default(),
+        rotation: Rotation::Auto,
     })
 }
 
-fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[String]) -> Result<OutputPlan> {
+/// An output, and its `M3u8Settings` (HLS).
+fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[AudioSelector]) -> Result<(OutputPlan, TsOptions)> {
     let name_modifier = output.string("nameModifier")?.unwrap_or("").to_owned();
     if matches!(kind, GroupKind::Hls { .. }) && name_modifier.is_empty() {
         return Err(output.refuse("nameModifier", "HLS outputs need one (it names the variant playlist)"));
     }
-    let expected_container = match kind {
-        GroupKind::File => "MP4",
-        GroupKind::Hls { .. } => "M3U8",
+    let is_dash = matches!(kind, GroupKind::Dash(_));
+    let extension = output.string("extension")?.map(str::to_owned);
+    if extension.is_some() && *kind != GroupKind::File {
+        return Err(output.refuse(
+            "extension",
+            "only FILE_GROUP_SETTINGS outputs take an Extension locally",
+        ));
+    }
+    let containers: &[&str] = match kind {
+        GroupKind::File => &["MP4", "RAW"],
+        GroupKind::Hls { .. } => &["M3U8"],
+        GroupKind::Dash(DashPlan { cmaf: false, .. }) => &["MPD"],
+        GroupKind::Dash(DashPlan { cmaf: true, .. }) => &["CMFC"],
     };
+    let mut container_name = None;
+    let mut faststart = true;
+    let mut ts = TsOptions::default();
     if let Some(mut container) = output.object("containerSettings")? {
-        container.one_of("container", &[expected_container])?;
-        if let Some(mp4) = container.object("mp4Settings")? {
+        container_name = container.one_of("container", containers)?;
+        if let Some(mut mp4) = container.object("mp4Settings")? {
+            faststart = mp4.one_of("moovPlacement", &["PROGRESSIVE_DOWNLOAD", "NORMAL"])? != Some("NORMAL");
             mp4.finish()?;
         }
         if let Some(m3u8) = container.object("m3u8Settings")? {
-            m3u8.finish()?;
+            ts = ts_options(m3u8)?;
         }
         container.finish()?;
     } else if matches!(kind, GroupKind::File) {
@@ -434,6 +584,13 @@ fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[String]) -> 
         output_settings.finish()?;
     }
     let video = output.object("videoDescription")?.map(video_plan).transpose()?;
+    let is_capture = video.as_ref().is_some_and(|v| v.codec == VideoCodec::FrameCapture);
+    if is_capture != (container_name == Some("RAW")) {
+        return Err(output.refuse(
+            "containerSettings",
+            "Container RAW goes with Codec FRAME_CAPTURE, and FRAME_CAPTURE with RAW",
+        ));
+    }
     let mut audio_descriptions = output.array("audioDescriptions")?;
     if audio_descriptions.len() > 1 {
         return Err(output.refuse(
@@ -441,369 +598,38 @@ fn output_plan(mut output: Node<'_>, kind: &GroupKind, selectors: &[String]) -> 
             "at most one audio description per output is implemented",
         ));
     }
+    if is_capture && !audio_descriptions.is_empty() {
+        return Err(output.refuse("audioDescriptions", "frame captures have no audio"));
+    }
     let audio = audio_descriptions.pop().map(|a| audio_plan(a, selectors)).transpose()?;
-    if video.is_none() {
-        return Err(output.refuse("videoDescription", "audio-only outputs are not implemented"));
+    match (&video, &audio) {
+        (None, Some(_)) if is_dash => {}
+        (None, _) => {
+            return Err(output.refuse(
+                "videoDescription",
+                "audio-only outputs are implemented in DASH and CMAF groups only",
+            ))
+        }
+        _ => {}
     }
     output.finish()?;
-    Ok(OutputPlan {
-        name_modifier,
-        video,
-        audio,
-    })
-}
-
-fn video_plan(mut video: Node<'_>) -> Result<VideoPlan> {
-    let width = video.int("width", 32..=8192)?.map(|w| w as u32);
-    let height = video.int("height", 32..=8192)?.map(|h| h as u32);
-    let mut codec_settings = video
-        .object("codecSettings")?
-        .ok_or_else(|| video.refuse("codecSettings", "is required"))?;
-    let codec = codec_settings.one_of("codec", &["H_264", "H_265", "AV1"])?;
-    let codec = codec_settings.required("codec", codec)?;
-    let (codec, key) = match codec {
-        "H_264" => (VideoCodec::H264, "h264Settings"),
-        "H_265" => (VideoCodec::H265, "h265Settings"),
-        _ => (VideoCodec::Av1, "av1Settings"),
-    };
-    let mut settings = codec_settings
-        .object(key)?
-        .ok_or_else(|| codec_settings.refuse(key, "is required"))?;
-    let modes: &[&str] = if codec == VideoCodec::Av1 {
-        &["QVBR"]
-    } else {
-        &["QVBR", "CBR", "VBR"]
-    };
-    let mode = settings.one_of("rateControlMode", modes)?.unwrap_or("QVBR");
-    let max_bitrate = settings.int("maxBitrate", 1_000..=1_152_000_000)?.map(|b| b as u32);
-    let bitrate = if codec == VideoCodec::Av1 {
-        None
-    } else {
-        settings.int("bitrate", 1_000..=1_152_000_000)?.map(|b| b as u32)
-    };
-    let mut level = None;
-    if let Some(mut qvbr) = settings.object("qvbrSettings")? {
-        level = qvbr.int("qvbrQualityLevel", 1..=10)?.map(|l| l as u8);
-        qvbr.finish()?;
-    }
-    let scene_change_detect = if codec == VideoCodec::Av1 {
-        true
-    } else {
-        settings.one_of("sceneChangeDetect", &["ENABLED", "DISABLED", "TRANSITION_DETECTION"])? != Some("DISABLED")
-    };
-    let rate = match mode {
-        "QVBR" => {
-            if bitrate.is_some() {
-                return Err(settings.refuse("bitrate", "QVBR takes MaxBitrate, not Bitrate"));
-            }
-            RateControl::Qvbr {
-                // MediaConvert's AUTO quality; 7 is its documented typical value.
-                level: level.unwrap_or(7),
-                max_bitrate,
-            }
-        }
-        "CBR" => RateControl::Cbr {
-            bitrate: settings.required("bitrate", bitrate)?,
+    Ok((
+        OutputPlan {
+            name_modifier,
+            extension,
+            faststart,
+            video,
+            audio,
         },
-        _ => RateControl::Vbr {
-            bitrate: settings.required("bitrate", bitrate)?,
-            max_bitrate,
-        },
-    };
-    if level.is_some() && mode != "QVBR" {
-        return Err(settings.refuse("qvbrSettings", "only applies to RateControlMode QVBR"));
-    }
-    settings.finish()?;
-    codec_settings.finish()?;
-    video.finish()?;
-    Ok(VideoPlan {
-        codec,
-        width,
-        height,
-        rate,
-        scene_change_detect,
-    })
-}
-
-fn audio_plan(mut audio: Node<'_>, selectors: &[String]) -> Result<AudioPlan> {
-    let source = audio.string("audioSourceName")?.unwrap_or("Audio Selector 1");
-    if !selectors.iter().any(|s| s == source) {
-        return Err(Unsupported {
-            setting: format!("{} = {source}", audio.path_of("audioSourceName")),
-            detail: "names no audio selector of the input".into(),
-        });
-    }
-    let mut codec_settings = audio
-        .object("codecSettings")?
-        .ok_or_else(|| audio.refuse("codecSettings", "is required"))?;
-    codec_settings.one_of("codec", &["AAC"])?;
-    let mut aac = codec_settings
-        .object("aacSettings")?
-        .ok_or_else(|| codec_settings.refuse("aacSettings", "is required"))?;
-    let bitrate = aac.int("bitrate", 6_000..=1_024_000)?.unwrap_or(96_000) as u32;
-    let sample_rate = aac.int("sampleRate", 8_000..=96_000)?.unwrap_or(48_000) as u32;
-    let channels = match aac.one_of("codingMode", &["CODING_MODE_1_0", "CODING_MODE_2_0"])? {
-        Some("CODING_MODE_1_0") => 1,
-        _ => 2,
-    };
-    aac.finish()?;
-    codec_settings.finish()?;
-    audio.finish()?;
-    Ok(AudioPlan {
-        bitrate,
-        sample_rate,
-        channels,
-    })
-}
-
-/// The source as ffprobe saw it: what sizing and audio mapping depend on.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Source {
-    pub width: u32,
-    pub height: u32,
-    pub has_audio: bool,
-}
-
-/// Rounds to an even number of pixels (4:2:0), at least 2.
-fn even(pixels: f64) -> u32 {
-    (((pixels / 2.0).round() as u32) * 2).max(2)
-}
-
-impl VideoPlan {
-    /// The frame size this output will have.
-    pub fn output_size(&self, source: &Source) -> (u32, u32) {
-        let aspect = source.width as f64 / source.height.max(1) as f64;
-        match (self.width, self.height) {
-            (Some(w), Some(h)) => (w, h),
-            (Some(w), None) => (w, even(w as f64 / aspect)),
-            (None, Some(h)) => (even(h as f64 * aspect), h),
-            (None, None) => (even(source.width as f64), even(source.height as f64)),
-        }
-    }
-
-    fn filter(&self, source: &Source) -> String {
-        let (w, h) = self.output_size(source);
-        match (self.width, self.height) {
-            // MediaConvert's default scaling letterboxes into the output frame.
-            (Some(_), Some(_)) => format!(
-                "scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1"
-            ),
-            _ => format!("scale={w}:{h},setsar=1"),
-        }
-    }
-
-    /// Encoder arguments; `spec` is the stream specifier (`""` for one output per file,
-    /// `":v:2"` inside an HLS run).
-    fn encoder_args(&self, spec: &str, keyframe_every: Option<u32>) -> Vec<String> {
-        let mut args = Vec::new();
-        let mut push = |flag: &str, value: String| {
-            args.push(format!("{flag}{spec}"));
-            args.push(value);
-        };
-        let (encoder, preset) = match self.codec {
-            VideoCodec::H264 => ("libx264", "fast"),
-            VideoCodec::H265 => ("libx265", "fast"),
-            VideoCodec::Av1 => ("libsvtav1", "8"),
-        };
-        push("-c", encoder.to_owned());
-        push("-preset", preset.to_owned());
-        push("-pix_fmt", "yuv420p".to_owned());
-        match self.rate {
-            RateControl::Qvbr { level, max_bitrate } => {
-                let level = level as i32;
-                let crf = match self.codec {
-                    VideoCodec::H264 => 37 - 2 * level,
-                    VideoCodec::H265 => 42 - 2 * level,
-                    VideoCodec::Av1 => 63 - 4 * level,
-                };
-                push("-crf", crf.to_string());
-                if let Some(max) = max_bitrate {
-                    push("-maxrate", max.to_string());
-                    push("-bufsize", (max * 2).to_string());
-                }
-            }
-            RateControl::Cbr { bitrate } => {
-                push("-b", bitrate.to_string());
-                push("-minrate", bitrate.to_string());
-                push("-maxrate", bitrate.to_string());
-                push("-bufsize", (bitrate * 2).to_string());
-            }
-            RateControl::Vbr { bitrate, max_bitrate } => {
-                push("-b", bitrate.to_string());
-                if let Some(max) = max_bitrate {
-                    push("-maxrate", max.to_string());
-                    push("-bufsize", (max * 2).to_string());
-                }
-            }
-        }
-        match self.codec {
-            VideoCodec::H265 => {
-                let mut params = vec!["log-level=error".to_owned()];
-                if !self.scene_change_detect {
-                    params.push("scenecut=0".to_owned());
-                }
-                push("-x265-params", params.join(":"));
-                // `hvc1` is what browsers and Apple players expect in MP4 (MediaConvert's default).
-                push("-tag", "hvc1".to_owned());
-            }
-            VideoCodec::H264 if !self.scene_change_detect => push("-sc_threshold", "0".to_owned()),
-            _ => {}
-        }
-        if let Some(seconds) = keyframe_every {
-            push("-force_key_frames", format!("expr:gte(t,n_forced*{seconds})"));
-        }
-        args
-    }
-}
-
-impl AudioPlan {
-    fn encoder_args(&self, spec: &str) -> Vec<String> {
-        vec![
-            format!("-c{spec}"),
-            "aac".into(),
-            format!("-b{spec}"),
-            self.bitrate.to_string(),
-            format!("-ar{spec}"),
-            self.sample_rate.to_string(),
-            format!("-ac{spec}"),
-            self.channels.to_string(),
-        ]
-    }
-}
-
-/// One file an output group writes, relative to the group's destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrittenFile {
-    pub name: String,
-    /// Index of the output in the group, or `None` for an HLS master playlist.
-    pub output: Option<usize>,
-}
-
-impl GroupPlan {
-    /// The name files start with: the destination's, else the input's base name.
-    pub fn base_name(&self, input_key: &str) -> String {
-        if let Some(base) = &self.base_name {
-            return base.clone();
-        }
-        let file = input_key.rsplit('/').next().unwrap_or(input_key);
-        match file.rsplit_once('.') {
-            Some((stem, _)) if !stem.is_empty() => stem.to_owned(),
-            _ => file.to_owned(),
-        }
-    }
-
-    /// The ffmpeg arguments that render this group from `input` into `dir`, and the main files
-    /// it writes (an HLS group also writes segments, found in `dir` afterwards).
-    pub fn ffmpeg_args(
-        &self,
-        input: &Path,
-        source: &Source,
-        dir: &Path,
-        base: &str,
-    ) -> (Vec<OsString>, Vec<WrittenFile>) {
-        let mut args: Vec<OsString> = shared::ffmpeg::ffmpeg_base_args();
-        args.push("-i".into());
-        args.push(input.as_os_str().to_owned());
-        let mut files = Vec::new();
-        let text = |items: Vec<String>, args: &mut Vec<OsString>| args.extend(items.into_iter().map(OsString::from));
-        match self.kind {
-            GroupKind::File => {
-                for (index, output) in self.outputs.iter().enumerate() {
-                    let video = output.video.as_ref().expect("outputs have video");
-                    text(
-                        vec!["-map".into(), "0:v:0".into(), "-vf".into(), video.filter(source)],
-                        &mut args,
-                    );
-                    text(video.encoder_args(":v", None), &mut args);
-                    match (&output.audio, source.has_audio) {
-                        (Some(audio), true) => {
-                            text(vec!["-map".into(), "0:a:0".into()], &mut args);
-                            text(audio.encoder_args(":a"), &mut args);
-                        }
-                        _ => text(vec!["-an".into()], &mut args),
-                    }
-                    let name = format!("{base}{}.mp4", output.name_modifier);
-                    text(
-                        vec!["-movflags".into(), "+faststart".into(), "-f".into(), "mp4".into()],
-                        &mut args,
-                    );
-                    args.push(dir.join(&name).into_os_string());
-                    files.push(WrittenFile {
-                        name,
-                        output: Some(index),
-                    });
-                }
-            }
-            GroupKind::Hls { segment_length } => {
-                let mut stream_map = Vec::new();
-                let mut audio_index = 0;
-                for (index, output) in self.outputs.iter().enumerate() {
-                    let video = output.video.as_ref().expect("outputs have video");
-                    text(
-                        vec![
-                            "-map".into(),
-                            "0:v:0".into(),
-                            format!("-filter:v:{index}"),
-                            video.filter(source),
-                        ],
-                        &mut args,
-                    );
-                    text(
-                        video.encoder_args(&format!(":v:{index}"), Some(segment_length)),
-                        &mut args,
-                    );
-                    let mut entry = format!("v:{index}");
-                    if let (Some(audio), true) = (&output.audio, source.has_audio) {
-                        text(vec!["-map".into(), "0:a:0".into()], &mut args);
-                        text(audio.encoder_args(&format!(":a:{audio_index}")), &mut args);
-                        entry.push_str(&format!(",a:{audio_index}"));
-                        audio_index += 1;
-                    }
-                    entry.push_str(&format!(",name:{}", output.name_modifier));
-                    stream_map.push(entry);
-                    files.push(WrittenFile {
-                        name: format!("{base}{}.m3u8", output.name_modifier),
-                        output: Some(index),
-                    });
-                }
-                let master = format!("{base}.m3u8");
-                text(
-                    vec![
-                        "-f".into(),
-                        "hls".into(),
-                        "-hls_time".into(),
-                        segment_length.to_string(),
-                        "-hls_playlist_type".into(),
-                        "vod".into(),
-                        "-hls_flags".into(),
-                        "independent_segments".into(),
-                        "-start_number".into(),
-                        "1".into(),
-                        "-master_pl_name".into(),
-                        master.clone(),
-                        "-var_stream_map".into(),
-                        stream_map.join(" "),
-                        "-hls_segment_filename".into(),
-                    ],
-                    &mut args,
-                );
-                args.push(dir.join(format!("{base}%v_%05d.ts")).into_os_string());
-                args.push(dir.join(format!("{base}%v.m3u8")).into_os_string());
-                files.insert(
-                    0,
-                    WrittenFile {
-                        name: master,
-                        output: None,
-                    },
-                );
-            }
-        }
-        (args, files)
-    }
+        ts,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
+    use std::path::Path;
+
     use super::*;
     use serde_json::json;
 
@@ -852,6 +678,7 @@ mod tests {
         width: 1920,
         height: 1080,
         has_audio: true,
+        fps: 25.0,
     };
 
     fn strings(args: &[OsString]) -> Vec<String> {
@@ -902,7 +729,8 @@ mod tests {
             Some(AudioPlan {
                 bitrate: 96_000,
                 sample_rate: 48_000,
-                channels: 2
+                channels: 2,
+                ..AudioPlan::stereo(0)
             })
         );
     }
@@ -962,13 +790,10 @@ mod tests {
 
         let cbr = RateControl::Cbr { bitrate: 2_000_000 };
         let video = VideoPlan {
-            codec: VideoCodec::H265,
-            width: Some(1280),
-            height: None,
-            rate: cbr,
             scene_change_detect: false,
+            ..VideoPlan::basic(VideoCodec::H265, Some(1280), None, cbr)
         };
-        let args = video.encoder_args(":v", None);
+        let args = video.encoder_args(":v", None, &HD_SOURCE);
         assert_eq!(after(&args, "-b:v", 0), "2000000");
         assert_eq!(after(&args, "-maxrate:v", 0), "2000000");
         assert_eq!(after(&args, "-x265-params:v", 0), "log-level=error:scenecut=0");
@@ -977,6 +802,7 @@ mod tests {
             width: 1080,
             height: 1920,
             has_audio: false,
+            fps: 30.0,
         };
         assert_eq!(
             VideoPlan {
@@ -1028,7 +854,13 @@ mod tests {
     fn an_hls_group_is_one_run_with_a_variant_per_output_and_a_master_playlist() {
         let plan = plan(&hls_job()).unwrap();
         let group = &plan.groups[0];
-        assert_eq!(group.kind, GroupKind::Hls { segment_length: 6 });
+        assert_eq!(
+            group.kind,
+            GroupKind::Hls {
+                segment_length: 6,
+                single_file: false
+            }
+        );
         let (args, files) = group.ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("/o"), "my cat");
         let args = strings(&args);
         assert_eq!(
@@ -1053,12 +885,118 @@ mod tests {
     }
 
     #[test]
+    fn a_cmaf_group_is_one_dash_muxer_run_with_hls_playlists_and_an_audio_only_output() {
+        let mut job = hls_job();
+        let group = &mut job["settings"]["outputGroups"][0];
+        group["outputGroupSettings"] = json!({"type": "CMAF_GROUP_SETTINGS", "cmafGroupSettings": {
+            "destination": "s3://out/cmaf/", "segmentLength": 4, "fragmentLength": 2, "segmentControl": "SINGLE_FILE",
+            "writeHlsManifest": "ENABLED", "writeDashManifest": "ENABLED",
+            "writeSegmentTimelineInRepresentation": "DISABLED"}});
+        for output in group["outputs"].as_array_mut().unwrap() {
+            output["containerSettings"] = json!({"container": "CMFC"});
+            output.as_object_mut().unwrap().remove("outputSettings");
+            output.as_object_mut().unwrap().remove("audioDescriptions");
+        }
+        let audio_only = json!({"nameModifier": "_audio", "containerSettings": {"container": "CMFC"},
+            "audioDescriptions": [{"codecSettings": {"codec": "AAC", "aacSettings": {"bitrate": 128000}}}]});
+        group["outputs"].as_array_mut().unwrap().push(audio_only);
+        let plan = plan(&job).unwrap();
+        let group = &plan.groups[0];
+        let (args, files) = group.ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("/o"), "b");
+        let args = strings(&args);
+        assert_eq!(after(&args, "-f", 0), "dash");
+        assert_eq!(after(&args, "-seg_duration", 0), "4");
+        assert_eq!(after(&args, "-frag_duration", 0), "2");
+        assert_eq!(after(&args, "-use_timeline", 0), "0");
+        assert_eq!(after(&args, "-single_file", 0), "1");
+        assert_eq!(after(&args, "-hls_master_name", 0), "b.m3u8");
+        assert_eq!(after(&args, "-adaptation_sets", 0), "id=0,streams=v id=1,streams=a");
+        assert_eq!(after(&args, "-c:a:0", 0), "aac");
+        assert_eq!(after(&args, "-force_key_frames:v:1", 0), "expr:gte(t,n_forced*4)");
+        assert_eq!(args.last().unwrap(), "/o/b.mpd");
+        let masters: Vec<_> = files
+            .iter()
+            .filter(|f| f.output.is_none())
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(masters, ["b.mpd", "b.m3u8"]);
+        assert_eq!(files.iter().filter(|f| f.output.is_some()).count(), 3);
+
+        let mut no_audio_here = job.clone();
+        no_audio_here["settings"]["outputGroups"][0]["outputGroupSettings"] =
+            json!({"type": "FILE_GROUP_SETTINGS", "fileGroupSettings": {"destination": "s3://out/f/"}});
+        assert_eq!(
+            plan_err(&no_audio_here),
+            "Settings.OutputGroups[0].Outputs[0].ContainerSettings.Container = CMFC"
+        );
+    }
+
+    fn plan_err(job: &Value) -> String {
+        plan(job).unwrap_err().setting
+    }
+
+    #[test]
+    fn an_hls_group_of_single_files_writes_one_ts_per_variant() {
+        let mut job = hls_job();
+        job["settings"]["outputGroups"][0]["outputGroupSettings"]["hlsGroupSettings"]["segmentControl"] =
+            json!("SINGLE_FILE");
+        let planned = plan(&job).unwrap();
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("/o"), "b");
+        let args = strings(&args);
+        assert_eq!(after(&args, "-hls_flags", 0), "independent_segments+single_file");
+        assert_eq!(after(&args, "-hls_segment_filename", 0), "/o/b%v.ts");
+    }
+
+    #[test]
+    fn m3u8_settings_set_the_transport_stream_of_every_variant() {
+        let mut job = hls_job();
+        let m3u8 = json!({"container": "M3U8", "m3u8Settings": {"pmtPid": 480, "videoPid": 481, "audioPids": [482, 483],
+            "programNumber": 7, "transportStreamId": 9, "patInterval": 100, "pmtInterval": 50, "maxPcrInterval": 40,
+            "audioFramesPerPes": 4}});
+        for output in job["settings"]["outputGroups"][0]["outputs"].as_array_mut().unwrap() {
+            output["containerSettings"] = m3u8.clone();
+        }
+        let planned = plan(&job).unwrap();
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("/o"), "b");
+        assert_eq!(
+            after(&strings(&args), "-hls_segment_options", 0),
+            "mpegts_pmt_start_pid=480:mpegts_start_pid=481:mpegts_service_id=7:mpegts_transport_stream_id=9:pat_period=0.050:pcr_period=40"
+        );
+        assert!(planned
+            .accepted
+            .iter()
+            .any(|a| a.ends_with("M3u8Settings.AudioFramesPerPes = 4")));
+
+        let mut differing = job.clone();
+        differing["settings"]["outputGroups"][0]["outputs"][1]["containerSettings"]["m3u8Settings"]["videoPid"] =
+            json!(600);
+        differing["settings"]["outputGroups"][0]["outputs"][1]["containerSettings"]["m3u8Settings"]["audioPids"] =
+            json!([601]);
+        assert_eq!(
+            plan_err(&differing),
+            "Settings.OutputGroups[0].Outputs[1].ContainerSettings.M3u8Settings"
+        );
+        let mut apart = job;
+        apart["settings"]["outputGroups"][0]["outputs"][0]["containerSettings"]["m3u8Settings"]["audioPids"] =
+            json!([490]);
+        assert_eq!(
+            plan_err(&apart),
+            "Settings.OutputGroups[0].Outputs[0].ContainerSettings.M3u8Settings.AudioPids = [490]"
+        );
+    }
+
+    #[test]
     fn every_unimplemented_setting_is_refused_by_name() {
         let cases: Vec<(&str, Value, &str)> = vec![
             (
-                "/settings/outputGroups/0/outputs/0/videoDescription/codecSettings/h265Settings/gopSize",
-                json!(90),
-                "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H265Settings.GopSize",
+                "/settings/outputGroups/0/outputs/0/videoDescription/codecSettings/h265Settings/interlaceMode",
+                json!("TOP_FIELD"),
+                "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H265Settings.InterlaceMode = TOP_FIELD",
+            ),
+            (
+                "/settings/outputGroups/0/outputs/0/videoDescription/codecSettings/h265Settings/bandwidthReductionFilter",
+                json!({"strength": "HIGH"}),
+                "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H265Settings.BandwidthReductionFilter.Strength",
             ),
             (
                 "/settings/outputGroups/0/outputs/1/videoDescription/codecSettings/codec",
@@ -1071,21 +1009,26 @@ mod tests {
                 "Settings.OutputGroups[0].Outputs[0].ContainerSettings.Container = MOV",
             ),
             (
-                "/settings/inputs/0/videoSelector/rotate",
-                json!("AUTO"),
-                "Settings.Inputs[0].VideoSelector.Rotate",
+                "/settings/inputs/0/videoSelector/padVideo",
+                json!("BLACK"),
+                "Settings.Inputs[0].VideoSelector.PadVideo = BLACK",
             ),
             ("/settings/adAvailOffset", json!(0), "Settings.AdAvailOffset"),
             ("/hopDestinations", json!([]), "HopDestinations"),
             (
-                "/accelerationSettings/mode",
+                "/settings/inputs/0/denoiseFilter",
                 json!("ENABLED"),
-                "AccelerationSettings.Mode = ENABLED",
+                "Settings.Inputs[0].DenoiseFilter = ENABLED",
+            ),
+            (
+                "/settings/outputGroups/0/outputs/0/captionDescriptions",
+                json!([{"captionSelectorName": "Captions Selector 1"}]),
+                "Settings.OutputGroups[0].Outputs[0].CaptionDescriptions[0].CaptionSelectorName",
             ),
             (
                 "/settings/outputGroups/0/outputs/0/audioDescriptions/0/codecSettings/aacSettings/codecProfile",
                 json!("HEV1"),
-                "Settings.OutputGroups[0].Outputs[0].AudioDescriptions[0].CodecSettings.AacSettings.CodecProfile",
+                "Settings.OutputGroups[0].Outputs[0].AudioDescriptions[0].CodecSettings.AacSettings.CodecProfile = HEV1",
             ),
         ];
         for (pointer, value, named) in cases {
@@ -1100,6 +1043,175 @@ mod tests {
             assert_eq!(err.setting, named, "{pointer}: {err}");
             assert!(err.to_string().starts_with("unsupported setting "), "{err}");
         }
+    }
+
+    #[test]
+    fn settings_without_local_effect_are_accepted_and_listed() {
+        let mut job = seed_job();
+        job["accelerationSettings"]["mode"] = json!("PREFERRED");
+        job["simulateReservedQueue"] = json!("DISABLED");
+        job["settings"]["outputGroups"][0]["outputs"][0]["videoDescription"]["afdSignaling"] = json!("NONE");
+        job["settings"]["outputGroups"][0]["outputGroupSettings"]["fileGroupSettings"]["destinationSettings"] =
+            json!({"s3Settings": {"storageClass": "STANDARD"}});
+        let plan = plan(&job).unwrap();
+        for expected in [
+            "AccelerationSettings.Mode = PREFERRED",
+            "SimulateReservedQueue = DISABLED",
+            "Priority = 0",
+            "Settings.TimecodeConfig.Source = ZEROBASED",
+            "Settings.OutputGroups[0].Outputs[0].VideoDescription.AfdSignaling = NONE",
+            "Settings.OutputGroups[0].OutputGroupSettings.FileGroupSettings.DestinationSettings.S3Settings.StorageClass = STANDARD",
+        ] {
+            assert!(plan.accepted.iter().any(|a| a == expected), "{expected} missing in {:?}", plan.accepted);
+        }
+        assert!(
+            !plan
+                .accepted
+                .iter()
+                .any(|a| a.contains("FileInput") || a.contains("Bitrate")),
+            "honoured settings are not listed: {:?}",
+            plan.accepted
+        );
+    }
+
+    #[test]
+    fn an_accepted_setting_at_a_value_that_would_change_the_output_is_refused() {
+        let mut job = seed_job();
+        job["settings"]["outputGroups"][0]["outputs"][0]["videoDescription"]["timecodeInsertion"] =
+            json!("PIC_TIMING_SEI");
+        let err = plan(&job).unwrap_err();
+        assert_eq!(
+            err.setting,
+            "Settings.OutputGroups[0].Outputs[0].VideoDescription.TimecodeInsertion = PIC_TIMING_SEI"
+        );
+        let mut job = seed_job();
+        job["hopDestinations"] = json!([]);
+        assert_eq!(plan(&job).unwrap_err().setting, "HopDestinations");
+    }
+
+    #[test]
+    fn the_repository_templates_are_planned_with_their_timecode_setting_listed() {
+        for name in ["hd-sd", "hls-abr"] {
+            let path = format!(
+                "{}/../../../job-templates/mediaconvert/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let template: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut job = console_to_wire(&template);
+            job["settings"]["inputs"][0]["fileInput"] = json!("s3://src/in/clip.mp4");
+            let plan = plan(&job).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!plan.groups.is_empty());
+            assert!(
+                plan.accepted
+                    .iter()
+                    .any(|a| a == "Settings.TimecodeConfig.Source = ZEROBASED"),
+                "{name}: {:?}",
+                plan.accepted
+            );
+        }
+    }
+
+    #[test]
+    fn console_json_becomes_wire_json_keeping_chosen_names() {
+        let console = json!({"UserMetadata": {"Key One": "v"}, "Settings": {"Inputs": [{
+            "AudioSelectors": {"Audio Selector 1": {"DefaultSelection": "DEFAULT"}}, "FileInput": "s3://b/k"}]}});
+        assert_eq!(
+            console_to_wire(&console),
+            json!({"userMetadata": {"Key One": "v"}, "settings": {"inputs": [{
+                "audioSelectors": {"Audio Selector 1": {"defaultSelection": "DEFAULT"}}, "fileInput": "s3://b/k"}]}})
+        );
+    }
+
+    #[test]
+    fn an_input_clipping_seeks_the_input_from_zero() {
+        let mut job = seed_job();
+        job["settings"]["inputs"][0]["inputClippings"] =
+            json!([{"startTimecode": "00:00:01:12", "endTimecode": "00:01:00:00"}]);
+        let planned = plan(&job).unwrap();
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("out"), "b");
+        let args = strings(&args);
+        let input_at = args.iter().position(|a| a == "-i").unwrap();
+        assert_eq!(after(&args, "-ss", 0), "1.480", "12 frames at 25 fps");
+        assert_eq!(after(&args, "-to", 0), "60.000");
+        assert!(
+            args.iter().position(|a| a == "-ss").unwrap() < input_at,
+            "input seeking"
+        );
+
+        job["settings"]["inputs"][0]["timecodeSource"] = json!("EMBEDDED");
+        assert_eq!(plan_err(&job), "Settings.Inputs[0].TimecodeSource = EMBEDDED");
+        job["settings"]["inputs"][0]["timecodeSource"] = json!("ZEROBASED");
+        job["settings"]["inputs"][0]["inputClippings"][0]["endTimecode"] = json!("00:61:00:00");
+        assert_eq!(
+            plan_err(&job),
+            "Settings.Inputs[0].InputClippings[0].EndTimecode = 00:61:00:00"
+        );
+    }
+
+    #[test]
+    fn a_fixed_rotation_ignores_the_metadata_and_turns_the_picture() {
+        let mut job = seed_job();
+        job["settings"]["inputs"][0]["videoSelector"]["rotate"] = json!("DEGREES_90");
+        let planned = plan(&job).unwrap();
+        assert_eq!(planned.source_size((1920, 1080), (1080, 1920)), (1080, 1920));
+        let source = Source {
+            width: 1080,
+            height: 1920,
+            ..HD_SOURCE
+        };
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &source, Path::new("out"), "b");
+        let args = strings(&args);
+        let input_at = args.iter().position(|a| a == "-i").unwrap();
+        assert!(args[..input_at].contains(&"-noautorotate".to_owned()));
+        assert!(after(&args, "-vf", 0).starts_with("transpose=clock,scale=1080:1920"));
+
+        job["settings"]["inputs"][0]["videoSelector"]["rotate"] = json!("DEGREE_0");
+        let planned = plan(&job).unwrap();
+        assert_eq!(
+            planned.source_size((1920, 1080), (1080, 1920)),
+            (1920, 1080),
+            "metadata ignored"
+        );
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("out"), "b");
+        let args = strings(&args);
+        assert!(args.contains(&"-noautorotate".to_owned()));
+        assert!(after(&args, "-vf", 0).starts_with("scale="));
+
+        job["settings"]["inputs"][0]["videoSelector"]["rotate"] = json!("AUTO");
+        let planned = plan(&job).unwrap();
+        assert_eq!(planned.source_size((1920, 1080), (1080, 1920)), (1080, 1920));
+        let (args, _) = planned.groups[0].ffmpeg_args(Path::new("in"), &HD_SOURCE, Path::new("out"), "b");
+        assert!(!strings(&args).contains(&"-noautorotate".to_owned()));
+    }
+
+    /// The job `infra/local/e2e/tests/mediaconvert.rs` submits to see a refusal, as the SDK sends
+    /// it: its GopSize is honoured now; an interlaced output is what is still refused.
+    #[test]
+    fn the_e2e_refusal_job_is_refused_for_interlacing_and_honours_its_gop() {
+        let job = |h264: Value| {
+            json!({"role": "r", "queue": "q", "userMetadata": {"sourceKey": "k"}, "settings": {
+                "inputs": [{"fileInput": "s3://src/e2e-unsupported/x/gop.mp4"}],
+                "outputGroups": [{"outputGroupSettings": {"type": "FILE_GROUP_SETTINGS",
+                    "fileGroupSettings": {"destination": "s3://out/mediaconvert/e2e-unsupported/"}},
+                    "outputs": [{"containerSettings": {"container": "MP4"},
+                        "videoDescription": {"codecSettings": {"codec": "H_264", "h264Settings": h264}}}]}]}})
+        };
+        let honoured = plan(&job(
+            json!({"rateControlMode": "QVBR", "maxBitrate": 1000000, "gopSize": 90.0}),
+        ))
+        .unwrap();
+        let video = honoured.groups[0].outputs[0].video.as_ref().unwrap();
+        assert_eq!(video.tuning.gop, super::super::video::Gop::Frames(90));
+        let refused = plan(&job(
+            json!({"rateControlMode": "QVBR", "maxBitrate": 1000000, "interlaceMode": "TOP_FIELD"}),
+        ))
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains(
+                "Settings.OutputGroups[0].Outputs[0].VideoDescription.CodecSettings.H264Settings.InterlaceMode"
+            ),
+            "{refused}"
+        );
     }
 
     #[test]
