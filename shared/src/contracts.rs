@@ -164,9 +164,9 @@ wire_enum! {
     pub enum FileKind {
         /// A file group output (an MP4, …).
         Media = "media",
-        /// An HLS rendition (variant) playlist.
+        /// A rendition of a streaming group: an HLS variant playlist, a DASH/CMAF representation.
         Variant = "variant",
-        /// An HLS multivariant (master) playlist.
+        /// A streaming group's manifest: the HLS multivariant (master) playlist, a DASH MPD.
         Master = "master",
     }
 }

@@ -225,13 +225,18 @@ fn delivered_files(groups: &[OutputGroupDetail], config: &Config) -> Result<Vec<
     };
     let mut files = Vec::new();
     for group in groups {
-        let is_hls = group.r#type == "HLS_GROUP";
+        // A streaming group's outputs are its renditions (HLS variant playlists, DASH/CMAF
+        // representations), named by the group's manifests; a file group's are media files.
+        let streaming = matches!(
+            group.r#type.as_str(),
+            "HLS_GROUP" | "DASH_ISO_GROUP" | "CMAF_GROUP" | "MS_SMOOTH_GROUP"
+        );
         for uri in &group.playlist_file_paths {
             files.push(file(uri, FileKind::Master, None)?);
         }
         for detail in &group.output_details {
             for uri in &detail.output_file_paths {
-                let kind = if is_hls { FileKind::Variant } else { FileKind::Media };
+                let kind = if streaming { FileKind::Variant } else { FileKind::Media };
                 files.push(file(uri, kind, Some(detail))?);
             }
         }
@@ -334,6 +339,37 @@ mod tests {
     fn fixture(name: &str) -> Value {
         let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn dash_and_cmaf_groups_list_their_manifests_as_master_and_representations_as_variants() {
+        let mut event = fixture("job-complete.json");
+        event["detail"]["outputGroupDetails"] = serde_json::json!([
+            {"type": "CMAF_GROUP",
+             "playlistFilePaths": ["s3://video-suite-output/mediaconvert/cmaf/cat.mpd", "s3://video-suite-output/mediaconvert/cmaf/cat.m3u8"],
+             "outputDetails": [{"outputFilePaths": ["s3://video-suite-output/mediaconvert/cmaf/cat_720p.m3u8"],
+                                "durationInMs": 4000, "videoDetails": {"widthInPx": 1280, "heightInPx": 720}}]},
+            {"type": "DASH_ISO_GROUP",
+             "playlistFilePaths": ["s3://video-suite-output/mediaconvert/dash/cat.mpd"],
+             "outputDetails": [{"durationInMs": 4000, "videoDetails": {"widthInPx": 640, "heightInPx": 360}}]}
+        ]);
+        let result = result_for(&event, &config()).unwrap().unwrap();
+        let summary: Vec<_> = result
+            .mediaconvert
+            .unwrap()
+            .outputs
+            .iter()
+            .map(|o| (o.kind, o.key.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (FileKind::Master, "mediaconvert/cmaf/cat.mpd".to_owned()),
+                (FileKind::Master, "mediaconvert/cmaf/cat.m3u8".to_owned()),
+                (FileKind::Variant, "mediaconvert/cmaf/cat_720p.m3u8".to_owned()),
+                (FileKind::Master, "mediaconvert/dash/cat.mpd".to_owned()),
+            ]
+        );
     }
 
     #[test]
