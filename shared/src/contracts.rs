@@ -141,6 +141,19 @@ pub struct MediaConvertJob {
     /// Playable files: every media file or variant playlist, and HLS master playlists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<DeliveredFile>,
+    /// The job's warnings as MediaConvert reports them on COMPLETE (a code and how often it
+    /// occurred; `GetJob`'s `messages.warning` says each in words). The local MediaConvert
+    /// reports the settings it accepted without local effect as code 990001.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<JobWarning>,
+}
+
+/// One of a MediaConvert job's warning groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobWarning {
+    pub code: i64,
+    pub count: u64,
 }
 
 /// One file a job wrote, and where viewers fetch it (the CloudFront distribution).

@@ -26,7 +26,7 @@ use serde_json::Value;
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::mediaconvert_metadata;
 use shared::contracts::{
-    DeliveredFile, FileKind, Job, MediaConvertJob, ObjectRef, PipelineResult, Reason, ResultStatus, CONTRACT_VERSION,
+    DeliveredFile, FileKind, Job, JobWarning, MediaConvertJob, ObjectRef, PipelineResult, Reason, ResultStatus, CONTRACT_VERSION,
 };
 use shared::ledger::{Ledger, OutcomeKey};
 use shared::storage::key_url_path;
@@ -83,6 +83,8 @@ struct Detail {
     user_metadata: BTreeMap<String, String>,
     #[serde(default)]
     output_group_details: Vec<OutputGroupDetail>,
+    #[serde(default)]
+    warnings: Vec<JobWarning>,
 }
 
 /// `detail.status` of a job event, as MediaConvert spells it. Only the end states are answered.
@@ -166,6 +168,7 @@ pub fn result_for(event: &Value, config: &Config) -> Result<Option<PipelineResul
         job_id: detail.job_id.clone(),
         error_code: None,
         outputs: Vec::new(),
+        warnings: detail.warnings.clone(),
     };
     let (status, reason) = match detail.status {
         JobState::Complete => {
