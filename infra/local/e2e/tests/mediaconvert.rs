@@ -297,7 +297,13 @@ async fn a_console_exported_template_registered_by_name_runs_unchanged() {
     tap.close().await;
     assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
     assert_eq!(result.profile.as_deref(), Some("vod-hls-ladder"));
-    let outputs = result.mediaconvert.unwrap().outputs;
+    let mediaconvert = result.mediaconvert.unwrap();
+    assert!(
+        mediaconvert.warnings.iter().any(|w| w.code == 990_001 && w.count > 0),
+        "the result counts the settings accepted without local effect: {:?}",
+        mediaconvert.warnings
+    );
+    let outputs = mediaconvert.outputs;
     let master = outputs
         .iter()
         .find(|o| o.kind == FileKind::Master)
