@@ -26,7 +26,8 @@ use serde_json::Value;
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::mediaconvert_metadata;
 use shared::contracts::{
-    DeliveredFile, FileKind, Job, JobWarning, MediaConvertJob, ObjectRef, PipelineResult, Reason, ResultStatus, CONTRACT_VERSION,
+    DeliveredFile, FileKind, Job, JobWarning, MediaConvertJob, ObjectRef, PipelineResult, Reason, ResultStatus,
+    CONTRACT_VERSION,
 };
 use shared::ledger::{Ledger, OutcomeKey};
 use shared::storage::key_url_path;

@@ -149,9 +149,18 @@ mod tests {
     #[test]
     fn a_destination_keeps_what_the_template_writes_below_its_bucket() {
         let job = "s3://out/mediaconvert/uploads/";
-        assert_eq!(destination(Some("s3://their-bucket/hls/ladder/"), "hls/", job), "s3://out/mediaconvert/uploads/hls/ladder/");
-        assert_eq!(destination(Some("s3://their-bucket/"), "hls/", job), "s3://out/mediaconvert/uploads/hls/");
-        assert_eq!(destination(Some("s3://their-bucket"), "dash/", job), "s3://out/mediaconvert/uploads/dash/");
+        assert_eq!(
+            destination(Some("s3://their-bucket/hls/ladder/"), "hls/", job),
+            "s3://out/mediaconvert/uploads/hls/ladder/"
+        );
+        assert_eq!(
+            destination(Some("s3://their-bucket/"), "hls/", job),
+            "s3://out/mediaconvert/uploads/hls/"
+        );
+        assert_eq!(
+            destination(Some("s3://their-bucket"), "dash/", job),
+            "s3://out/mediaconvert/uploads/dash/"
+        );
         assert_eq!(destination(None, "", job), job);
     }
 
@@ -183,7 +192,6 @@ mod tests {
                     .build(),
             )
             .build()
-            .expect("name is set")
     }
 
     #[test]
@@ -208,24 +216,40 @@ mod tests {
             .r#type(mc::OutputGroupType::DashIsoGroupSettings)
             .dash_iso_group_settings(mc::DashIsoGroupSettings::builder().segment_length(4).build())
             .build();
-        let template = template(
-            vec![input],
-            vec![group(hls), group(dash)],
-        );
+        let template = template(vec![input], vec![group(hls), group(dash)]);
 
         let job = job_settings(&template, &filling()).unwrap();
 
         let [input] = job.inputs() else { panic!("one input") };
         assert_eq!(input.file_input(), Some("s3://src/mediaconvert-uploads/a b/cat.mp4"));
-        assert_eq!(input.audio_selectors().and_then(|s| s.get("Audio Selector 1")), Some(&selector));
+        assert_eq!(
+            input.audio_selectors().and_then(|s| s.get("Audio Selector 1")),
+            Some(&selector)
+        );
         assert_eq!(input.timecode_source(), Some(&mc::InputTimecodeSource::Zerobased));
         let groups = job.output_groups();
-        let hls = groups[0].output_group_settings().and_then(|s| s.hls_group_settings()).unwrap();
-        assert_eq!(hls.destination(), Some("s3://out/mediaconvert/mediaconvert-uploads/a b/hls/"));
+        let hls = groups[0]
+            .output_group_settings()
+            .and_then(|s| s.hls_group_settings())
+            .unwrap();
+        assert_eq!(
+            hls.destination(),
+            Some("s3://out/mediaconvert/mediaconvert-uploads/a b/hls/")
+        );
         assert_eq!(hls.segment_length(), Some(6), "the rest of the group is the template's");
-        let dash = groups[1].output_group_settings().and_then(|s| s.dash_iso_group_settings()).unwrap();
-        assert_eq!(dash.destination(), Some("s3://out/mediaconvert/mediaconvert-uploads/a b/dash/"));
-        assert_eq!(groups[1].outputs()[0].preset(), Some("their-preset"), "outputs keep their presets");
+        let dash = groups[1]
+            .output_group_settings()
+            .and_then(|s| s.dash_iso_group_settings())
+            .unwrap();
+        assert_eq!(
+            dash.destination(),
+            Some("s3://out/mediaconvert/mediaconvert-uploads/a b/dash/")
+        );
+        assert_eq!(
+            groups[1].outputs()[0].preset(),
+            Some("their-preset"),
+            "outputs keep their presets"
+        );
     }
 
     #[test]
@@ -235,14 +259,26 @@ mod tests {
             .file_group_settings(mc::FileGroupSettings::builder().build())
             .build();
         let job = job_settings(&template(vec![], vec![group(file)]), &filling()).unwrap();
-        assert_eq!(job.inputs()[0].file_input(), Some("s3://src/mediaconvert-uploads/a b/cat.mp4"));
-        let file = job.output_groups()[0].output_group_settings().and_then(|s| s.file_group_settings()).unwrap();
-        assert_eq!(file.destination(), Some("s3://out/mediaconvert/mediaconvert-uploads/a b/"));
+        assert_eq!(
+            job.inputs()[0].file_input(),
+            Some("s3://src/mediaconvert-uploads/a b/cat.mp4")
+        );
+        let file = job.output_groups()[0]
+            .output_group_settings()
+            .and_then(|s| s.file_group_settings())
+            .unwrap();
+        assert_eq!(
+            file.destination(),
+            Some("s3://out/mediaconvert/mediaconvert-uploads/a b/")
+        );
     }
 
     #[test]
     fn templates_an_upload_cannot_fill_are_unusable_by_name() {
-        let two = vec![mc::InputTemplate::builder().build(), mc::InputTemplate::builder().build()];
+        let two = vec![
+            mc::InputTemplate::builder().build(),
+            mc::InputTemplate::builder().build(),
+        ];
         let err = job_settings(&template(two, vec![]), &filling()).unwrap_err();
         assert!(err.0.contains("\"console-ladder\" has 2 inputs"), "{err:?}");
         let err = job_settings(&template(vec![], vec![]), &filling()).unwrap_err();

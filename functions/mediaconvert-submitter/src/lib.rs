@@ -346,9 +346,9 @@ impl Submitter {
                     .set_priority(job.priority)
                     .set_user_metadata(Some(job.user_metadata.clone().into_iter().collect()));
                 if let Some(interval) = &job.status_update_interval {
-                    request = request.status_update_interval(
-                        aws_sdk_mediaconvert::types::StatusUpdateInterval::from(interval.as_str()),
-                    );
+                    request = request.status_update_interval(aws_sdk_mediaconvert::types::StatusUpdateInterval::from(
+                        interval.as_str(),
+                    ));
                 }
                 request
             }

@@ -186,7 +186,11 @@ fn configuration_names_every_problem() {
     assert_eq!(hls.output_prefix, "mc/");
     assert!(matches!(hls.template, TemplateSource::BuiltIn(_)));
     let console = config_with(&[("MEDIACONVERT_TEMPLATE", "vod-hls-ladder")]);
-    assert_eq!(console.template, TemplateSource::Account, "any other name is the account's");
+    assert_eq!(
+        console.template,
+        TemplateSource::Account,
+        "any other name is the account's"
+    );
 }
 
 fn job_output(id: &'static str) -> CreateJobOutput {
@@ -331,7 +335,6 @@ fn console_template() -> aws_sdk_mediaconvert::types::JobTemplate {
                 .build(),
         )
         .build()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -350,7 +353,8 @@ async fn an_account_template_is_read_once_and_named_in_every_job_with_this_deplo
             r.job_template() == Some("vod-hls-ladder")
                 && r.role() == Some(ROLE)
                 && r.queue() == Some(QUEUE)
-                && settings.inputs()[0].file_input() == Some("s3://video-suite-source/mediaconvert-uploads/cats/my cat+1 é.mp4")
+                && settings.inputs()[0].file_input()
+                    == Some("s3://video-suite-source/mediaconvert-uploads/cats/my cat+1 é.mp4")
                 && hls.destination() == Some("s3://video-suite-output/mediaconvert/mediaconvert-uploads/cats/hls/")
                 && hls.segment_length() == Some(6)
                 && r.user_metadata().unwrap()["template"] == "vod-hls-ladder"
@@ -358,7 +362,10 @@ async fn an_account_template_is_read_once_and_named_in_every_job_with_this_deplo
         .then_output(|| job_output("j"));
     let config = config_with(&[
         ("MEDIACONVERT_TEMPLATE", "vod-hls-ladder"),
-        ("MEDIACONVERT_ENDPOINT", "https://abc123.mediaconvert.us-east-1.amazonaws.com"),
+        (
+            "MEDIACONVERT_ENDPOINT",
+            "https://abc123.mediaconvert.us-east-1.amazonaws.com",
+        ),
     ]);
     let submitter = submitter(config, &[], &[&get, &create]);
     for _ in 0..2 {
@@ -382,7 +389,10 @@ async fn an_account_template_mediaconvert_does_not_know_is_retryable_and_says_ho
     });
     let config = config_with(&[
         ("MEDIACONVERT_TEMPLATE", "typo-ladder"),
-        ("MEDIACONVERT_ENDPOINT", "https://abc123.mediaconvert.us-east-1.amazonaws.com"),
+        (
+            "MEDIACONVERT_ENDPOINT",
+            "https://abc123.mediaconvert.us-east-1.amazonaws.com",
+        ),
     ]);
     let submitter = submitter(config, &[], &[&get]);
     let err = submitter

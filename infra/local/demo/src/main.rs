@@ -136,8 +136,8 @@ async fn demo() -> Result<(), BoxError> {
                 shared::storage::download_to_file(&clients.s3, &bucket, &output_key, &local).await?;
                 local
             };
-            let info =
-                shared::probe::probe_file("ffprobe".as_ref(), &probed, Deadline::after(Duration::from_secs(30))).await?;
+            let info = shared::probe::probe_file("ffprobe".as_ref(), &probed, Deadline::after(Duration::from_secs(30)))
+                .await?;
             let video = info.require_video()?;
             println!(
                 "     {label:>18}: {}x{} {} {:.2} s, audio {}\n                         s3://{bucket}/{output_key}",

@@ -325,7 +325,10 @@ async fn a_console_exported_template_registered_by_name_runs_unchanged() {
     assert_eq!(job.job_template(), Some("vod-hls-ladder"));
     assert_eq!(job.status(), Some(&mc::JobStatus::Complete));
     let accepted = job.warnings().len();
-    assert!(accepted > 0, "the settings accepted without local effect are listed as warnings");
+    assert!(
+        accepted > 0,
+        "the settings accepted without local effect are listed as warnings"
+    );
 }
 
 #[tokio::test]
@@ -409,9 +412,13 @@ async fn an_unsupported_setting_fails_the_job_naming_it_and_the_failure_is_a_res
     let job = get_job(&env.clients, &job_id).await;
     assert_eq!(job.status(), Some(&mc::JobStatus::Error));
     assert!(job.error_message().unwrap().contains(setting));
-    let written = list_keys(&env.clients.s3, env.output_bucket(), "mediaconvert/e2e-unsupported/interlaced")
-        .await
-        .unwrap();
+    let written = list_keys(
+        &env.clients.s3,
+        env.output_bucket(),
+        "mediaconvert/e2e-unsupported/interlaced",
+    )
+    .await
+    .unwrap();
     assert!(written.is_empty(), "a refused job writes nothing: {written:?}");
 }
 

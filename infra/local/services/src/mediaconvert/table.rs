@@ -569,7 +569,10 @@ pub fn readme_summary() -> String {
         ("H.265", "H265Settings"),
         ("AAC", "AacSettings"),
         ("frame capture (thumbnails)", "FrameCaptureSettings"),
-        ("video description (scaling, crop, position, ...)", "Outputs[].VideoDescription."),
+        (
+            "video description (scaling, crop, position, ...)",
+            "Outputs[].VideoDescription.",
+        ),
         ("inputs (selectors, clippings, rotation, ...)", "Settings.Inputs[]"),
         ("FILE group, MP4/MOV containers", "FileGroupSettings"),
         ("HLS group, M3U8 (transport stream) settings", "HlsGroupSettings"),
@@ -583,14 +586,17 @@ pub fn readme_summary() -> String {
         honoured + any + some + refused,
         any + some,
     );
-    text.push_str("| area | rules honoured | rules accepted without local effect | rules refused |\n|---|---|---|---|\n");
+    text.push_str(
+        "| area (settings of the SDK model) | honoured | accepted without local effect | refused |\n|---|---|---|---|\n",
+    );
+    let paths = model_paths();
     for (area, marker) in AREAS {
         let (mut h, mut n, mut r) = (0, 0, 0);
-        for rule in RULES.iter().filter(|rule| rule.path.contains(marker)) {
-            match rule.class {
-                Honoured => h += 1,
-                NoLocalEffect(_) => n += 1,
-                Refused => r += 1,
+        for (path, _) in paths.iter().filter(|(path, _)| path.contains(marker)) {
+            match class_of(path) {
+                Some(Honoured) => h += 1,
+                Some(NoLocalEffect(_)) => n += 1,
+                Some(Refused) | None => r += 1,
             }
         }
         text.push_str(&format!("| {area} | {h} | {n} | {r} |\n"));
@@ -610,7 +616,9 @@ mod tests {
     fn the_documented_readme_summary_is_the_codes() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../README.md");
         let doc = std::fs::read_to_string(path).unwrap();
-        let (before, rest) = doc.split_once(README_START).expect("the summary's start marker in README.md");
+        let (before, rest) = doc
+            .split_once(README_START)
+            .expect("the summary's start marker in README.md");
         let (documented, after) = rest.split_once(README_END).expect("the summary's end marker");
         let generated = readme_summary();
         if documented != generated {
