@@ -263,7 +263,10 @@ fn classify_unread(path: &str, pattern: &str, is_map: bool, value: &Value, accep
             }
             Ok(())
         }
-        // An empty group says nothing, unless the whole group is one the job may not name.
+        // An empty list names nothing (consoles export `"HopDestinations": []`, `"CaptionDescriptions": []`).
+        Value::Array(items) if items.is_empty() => Ok(()),
+        // An empty object says nothing either, unless the whole group is one the job may not
+        // name (an empty settings object may switch a feature on with its defaults).
         Value::Object(_) | Value::Array(_) if !is_leaf(value) => match table::class_of(pattern) {
             None | Some(Class::Refused) => Err(refused("not implemented by the local MediaConvert")),
             _ => Ok(()),

@@ -1014,7 +1014,7 @@ mod tests {
                 "Settings.Inputs[0].VideoSelector.PadVideo = BLACK",
             ),
             ("/settings/adAvailOffset", json!(0), "Settings.AdAvailOffset"),
-            ("/hopDestinations", json!([]), "HopDestinations"),
+            ("/hopDestinations", json!([{"waitMinutes": 5}]), "HopDestinations[0].WaitMinutes"),
             (
                 "/settings/inputs/0/denoiseFilter",
                 json!("ENABLED"),
@@ -1085,8 +1085,12 @@ mod tests {
             "Settings.OutputGroups[0].Outputs[0].VideoDescription.TimecodeInsertion = PIC_TIMING_SEI"
         );
         let mut job = seed_job();
+        job["hopDestinations"] = json!([{"waitMinutes": 5}]);
+        assert_eq!(plan(&job).unwrap_err().setting, "HopDestinations[0].WaitMinutes");
+        // An empty list names nothing: what the console exports.
+        let mut job = seed_job();
         job["hopDestinations"] = json!([]);
-        assert_eq!(plan(&job).unwrap_err().setting, "HopDestinations");
+        plan(&job).unwrap();
     }
 
     #[test]
