@@ -419,12 +419,7 @@ impl LocalMediaConvert {
     /// `maxResults` (1–20) and `nextToken`.
     fn list_named(&self, kind: Catalogue, query: &str) -> Response<Body> {
         let params = query_params(query);
-        let max_results: usize = params
-            .get("maxResults")
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(20)
-            .clamp(1, 20);
-        let offset: usize = params.get("nextToken").and_then(|t| t.parse().ok()).unwrap_or(0);
+        let (max_results, offset) = page_of(&params);
         let mut state = self.inner.state.lock().unwrap();
         let mut found: Vec<&Value> = kind
             .list_mut(&mut state)
@@ -562,12 +557,7 @@ impl LocalMediaConvert {
 
     fn list_jobs(&self, query: &str) -> Response<Body> {
         let params = query_params(query);
-        let max_results: usize = params
-            .get("maxResults")
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(20)
-            .clamp(1, 20);
-        let offset: usize = params.get("nextToken").and_then(|t| t.parse().ok()).unwrap_or(0);
+        let (max_results, offset) = page_of(&params);
         let state = self.inner.state.lock().unwrap();
         let mut jobs: Vec<&JobRecord> = state
             .jobs
@@ -966,6 +956,17 @@ fn decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text)
         .decode_utf8_lossy()
         .into_owned()
+}
+
+/// A List call's page: `maxResults` (1–20, default 20) and the offset its `nextToken` carries.
+fn page_of(params: &HashMap<String, String>) -> (usize, usize) {
+    let max_results = params
+        .get("maxResults")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(20)
+        .clamp(1, 20);
+    let offset = params.get("nextToken").and_then(|t| t.parse().ok()).unwrap_or(0);
+    (max_results, offset)
 }
 
 fn query_params(query: &str) -> HashMap<String, String> {
