@@ -141,10 +141,23 @@ fn input_from(template: &mc::InputTemplate, file_input: &str) -> mc::Input {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    /// An HLS group as a console template has it: its own bucket, `hls/` below, 6 s segments.
+    pub(crate) fn hls_group_settings() -> mc::OutputGroupSettings {
+        mc::OutputGroupSettings::builder()
+            .r#type(mc::OutputGroupType::HlsGroupSettings)
+            .hls_group_settings(
+                mc::HlsGroupSettings::builder()
+                    .destination("s3://their-bucket/hls/")
+                    .segment_length(6)
+                    .build(),
+            )
+            .build()
+    }
 
     #[test]
     fn a_destination_keeps_what_the_template_writes_below_its_bucket() {
@@ -203,15 +216,7 @@ mod tests {
             .audio_selectors("Audio Selector 1", selector.clone())
             .timecode_source(mc::InputTimecodeSource::Zerobased)
             .build();
-        let hls = mc::OutputGroupSettings::builder()
-            .r#type(mc::OutputGroupType::HlsGroupSettings)
-            .hls_group_settings(
-                mc::HlsGroupSettings::builder()
-                    .destination("s3://their-bucket/hls/")
-                    .segment_length(6)
-                    .build(),
-            )
-            .build();
+        let hls = hls_group_settings();
         let dash = mc::OutputGroupSettings::builder()
             .r#type(mc::OutputGroupType::DashIsoGroupSettings)
             .dash_iso_group_settings(mc::DashIsoGroupSettings::builder().segment_length(4).build())

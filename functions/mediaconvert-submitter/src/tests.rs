@@ -318,15 +318,7 @@ async fn throttling_fails_the_invocation_as_retryable() {
 
 fn console_template() -> aws_sdk_mediaconvert::types::JobTemplate {
     use aws_sdk_mediaconvert::types as mc;
-    let hls = mc::OutputGroupSettings::builder()
-        .r#type(mc::OutputGroupType::HlsGroupSettings)
-        .hls_group_settings(
-            mc::HlsGroupSettings::builder()
-                .destination("s3://their-bucket/hls/")
-                .segment_length(6)
-                .build(),
-        )
-        .build();
+    let hls = crate::account::tests::hls_group_settings();
     mc::JobTemplate::builder()
         .name("vod-hls-ladder")
         .settings(
