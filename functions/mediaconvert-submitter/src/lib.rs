@@ -334,9 +334,8 @@ impl Submitter {
     /// same token, so MediaConvert answers a duplicate with the job it already has.
     pub async fn submit(&self, source: &SourceObject) -> Result<String, ProcessingError> {
         let client = self.jobs_client().await?;
-        let request = match &self.config.template {
-            TemplateSource::BuiltIn(template) => {
-                let job = template.fill(&self.config.filling_for(source));
+        let request = match self.config.job_for(source) {
+            Some(job) => {
                 let mut request = client
                     .create_job()
                     .queue(&job.queue)
@@ -352,7 +351,7 @@ impl Submitter {
                 }
                 request
             }
-            TemplateSource::Account => {
+            None => {
                 let template = self.account_template(client).await?;
                 let filling = self.config.filling_for(source);
                 let settings = account::job_settings(template, &filling)
