@@ -48,6 +48,18 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(record: &SqsMessage) -> Result
     })
 }
 
+/// How many times SQS has delivered this message, this delivery included (its
+/// `ApproximateReceiveCount`); 1 when the attribute is absent, as in a hand-written event.
+/// Compared with the queue's `maxReceiveCount`, it tells a function that this delivery is the
+/// last one before the message moves to the dead-letter queue.
+pub fn deliveries(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
+}
+
 /// What to do with one message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Disposition {

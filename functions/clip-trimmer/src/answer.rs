@@ -5,7 +5,7 @@
 use aws_lambda_events::event::sqs::SqsMessage;
 use shared::contracts::clip::{ClipResult, ClipStatus, JOB};
 use shared::ledger::{OutcomeKey, Publication};
-use shared::sqs::{park_in_dead_letter_queue, Disposition};
+use shared::sqs::{deliveries, park_in_dead_letter_queue, Disposition};
 use shared::ProcessingError;
 
 use crate::decide::{backoff_secs, Step};
@@ -67,11 +67,7 @@ impl Trimmer {
                 }
             }
             Step::Retry(err) => {
-                let receives: i32 = record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1);
+                let receives = i32::try_from(deliveries(record)).unwrap_or(i32::MAX);
                 let delay = backoff_secs(self.config.retry_backoff_secs, receives);
                 tracing::warn!(code = %err.code, reason = %err.reason, receives, delay, "retryable fault; message handed back");
                 self.delay_redelivery(record, delay).await;

@@ -36,7 +36,7 @@ use shared::gif::{
     attr, gif_key, is_task_id, GifJob, GifLimits, GifParams, RequestedParams, TaskStatus, GIF_JOB_VERSION,
 };
 use shared::source_url::{policy_from_env, AddressPolicy, SourceUrl};
-use shared::sqs::{park_in_dead_letter_queue, parse_body, process_batch, Disposition};
+use shared::sqs::{deliveries, park_in_dead_letter_queue, parse_body, process_batch, Disposition};
 use shared::storage::{download_to_file, head_object, upload_file, UploadOptions};
 use shared::{Code, ProcessingError};
 use tokio::sync::watch;
@@ -157,11 +157,7 @@ impl Converter {
                 return park_in_dead_letter_queue(&self.sqs, &self.config.dead_letter_queue_url, &record, &err).await
             }
         };
-        let deliveries: u32 = record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(1);
+        let deliveries = deliveries(&record);
         let span = tracing::info_span!("task", task_id = %job.task_id, deliveries);
         self.run_task(&record, job, deliveries, deadline).instrument(span).await
     }

@@ -6,7 +6,10 @@
 //! (fit, never upscale, cap fps), transcode under the invocation's deadline, upload under a
 //! deterministic key, publish `available`. A source that is not a usable video is answered
 //! with `rejected` and the message is done; a fault that retrying can fix hands the message
-//! back to the queue (and, past the redrive limit, to its DLQ).
+//! back to the queue. On the message's last delivery (`MAX_RECEIVE_COUNT`, the queue's
+//! `maxReceiveCount`) such a fault is answered too: `failed` with its code (a source too long
+//! to encode in one invocation: `TIMEOUT`) is published, and the message is still handed back,
+//! so it rests in the DLQ for a redrive once the fault is fixed. Nothing ends in a DLQ unannounced.
 //!
 //! Redelivery is safe: the output key depends only on the source key and the profile, the
 //! output is written in full locally before one atomic PutObject/CompleteMultipartUpload, and
@@ -27,7 +30,7 @@ use shared::ledger::{Ledger, OutcomeKey};
 use shared::probe::probe_file;
 use shared::profiles::{RenditionPlan, RenditionProfile};
 use shared::s3_event::MAX_KEY_BYTES;
-use shared::sqs::{park_in_dead_letter_queue, parse_body, process_batch, Disposition};
+use shared::sqs::{deliveries, park_in_dead_letter_queue, parse_body, process_batch, Disposition};
 use shared::storage::{
     decode_metadata_value, download_to_file, head_object, metadata_value, upload_file, work_dir, UploadOptions,
 };
@@ -55,6 +58,9 @@ pub struct Config {
     pub deadline_margin: Duration,
     /// `MIN_SECS_PER_MESSAGE` (default 30): a message is not started with less time left.
     pub min_time_per_message: Duration,
+    /// `MAX_RECEIVE_COUNT` (default 3): the queue's `maxReceiveCount`. A retryable fault on
+    /// this delivery is published as `failed` before the message moves to the DLQ.
+    pub max_receive_count: u32,
 }
 
 impl Config {
@@ -82,6 +88,7 @@ impl Config {
             work_dir: env.optional_or("WORK_DIR", std::env::temp_dir()),
             deadline_margin: Duration::from_secs(env.optional_or("DEADLINE_MARGIN_SECS", 20)),
             min_time_per_message: Duration::from_secs(env.optional_or("MIN_SECS_PER_MESSAGE", 30)),
+            max_receive_count: env.optional_or("MAX_RECEIVE_COUNT", 3),
         };
         env.finish()?;
         Ok(config)
@@ -130,19 +137,27 @@ impl Worker {
                 return park_in_dead_letter_queue(&self.sqs, &self.config.dead_letter_queue_url, &record, &err).await
             }
         };
-        let span = tracing::info_span!("source", bucket = %notice.bucket, key = %notice.key);
-        self.render_and_report(notice, &record.message_id.unwrap_or_default(), deadline)
+        let deliveries = deliveries(&record);
+        let span = tracing::info_span!("source", bucket = %notice.bucket, key = %notice.key, deliveries);
+        self.render_and_report(notice, &record.message_id.unwrap_or_default(), deliveries, deadline)
             .instrument(span)
             .await
     }
 
-    async fn render_and_report(&self, notice: UploadNotice, delivery: &str, deadline: Deadline) -> Disposition {
+    async fn render_and_report(
+        &self,
+        notice: UploadNotice,
+        delivery: &str,
+        deliveries: u32,
+        deadline: Deadline,
+    ) -> Disposition {
         let source = ObjectRef {
             bucket: notice.bucket.clone(),
             key: notice.key.clone(),
             etag: notice.etag.clone(),
         };
         let profile = Some(self.config.profile.name.clone());
+        let mut hand_back_after_publishing = false;
         let result = match self.render(&notice, deadline).await {
             Ok(output) => PipelineResult {
                 version: CONTRACT_VERSION,
@@ -155,8 +170,17 @@ impl Worker {
                 mediaconvert: None,
             },
             Err(err) if err.kind == ErrorKind::Retryable => {
-                tracing::warn!(code = %err.code(), reason = %err.reason, "retryable fault; message handed back");
-                return Disposition::Retry;
+                match answer_to_fault(err, deliveries, self.config.max_receive_count) {
+                    FaultAnswer::HandBack(err) => {
+                        tracing::warn!(code = %err.code(), reason = %err.reason, "retryable fault; message handed back");
+                        return Disposition::Retry;
+                    }
+                    FaultAnswer::GiveUp(err) => {
+                        tracing::error!(code = %err.code(), reason = %err.reason, "last delivery failed; answered as failed, message left for the DLQ");
+                        hand_back_after_publishing = true;
+                        PipelineResult::from_error(Job::Rendition, source, profile, &err)
+                    }
+                }
             }
             Err(err) => {
                 tracing::warn!(code = %err.code(), reason = %err.reason, kind = %err.kind, "source not rendered");
@@ -190,7 +214,11 @@ impl Worker {
                     publication = publication.as_str(),
                     "result answered"
                 );
-                Disposition::Done
+                if hand_back_after_publishing {
+                    Disposition::Retry
+                } else {
+                    Disposition::Done
+                }
             }
             Err(err) => {
                 tracing::error!(error = %err, "could not publish the result; message handed back");
@@ -330,6 +358,29 @@ impl Worker {
     }
 }
 
+/// What a retryable fault becomes on this delivery.
+#[derive(Debug)]
+enum FaultAnswer {
+    /// Retrying may fix it and SQS will deliver the message again.
+    HandBack(ProcessingError),
+    /// The last delivery: the fault is published as `failed` (same code, the reason says how
+    /// many deliveries were tried), and the message then moves to the DLQ, kept for a redrive.
+    GiveUp(ProcessingError),
+}
+
+fn answer_to_fault(err: ProcessingError, deliveries: u32, max_receive_count: u32) -> FaultAnswer {
+    if deliveries < max_receive_count {
+        return FaultAnswer::HandBack(err);
+    }
+    FaultAnswer::GiveUp(ProcessingError::failed(
+        err.code(),
+        format!(
+            "gave up after {deliveries} deliveries; the message is kept in the dead-letter queue for a redrive: {}",
+            err.reason
+        ),
+    ))
+}
+
 fn plan_note(plan: &RenditionPlan, info: &shared::probe::MediaInfo, profile: &RenditionProfile) -> Option<String> {
     let mut notes = Vec::new();
     if plan.upscale_avoided {
@@ -393,6 +444,33 @@ mod tests {
             err.contains("RENDITION_PROFILE names no profile (\"4k\"; known: 480p, 720p, 1080p)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_fault_is_handed_back_until_the_last_delivery_then_answered_as_failed() {
+        let timeout = || ProcessingError::retryable(Code::Timeout, "ffmpeg ran past the deadline");
+        assert!(matches!(answer_to_fault(timeout(), 1, 3), FaultAnswer::HandBack(_)));
+        assert!(matches!(answer_to_fault(timeout(), 2, 3), FaultAnswer::HandBack(_)));
+        for deliveries in [3, 4] {
+            let FaultAnswer::GiveUp(err) = answer_to_fault(timeout(), deliveries, 3) else {
+                panic!("delivery {deliveries} of 3 is past the last");
+            };
+            assert_eq!((err.code(), err.kind), (Code::Timeout, ErrorKind::Failed));
+            assert!(
+                err.reason
+                    .starts_with(&format!("gave up after {deliveries} deliveries")),
+                "{}",
+                err.reason
+            );
+            assert!(err.reason.ends_with("ffmpeg ran past the deadline"), "{}", err.reason);
+        }
+    }
+
+    #[test]
+    fn max_receive_count_defaults_to_the_templates() {
+        assert_eq!(Config::from_env(env(&[])).unwrap().max_receive_count, 3);
+        let config = Config::from_env(env(&[("MAX_RECEIVE_COUNT", "5")])).unwrap();
+        assert_eq!(config.max_receive_count, 5);
     }
 
     #[test]
