@@ -127,6 +127,41 @@ pub struct PipelineResult {
     /// MediaConvert jobs only: the job and what it wrote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mediaconvert: Option<MediaConvertJob>,
+    /// Rendition results: the Lambda compute this outcome took, and its price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute: Option<Compute>,
+}
+
+/// What one outcome cost in Lambda compute: the time its message held the invocation, at the
+/// function's memory, priced at the deployment's rate per GB-second. Lambda bills an invocation
+/// by the millisecond; the messages of one batch share it, each counted for its own time, so the
+/// results of a batch add up to (nearly all of) what the invocation was billed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Compute {
+    pub billed_ms: u64,
+    pub memory_mb: u32,
+    pub gb_seconds: f64,
+    /// USD per GB-second, as deployed (the template's `LambdaPricePerGbSecond`, by default the
+    /// list price for its `Architecture`).
+    pub price_per_gb_second: f64,
+    /// `gbSeconds × pricePerGbSecond`, in USD (requests and storage not included).
+    pub estimated_cost_usd: f64,
+}
+
+impl Compute {
+    /// `elapsed` rounded up to Lambda's billing unit (1 ms); Lambda counts a GB as 1,024 MB.
+    pub fn new(elapsed: std::time::Duration, memory_mb: u32, price_per_gb_second: f64) -> Self {
+        let billed_ms = elapsed.as_nanos().div_ceil(1_000_000).max(1) as u64;
+        let gb_seconds = f64::from(memory_mb) / 1024.0 * billed_ms as f64 / 1000.0;
+        Compute {
+            billed_ms,
+            memory_mb,
+            gb_seconds,
+            price_per_gb_second,
+            estimated_cost_usd: gb_seconds * price_per_gb_second,
+        }
+    }
 }
 
 /// What a MediaConvert job was and what it delivered (`job: "mediaconvert"` results).
@@ -216,6 +251,7 @@ impl PipelineResult {
             output: None,
             reason: Some(Reason::from(err)),
             mediaconvert: None,
+            compute: None,
         }
     }
 
@@ -429,6 +465,22 @@ mod tests {
         let mut result = fixture("result-mediaconvert-available.json");
         result["mediaconvert"]["outputs"][0]["kind"] = "thumbnail".into();
         assert!(round_trip::<PipelineResult>(&result).unwrap_err().contains("thumbnail"));
+    }
+
+    #[test]
+    fn compute_is_billed_by_the_millisecond_at_the_memory_in_gb() {
+        let compute = Compute::new(std::time::Duration::from_micros(61_000_400), 3008, 0.0000133334);
+        assert_eq!((compute.billed_ms, compute.memory_mb), (61_001, 3008));
+        assert!(
+            (compute.gb_seconds - 3008.0 / 1024.0 * 61.001).abs() < 1e-9,
+            "{compute:?}"
+        );
+        assert!((compute.estimated_cost_usd - compute.gb_seconds * 0.0000133334).abs() < 1e-15);
+        assert_eq!(
+            Compute::new(std::time::Duration::ZERO, 128, 1.0).billed_ms,
+            1,
+            "at least 1 ms"
+        );
     }
 
     #[test]

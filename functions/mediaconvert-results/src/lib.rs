@@ -209,6 +209,7 @@ pub fn result_for(event: &Value, config: &Config) -> Result<Option<PipelineResul
         output: None,
         reason,
         mediaconvert: Some(job),
+        compute: None,
     }))
 }
 

@@ -17,13 +17,13 @@
 //! reused instead of transcoded again.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::{
-    Job, ObjectRef, PipelineResult, RenditionOutput, ResultStatus, UploadNotice, CONTRACT_VERSION,
+    Compute, Job, ObjectRef, PipelineResult, RenditionOutput, ResultStatus, UploadNotice, CONTRACT_VERSION,
 };
 use shared::ffmpeg::{Deadline, Supervised};
 use shared::ledger::{Ledger, OutcomeKey};
@@ -61,6 +61,9 @@ pub struct Config {
     /// `MAX_RECEIVE_COUNT` (default 3): the queue's `maxReceiveCount`. A retryable fault on
     /// this delivery is published as `failed` before the message moves to the DLQ.
     pub max_receive_count: u32,
+    /// `PRICE_PER_GB_SECOND` (USD; default 0.0000133334, Lambda's arm64 list price): what each
+    /// result's `compute` is priced at.
+    pub price_per_gb_second: f64,
 }
 
 impl Config {
@@ -89,6 +92,7 @@ impl Config {
             deadline_margin: Duration::from_secs(env.optional_or("DEADLINE_MARGIN_SECS", 20)),
             min_time_per_message: Duration::from_secs(env.optional_or("MIN_SECS_PER_MESSAGE", 30)),
             max_receive_count: env.optional_or("MAX_RECEIVE_COUNT", 3),
+            price_per_gb_second: env.optional_or("PRICE_PER_GB_SECOND", 0.0000133334),
         };
         env.finish()?;
         Ok(config)
@@ -123,14 +127,16 @@ impl Worker {
     #[tracing::instrument(skip_all, fields(request_id = %event.context.request_id, profile = %self.config.profile.name))]
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, ProcessingError> {
         let deadline = Deadline::from_epoch_millis(event.context.deadline, self.config.deadline_margin);
+        let memory_mb = u32::try_from(event.context.env_config.memory).unwrap_or(0);
         let response = process_batch(event.payload, deadline, self.config.min_time_per_message, |record| {
-            self.handle_message(record, deadline)
+            self.handle_message(record, deadline, memory_mb)
         })
         .await;
         Ok(response)
     }
 
-    async fn handle_message(&self, record: SqsMessage, deadline: Deadline) -> Disposition {
+    async fn handle_message(&self, record: SqsMessage, deadline: Deadline, memory_mb: u32) -> Disposition {
+        let started = Instant::now();
         let notice: UploadNotice = match parse_body(&record) {
             Ok(notice) => notice,
             Err(err) => {
@@ -139,18 +145,18 @@ impl Worker {
         };
         let deliveries = deliveries(&record);
         let span = tracing::info_span!("source", bucket = %notice.bucket, key = %notice.key, deliveries);
-        self.render_and_report(notice, &record.message_id.unwrap_or_default(), deliveries, deadline)
+        let delivery = Delivery {
+            message_id: record.message_id.unwrap_or_default(),
+            deliveries,
+            started,
+            memory_mb,
+        };
+        self.render_and_report(notice, &delivery, deadline)
             .instrument(span)
             .await
     }
 
-    async fn render_and_report(
-        &self,
-        notice: UploadNotice,
-        delivery: &str,
-        deliveries: u32,
-        deadline: Deadline,
-    ) -> Disposition {
+    async fn render_and_report(&self, notice: UploadNotice, delivery: &Delivery, deadline: Deadline) -> Disposition {
         let source = ObjectRef {
             bucket: notice.bucket.clone(),
             key: notice.key.clone(),
@@ -158,7 +164,7 @@ impl Worker {
         };
         let profile = Some(self.config.profile.name.clone());
         let mut hand_back_after_publishing = false;
-        let result = match self.render(&notice, deadline).await {
+        let mut result = match self.render(&notice, deadline).await {
             Ok(output) => PipelineResult {
                 version: CONTRACT_VERSION,
                 job: Job::Rendition,
@@ -168,9 +174,10 @@ impl Worker {
                 output: Some(output),
                 reason: None,
                 mediaconvert: None,
+                compute: None,
             },
             Err(err) if err.kind == ErrorKind::Retryable => {
-                match answer_to_fault(err, deliveries, self.config.max_receive_count) {
+                match answer_to_fault(err, delivery.deliveries, self.config.max_receive_count) {
                     FaultAnswer::HandBack(err) => {
                         tracing::warn!(code = %err.code(), reason = %err.reason, "retryable fault; message handed back");
                         return Disposition::Retry;
@@ -187,6 +194,11 @@ impl Worker {
                 PipelineResult::from_error(Job::Rendition, source, profile, &err)
             }
         };
+        result.compute = Some(Compute::new(
+            delivery.started.elapsed(),
+            delivery.memory_mb,
+            self.config.price_per_gb_second,
+        ));
         let outcome = OutcomeKey::new([
             Job::Rendition.as_str(),
             &self.config.profile.name,
@@ -202,7 +214,7 @@ impl Worker {
                 &self.sns,
                 &self.config.results_topic_arn,
                 &outcome,
-                delivery,
+                &delivery.message_id,
                 &result,
                 &result.attributes(),
             )
@@ -358,6 +370,17 @@ impl Worker {
     }
 }
 
+/// One delivery of a message, as the invocation received it.
+struct Delivery {
+    message_id: String,
+    /// SQS's count of deliveries, this one included.
+    deliveries: u32,
+    /// When this invocation started on the message: its result's compute runs from here.
+    started: Instant,
+    /// The function's memory (MB), what Lambda bills each millisecond at.
+    memory_mb: u32,
+}
+
 /// What a retryable fault becomes on this delivery.
 #[derive(Debug)]
 enum FaultAnswer {
@@ -471,6 +494,7 @@ mod tests {
         assert_eq!(Config::from_env(env(&[])).unwrap().max_receive_count, 3);
         let config = Config::from_env(env(&[("MAX_RECEIVE_COUNT", "5")])).unwrap();
         assert_eq!(config.max_receive_count, 5);
+        assert_eq!(config.price_per_gb_second, 0.0000133334, "arm64's list price");
     }
 
     #[test]

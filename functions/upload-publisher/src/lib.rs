@@ -55,7 +55,8 @@ impl Config {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     Publish(UploadNotice),
-    Reject(PipelineResult),
+    /// Boxed: a result is several times the size of a notice.
+    Reject(Box<PipelineResult>),
     /// Not an object creation, or a folder marker: nothing to do.
     Skip(String),
 }
@@ -118,13 +119,13 @@ pub fn decide(record: &Value, config: &Config) -> Decision {
     })
 }
 
-fn rejection(bucket: &str, key: &str, etag: Option<String>, err: &ProcessingError) -> PipelineResult {
+fn rejection(bucket: &str, key: &str, etag: Option<String>, err: &ProcessingError) -> Box<PipelineResult> {
     let source = ObjectRef {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
         etag,
     };
-    PipelineResult::from_error(Job::Upload, source, None, err)
+    Box::new(PipelineResult::from_error(Job::Upload, source, None, err))
 }
 
 fn reject_malformed(record: &Value, reason: String) -> Decision {

@@ -149,6 +149,16 @@ async fn demo() -> Result<(), BoxError> {
             );
             shown.push(output_key);
         }
+        if let Some(compute) = &result.compute {
+            println!(
+                "                         compute: {} ms at {} MB = {:.2} GB-s, about ${:.6} at ${}/GB-s",
+                compute.billed_ms,
+                compute.memory_mb,
+                compute.gb_seconds,
+                compute.estimated_cost_usd,
+                compute.price_per_gb_second
+            );
+        }
     }
     if !failures.is_empty() {
         return Err(format!("the pipeline did not deliver: {}", failures.join("; ")).into());

@@ -133,6 +133,16 @@ async fn an_upload_becomes_a_rendition_per_profile_with_audio_and_the_same_durat
             "{profile}: video duration {out_video} vs source {src_video}"
         );
         assert!(output.bytes > 0);
+        // What the rendition cost: its time in the invocation at the function's memory, priced.
+        let compute = result.compute.as_ref().expect("a rendition result reports its compute");
+        assert!(compute.billed_ms > 0 && compute.memory_mb > 0, "{compute:?}");
+        let gb_seconds = f64::from(compute.memory_mb) / 1024.0 * compute.billed_ms as f64 / 1000.0;
+        assert!((compute.gb_seconds - gb_seconds).abs() < 1e-9, "{compute:?}");
+        assert!(compute.price_per_gb_second > 0.0, "{compute:?}");
+        assert!(
+            (compute.estimated_cost_usd - compute.gb_seconds * compute.price_per_gb_second).abs() < 1e-12,
+            "{compute:?}"
+        );
     }
 }
 
