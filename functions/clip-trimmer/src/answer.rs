@@ -1,6 +1,7 @@
 //! Answering a message: carrying out its [`Step`]. A result is published once per outcome
 //! (the ledger, [`shared::ledger`]), a re-queued copy is sent after its report so that exactly
-//! one copy is in flight, and a retryable fault hands the message back with a growing delay.
+//! one copy is in flight, and a retryable fault hands the message back with a growing delay
+//! (on its last delivery, after reporting that it gave up: the message then rests in the DLQ).
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use shared::contracts::clip::{ClipResult, ClipStatus, JOB};
@@ -8,7 +9,7 @@ use shared::ledger::{OutcomeKey, Publication};
 use shared::sqs::{deliveries, park_in_dead_letter_queue, Disposition};
 use shared::ProcessingError;
 
-use crate::decide::{backoff_secs, Step};
+use crate::decide::{backoff_secs, given_up, Step};
 use crate::request::ClipRequest;
 use crate::Trimmer;
 
@@ -66,8 +67,15 @@ impl Trimmer {
                     }
                 }
             }
-            Step::Retry(err) => {
-                let receives = i32::try_from(deliveries(record)).unwrap_or(i32::MAX);
+            Step::Retry { request, err } => {
+                let deliveries = deliveries(record);
+                if deliveries >= self.config.max_receive_count {
+                    tracing::error!(code = %err.code, reason = %err.reason, deliveries, "last delivery failed; answered as failed, message left for the DLQ");
+                    // Published or not, the message goes on to the DLQ: kept for a redrive.
+                    let _ = self.publish(&given_up(&request, &err, deliveries), record).await;
+                    return Disposition::Retry;
+                }
+                let receives = i32::try_from(deliveries).unwrap_or(i32::MAX);
                 let delay = backoff_secs(self.config.retry_backoff_secs, receives);
                 tracing::warn!(code = %err.code, reason = %err.reason, receives, delay, "retryable fault; message handed back");
                 self.delay_redelivery(record, delay).await;

@@ -57,6 +57,9 @@ pub struct Config {
     /// `RETRY_BACKOFF_SECS` (default 10): the first redelivery delay after a retryable fault;
     /// doubled on every further receive, at most 900.
     pub retry_backoff_secs: i32,
+    /// `MAX_RECEIVE_COUNT` (default 3): the queue's `maxReceiveCount`. A fault on this delivery
+    /// is answered `CLIP_FAILED` before the request moves to the DLQ.
+    pub max_receive_count: u32,
 }
 
 impl Config {
@@ -116,6 +119,7 @@ impl Config {
             min_time_per_clip: Duration::from_secs(env.optional_or("MIN_SECS_PER_CLIP", 20)),
             max_deadline_requeues: env.optional_or("MAX_DEADLINE_REQUEUES", 3),
             retry_backoff_secs: env.optional_or("RETRY_BACKOFF_SECS", 10),
+            max_receive_count: env.optional_or("MAX_RECEIVE_COUNT", 3),
         };
         env.finish()?;
         Ok(config)

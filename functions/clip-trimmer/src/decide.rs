@@ -21,8 +21,9 @@ pub enum Step {
         delay_secs: i32,
         report: Option<ClipResult>,
     },
-    /// Hand the message back to the queue, to be delivered again after a backoff.
-    Retry(ProcessingError),
+    /// Hand the message back to the queue, to be delivered again after a backoff; on its last
+    /// delivery, report [`given_up`] first (the message then rests in the DLQ).
+    Retry { request: ClipRequest, err: ProcessingError },
 }
 
 /// The answer to a body that is not a request at all: whatever ids it carries, and why.
@@ -135,11 +136,30 @@ pub fn hand_on(request: &ClipRequest, why: &str, config: &Config) -> Step {
 /// can never succeed) or failed.
 pub fn for_error(request: &ClipRequest, err: ProcessingError) -> Step {
     let status = match err.kind {
-        ErrorKind::Retryable => return Step::Retry(err),
+        ErrorKind::Retryable => {
+            return Step::Retry {
+                request: request.clone(),
+                err,
+            }
+        }
         ErrorKind::Rejected => ClipStatus::Invalid,
         ErrorKind::Failed => ClipStatus::Failed,
     };
     Step::Report(ClipResult::for_request(request, status).with_reason(err.code, err.reason))
+}
+
+/// The answer on a request's last delivery (`MAX_RECEIVE_COUNT`) to a fault that retrying could
+/// have fixed: `CLIP_FAILED` with the fault's code, saying that the request is kept in the DLQ
+/// (where `make redrive` puts it back to work once the fault is fixed), so that no request rests
+/// there without its requester being told.
+pub fn given_up(request: &ClipRequest, err: &ProcessingError, deliveries: u32) -> ClipResult {
+    ClipResult::for_request(request, ClipStatus::Failed).with_reason(
+        err.code,
+        format!(
+            "gave up after {deliveries} deliveries; the request is kept in the dead-letter queue for a redrive: {}",
+            err.reason
+        ),
+    )
 }
 
 /// The redelivery delay after the `receives`-th failed delivery: `base`, doubled each time,
@@ -339,7 +359,17 @@ mod tests {
         );
         assert_is_fixture(&report(for_error(&request(), corrupt)), "clip-result-failed.json");
         let down = ProcessingError::retryable(Code::CameraApiUnavailable, "GET /cameras/{cameraId} answered 503");
-        assert!(matches!(for_error(&request(), down), Step::Retry(_)));
+        let Step::Retry { err, .. } = for_error(&request(), down) else {
+            panic!("a camera API that is down is retried");
+        };
+        let last = given_up(&request(), &err, 3);
+        assert_eq!(
+            (last.status, last.code),
+            (ClipStatus::Failed, Some(Code::CameraApiUnavailable))
+        );
+        let reason = last.reason.unwrap();
+        assert!(reason.starts_with("gave up after 3 deliveries;"), "{reason}");
+        assert!(reason.ends_with("GET /cameras/{cameraId} answered 503"), "{reason}");
     }
 
     #[test]

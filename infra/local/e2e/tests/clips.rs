@@ -383,7 +383,7 @@ async fn every_other_outcome_is_answered_by_name() {
 
 #[tokio::test]
 #[ignore = "needs the local stack: make test"]
-async fn a_camera_api_that_is_down_is_retried_then_dead_lettered() {
+async fn a_camera_api_that_is_down_is_retried_then_answered_failed_and_dead_lettered() {
     let env = env("clip-api-down").await;
     let clip_id = format!("down-{}", unique_suffix());
     let start = recent_second(300);
@@ -404,7 +404,17 @@ async fn a_camera_api_that_is_down_is_retried_then_dead_lettered() {
         assert!(started.elapsed() < WAIT, "the request never reached the DLQ");
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    // Retried, never answered as if it were the request's fault.
-    let answered = take_clip_results(&env.tap, &clip_id).await.unwrap();
-    assert!(answered.is_empty(), "{answered:#?}");
+    // Retried, never answered as if it were the request's fault; on the last delivery answered
+    // once, as failed with the fault's code, before the request moved to the DLQ.
+    let mut answered = env.results(&clip_id, |results| !results.is_empty()).await;
+    answered.extend(take_clip_results(&env.tap, &clip_id).await.unwrap());
+    assert_eq!(answered.len(), 1, "{answered:#?}");
+    let answer = &answered[0];
+    assert_eq!(
+        (answer.status, answer.code),
+        (ClipStatus::Failed, Some(Code::CameraApiUnavailable)),
+        "{answer:#?}"
+    );
+    let reason = answer.reason.as_deref().unwrap_or("");
+    assert!(reason.starts_with("gave up after 3 deliveries;"), "{reason}");
 }
