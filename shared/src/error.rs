@@ -59,6 +59,19 @@ impl ProcessingError {
         Self::new(ErrorKind::Failed, code, reason)
     }
 
+    /// This fault on a message's last delivery (the queue's `maxReceiveCount`): a failure with
+    /// the same code, whose reason says how many deliveries were tried and that the message is
+    /// kept in the dead-letter queue, for a redrive once the fault is fixed.
+    pub fn given_up_after(&self, deliveries: u32) -> Self {
+        Self::failed(
+            self.code,
+            format!(
+                "gave up after {deliveries} deliveries; the message is kept in the dead-letter queue for a redrive: {}",
+                self.reason
+            ),
+        )
+    }
+
     /// The code, as the field holds it; most call sites in the functions read it this way.
     pub fn code(&self) -> Code {
         self.code

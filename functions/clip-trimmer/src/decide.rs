@@ -153,13 +153,8 @@ pub fn for_error(request: &ClipRequest, err: ProcessingError) -> Step {
 /// (where `make redrive` puts it back to work once the fault is fixed), so that no request rests
 /// there without its requester being told.
 pub fn given_up(request: &ClipRequest, err: &ProcessingError, deliveries: u32) -> ClipResult {
-    ClipResult::for_request(request, ClipStatus::Failed).with_reason(
-        err.code,
-        format!(
-            "gave up after {deliveries} deliveries; the request is kept in the dead-letter queue for a redrive: {}",
-            err.reason
-        ),
-    )
+    let err = err.given_up_after(deliveries);
+    ClipResult::for_request(request, ClipStatus::Failed).with_reason(err.code, err.reason)
 }
 
 /// The redelivery delay after the `receives`-th failed delivery: `base`, doubled each time,

@@ -395,13 +395,7 @@ fn answer_to_fault(err: ProcessingError, deliveries: u32, max_receive_count: u32
     if deliveries < max_receive_count {
         return FaultAnswer::HandBack(err);
     }
-    FaultAnswer::GiveUp(ProcessingError::failed(
-        err.code(),
-        format!(
-            "gave up after {deliveries} deliveries; the message is kept in the dead-letter queue for a redrive: {}",
-            err.reason
-        ),
-    ))
+    FaultAnswer::GiveUp(err.given_up_after(deliveries))
 }
 
 fn plan_note(plan: &RenditionPlan, info: &shared::probe::MediaInfo, profile: &RenditionProfile) -> Option<String> {
