@@ -116,26 +116,45 @@ impl RenditionProfile {
 
     /// The ffmpeg arguments that render `input` to `output` under `plan`.
     pub fn ffmpeg_args(&self, plan: &RenditionPlan, input: &Path, output: &Path) -> Vec<OsString> {
-        let v = &self.video;
-        let a = &self.audio;
         let mut filters = Vec::new();
         if let Some(fps) = plan.fps_cap {
             filters.push(format!("fps={fps}"));
         }
-        filters.push(format!("scale={}:{}:flags=bicubic", plan.width, plan.height));
-        filters.push("setsar=1".to_owned());
+        filters.push(self.picture_filters(plan));
         let mut args = ffmpeg_base_args();
-        let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
-        push(&["-i"]);
+        args.push("-i".into());
         args.push(input.as_os_str().to_owned());
-        let mut push = |items: &[String]| args.extend(items.iter().map(OsString::from));
-        push(&[
-            "-map".into(),
-            "0:v:0".into(),
-            "-map".into(),
-            "0:a:0?".into(),
-            "-vf".into(),
-            filters.join(","),
+        args.extend(
+            ["-map", "0:v:0", "-map", "0:a:0?", "-vf", &filters.join(",")]
+                .into_iter()
+                .map(OsString::from),
+        );
+        // Keyframes on a fixed clock, so outputs segment cleanly for HLS/DASH later.
+        args.extend(self.video_encoder_args(&format!(
+            "expr:gte(t,n_forced*{})",
+            self.video.keyframe_interval_secs
+        )));
+        if plan.has_audio {
+            args.extend(self.audio_encoder_args());
+        }
+        if self.container.faststart {
+            args.extend(["-movflags", "+faststart"].map(OsString::from));
+        }
+        args.extend(["-f".into(), OsString::from(&self.container.format)]);
+        args.push(output.as_os_str().to_owned());
+        args
+    }
+
+    /// Scaling to the planned size with square pixels: the filters after any frame-rate change.
+    pub(crate) fn picture_filters(&self, plan: &RenditionPlan) -> String {
+        format!("scale={}:{}:flags=bicubic,setsar=1", plan.width, plan.height)
+    }
+
+    /// The video encoder and its rate control, with keyframes forced where `force_key_frames`
+    /// (an ffmpeg `-force_key_frames` value) says.
+    pub(crate) fn video_encoder_args(&self, force_key_frames: &str) -> Vec<OsString> {
+        let v = &self.video;
+        [
             "-c:v".into(),
             v.encoder.clone(),
             "-preset".into(),
@@ -150,32 +169,34 @@ impl RenditionProfile {
             format!("{}k", v.maxrate_kbps),
             "-bufsize".into(),
             format!("{}k", v.bufsize_kbps),
-            // Keyframes on a fixed clock, so outputs segment cleanly for HLS/DASH later.
             "-force_key_frames".into(),
-            format!("expr:gte(t,n_forced*{})", v.keyframe_interval_secs),
-        ]);
-        if plan.has_audio {
-            push(&[
-                "-c:a".into(),
-                a.encoder.clone(),
-                "-b:a".into(),
-                format!("{}k", a.bitrate_kbps),
-                "-ar".into(),
-                a.sample_rate.to_string(),
-                // Downmix only: `-ac 2` on a mono source would invent a channel.
-                "-af".into(),
-                format!(
-                    "aformat=channel_layouts=mono|stereo{}",
-                    if a.max_channels >= 6 { "|5.1" } else { "" }
-                ),
-            ]);
-        }
-        if self.container.faststart {
-            push(&["-movflags".into(), "+faststart".into()]);
-        }
-        push(&["-f".into(), self.container.format.clone()]);
-        args.push(output.as_os_str().to_owned());
-        args
+            force_key_frames.to_owned(),
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect()
+    }
+
+    /// The audio encoder, its rate and channel rule.
+    pub(crate) fn audio_encoder_args(&self) -> Vec<OsString> {
+        let a = &self.audio;
+        [
+            "-c:a".into(),
+            a.encoder.clone(),
+            "-b:a".into(),
+            format!("{}k", a.bitrate_kbps),
+            "-ar".into(),
+            a.sample_rate.to_string(),
+            // Downmix only: `-ac 2` on a mono source would invent a channel.
+            "-af".into(),
+            format!(
+                "aformat=channel_layouts=mono|stereo{}",
+                if a.max_channels >= 6 { "|5.1" } else { "" }
+            ),
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect()
     }
 }
 

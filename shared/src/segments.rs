@@ -1,0 +1,323 @@
+//! Segmented rendering: a source too long for one invocation is cut into segments on the
+//! output's keyframe grid, each segment is encoded alone (in parallel, by the segment function
+//! under Step Functions), and the segments are joined by stream copy into the file a single
+//! pass would have made, frame for frame.
+//!
+//! Why the joined file is exact:
+//! * Output frame `n` is shown at `n / rate` in both. Every segment is encoded with `-copyts`,
+//!   the `fps` filter anchored at the segment's first frame (`start_time`) and an exact frame
+//!   count, so its frames carry the single pass's timestamps: none is doubled or lost at a join.
+//! * Every segment starts where the single pass has a keyframe (a whole number of the profile's
+//!   keyframe intervals), keyframes inside it are forced on the same clock as the single pass's,
+//!   and x264 starts each encode with an IDR frame: a segment is a closed run of GOPs, so the
+//!   segments' bytes can simply be appended.
+//! * Segments are MPEG-TS, which keeps those timestamps. They are shifted by
+//!   [`TS_OFFSET_SECS`] so that no B-frame's decode time is negative (the TS muxer would
+//!   otherwise move the first segment), and shifted back when the appended stream is remuxed.
+//! * The audio is encoded once, over the whole source, and muxed at the join: AAC encoded per
+//!   segment would put its encoder priming (a gap, a click) at every join.
+//! * Accurate input seeking (`-ss` before `-i`) on a presigned URL makes ffmpeg read the
+//!   segment's byte range and the container's index, never the whole source.
+
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ffmpeg::ffmpeg_base_args;
+use crate::profiles::{RenditionPlan, RenditionProfile};
+
+/// How far segment timestamps are moved up (seconds), and moved back at the join.
+pub const TS_OFFSET_SECS: u32 = 10;
+
+/// An exact frame rate: `num / den` frames per second (30/1, 30000/1001, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameRate {
+    pub num: u32,
+    pub den: u32,
+}
+
+impl FrameRate {
+    /// The exact rate behind a probed rate: whole rates and the NTSC family (×1000/1001) are
+    /// recognised; anything else is kept to a thousandth of a frame per second.
+    pub fn from_fps(fps: f64) -> Option<FrameRate> {
+        if !fps.is_finite() || fps <= 0.0 || fps > 1000.0 {
+            return None;
+        }
+        if (fps - fps.round()).abs() < 0.001 {
+            return Some(FrameRate {
+                num: fps.round() as u32,
+                den: 1,
+            });
+        }
+        let ntsc = (fps * 1.001).round();
+        if (ntsc / 1.001 - fps).abs() < 0.001 {
+            return Some(FrameRate {
+                num: ntsc as u32 * 1000,
+                den: 1001,
+            });
+        }
+        Some(FrameRate {
+            num: (fps * 1000.0).round() as u32,
+            den: 1000,
+        })
+    }
+
+    /// When output frame `frame` is shown, in seconds.
+    pub fn seconds_at(&self, frame: u64) -> f64 {
+        frame as f64 * self.den as f64 / self.num as f64
+    }
+
+    /// The first frame shown at or after `seconds`.
+    pub fn frame_at_or_after(&self, seconds: f64) -> u64 {
+        // The small allowance keeps a boundary that is exactly on a frame (4 s at 30 fps) on it.
+        (seconds * self.num as f64 / self.den as f64 - 1e-6).ceil().max(0.0) as u64
+    }
+
+    /// The rate as ffmpeg spells it.
+    pub fn ffmpeg(&self) -> String {
+        format!("{}/{}", self.num, self.den)
+    }
+}
+
+/// One segment of a [`SegmentPlan`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Segment {
+    /// 0, 1, …: the order of the join.
+    pub index: u32,
+    /// The output frame the segment starts with (a keyframe of the single pass).
+    pub first_frame: u64,
+    /// How many frames it encodes; `None` for the last segment, which runs to the source's end
+    /// (so the total is what the single pass makes, whatever the probed duration said).
+    pub frames: Option<u64>,
+    /// Which of the profile's keyframe intervals it starts at: its forced keyframes continue
+    /// the single pass's clock from there.
+    pub first_keyframe_interval: u64,
+}
+
+/// A source's output cut into segments of whole keyframe intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentPlan {
+    /// The output's frame rate (the source's, or the profile's cap).
+    pub rate: FrameRate,
+    /// The output frames the probed duration gives (the last segment settles the exact count).
+    pub expected_frames: u64,
+    pub segments: Vec<Segment>,
+}
+
+impl SegmentPlan {
+    /// Cuts `duration_secs` of output at `rate` into segments of about `segment_secs`, each a
+    /// whole number of `keyframe_interval_secs`. A tail shorter than one interval joins the
+    /// segment before it, so that no segment is empty however the probed duration rounds.
+    pub fn new(duration_secs: f64, rate: FrameRate, keyframe_interval_secs: f64, segment_secs: f64) -> SegmentPlan {
+        let expected_frames = (duration_secs.max(0.0) * rate.num as f64 / rate.den as f64).round() as u64;
+        let intervals_per_segment = (segment_secs / keyframe_interval_secs).round().max(1.0) as u64;
+        let interval_frames = rate.frame_at_or_after(keyframe_interval_secs).max(1);
+        let boundary = |segment: u64| {
+            let interval = segment * intervals_per_segment;
+            (interval, rate.frame_at_or_after(interval as f64 * keyframe_interval_secs))
+        };
+        let mut segments = Vec::new();
+        let mut index = 0u64;
+        loop {
+            let (first_keyframe_interval, first_frame) = boundary(index);
+            let (_, next_frame) = boundary(index + 1);
+            let last = next_frame + interval_frames > expected_frames;
+            segments.push(Segment {
+                index: index as u32,
+                first_frame,
+                frames: (!last).then_some(next_frame - first_frame),
+                first_keyframe_interval,
+            });
+            if last {
+                break;
+            }
+            index += 1;
+        }
+        SegmentPlan {
+            rate,
+            expected_frames,
+            segments,
+        }
+    }
+}
+
+/// The ffmpeg arguments that encode one segment of `input` (a path or a URL) to an MPEG-TS
+/// file: video only, at the single pass's frame times and keyframes.
+pub fn segment_args(
+    profile: &RenditionProfile,
+    plan: &RenditionPlan,
+    rate: FrameRate,
+    segment: &Segment,
+    input: &OsStr,
+    output: &Path,
+) -> Vec<OsString> {
+    let start = rate.seconds_at(segment.first_frame);
+    let mut args = ffmpeg_base_args();
+    if segment.first_frame > 0 {
+        // Decode from one output frame early, so that the `fps` filter sees the source frame
+        // nearest to the segment's first frame time; the filter drops what is before it.
+        let seek = rate.seconds_at(segment.first_frame - 1);
+        args.extend(["-ss".into(), OsString::from(format!("{seek:.6}"))]);
+    }
+    args.push("-copyts".into());
+    args.push("-i".into());
+    args.push(input.to_owned());
+    let filters = format!(
+        "fps={}:start_time={start:.6},{}",
+        rate.ffmpeg(),
+        profile.picture_filters(plan)
+    );
+    args.extend(["-map", "0:v:0", "-an", "-vf", &filters].map(OsString::from));
+    if let Some(frames) = segment.frames {
+        args.extend(["-frames:v".into(), OsString::from(frames.to_string())]);
+    }
+    // The single pass forces a keyframe when t passes n_forced intervals; a segment's count
+    // starts at 0, so its clock is moved on by the intervals before it.
+    args.extend(profile.video_encoder_args(&format!(
+        "expr:gte(t,(n_forced+{})*{})",
+        segment.first_keyframe_interval, profile.video.keyframe_interval_secs
+    )));
+    args.extend(
+        [
+            "-output_ts_offset",
+            &TS_OFFSET_SECS.to_string(),
+            "-muxdelay",
+            "0",
+            "-muxpreload",
+            "0",
+            "-f",
+            "mpegts",
+        ]
+        .map(OsString::from),
+    );
+    args.push(output.as_os_str().to_owned());
+    args
+}
+
+/// The ffmpeg arguments that encode the whole source's first audio stream once, to MP4 audio.
+pub fn audio_args(profile: &RenditionProfile, input: &OsStr, output: &Path) -> Vec<OsString> {
+    let mut args = ffmpeg_base_args();
+    args.push("-i".into());
+    args.push(input.to_owned());
+    args.extend(["-map", "0:a:0", "-vn"].map(OsString::from));
+    args.extend(profile.audio_encoder_args());
+    args.extend(["-f", "mp4"].map(OsString::from));
+    args.push(output.as_os_str().to_owned());
+    args
+}
+
+/// The ffmpeg arguments that join the appended segments (`video`, MPEG-TS) and the audio into
+/// the profile's container by stream copy, timestamps moved back to start at 0.
+pub fn join_args(profile: &RenditionProfile, video: &Path, audio: Option<&Path>, output: &Path) -> Vec<OsString> {
+    let mut args = ffmpeg_base_args();
+    args.extend(["-copyts", "-itsoffset", &format!("-{TS_OFFSET_SECS}"), "-i"].map(OsString::from));
+    args.push(video.as_os_str().to_owned());
+    if let Some(audio) = audio {
+        args.push("-i".into());
+        args.push(audio.as_os_str().to_owned());
+        args.extend(["-map", "0:v:0", "-map", "1:a:0"].map(OsString::from));
+    } else {
+        args.extend(["-map", "0:v:0"].map(OsString::from));
+    }
+    args.extend(["-c", "copy"].map(OsString::from));
+    if profile.container.faststart {
+        args.extend(["-movflags", "+faststart"].map(OsString::from));
+    }
+    args.extend(["-f".into(), OsString::from(&profile.container.format)]);
+    args.push(output.as_os_str().to_owned());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probed_rates_become_exact_ones() {
+        let rate = |fps| FrameRate::from_fps(fps).map(|r| (r.num, r.den));
+        assert_eq!(rate(30.0), Some((30, 1)));
+        assert_eq!(rate(29.97), Some((30000, 1001)));
+        assert_eq!(rate(29.970029), Some((30000, 1001)));
+        assert_eq!(rate(23.976), Some((24000, 1001)));
+        assert_eq!(rate(59.94), Some((60000, 1001)));
+        assert_eq!(rate(12.5), Some((12500, 1000)));
+        assert_eq!(rate(0.0), None);
+        assert_eq!(rate(f64::NAN), None);
+    }
+
+    #[test]
+    fn segments_are_whole_keyframe_intervals_and_cover_every_frame() {
+        let rate = FrameRate { num: 30, den: 1 };
+        let plan = SegmentPlan::new(65.0, rate, 2.0, 20.0);
+        assert_eq!(plan.expected_frames, 1950);
+        let firsts: Vec<u64> = plan.segments.iter().map(|s| s.first_frame).collect();
+        assert_eq!(firsts, [0, 600, 1200, 1800]);
+        let intervals: Vec<u64> = plan.segments.iter().map(|s| s.first_keyframe_interval).collect();
+        assert_eq!(intervals, [0, 10, 20, 30]);
+        let counts: Vec<Option<u64>> = plan.segments.iter().map(|s| s.frames).collect();
+        assert_eq!(counts, [Some(600), Some(600), Some(600), None]);
+    }
+
+    #[test]
+    fn a_tail_shorter_than_one_interval_joins_the_segment_before() {
+        let rate = FrameRate { num: 25, den: 1 };
+        // 41 s: 20 s, then 21 s (the 1 s tail is not a segment of its own).
+        let plan = SegmentPlan::new(41.0, rate, 2.0, 20.0);
+        assert_eq!(plan.segments.len(), 2);
+        assert_eq!((plan.segments[1].first_frame, plan.segments[1].frames), (500, None));
+        assert_eq!(SegmentPlan::new(21.0, rate, 2.0, 20.0).segments.len(), 1);
+        assert_eq!(SegmentPlan::new(39.0, rate, 2.0, 20.0).segments.len(), 2);
+        assert_eq!(SegmentPlan::new(0.0, rate, 2.0, 20.0).segments.len(), 1);
+    }
+
+    #[test]
+    fn ntsc_boundaries_are_the_first_frame_at_or_after_each_interval() {
+        let rate = FrameRate { num: 30000, den: 1001 };
+        let plan = SegmentPlan::new(100.0, rate, 2.0, 10.0);
+        // 10 s at 29.97 fps is frame 299.7: the single pass's keyframe is frame 300.
+        assert_eq!(plan.segments[1].first_frame, 300);
+        assert_eq!(plan.segments[1].first_keyframe_interval, 5);
+        assert_eq!(plan.segments[0].frames, Some(300));
+        assert_eq!(plan.segments[2].first_frame, 600);
+    }
+
+    #[test]
+    fn a_segment_seeks_one_frame_early_and_keeps_the_single_pass_clocks() {
+        let profile = RenditionProfile::built_in("720p").unwrap();
+        let plan = RenditionPlan {
+            width: 640,
+            height: 360,
+            upscale_avoided: true,
+            fps_cap: None,
+            has_audio: true,
+        };
+        let segment = Segment {
+            index: 1,
+            first_frame: 600,
+            frames: Some(600),
+            first_keyframe_interval: 10,
+        };
+        let rate = FrameRate { num: 30, den: 1 };
+        let args = segment_args(
+            &profile,
+            &plan,
+            rate,
+            &segment,
+            OsStr::new("https://example/src?X-Amz-Signature=1"),
+            Path::new("/tmp/1.ts"),
+        );
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let after = |flag: &str| args[args.iter().position(|a| a == flag).unwrap() + 1].clone();
+        assert_eq!(after("-ss"), "19.966667");
+        assert_eq!(after("-i"), "https://example/src?X-Amz-Signature=1");
+        assert_eq!(after("-vf"), "fps=30/1:start_time=20.000000,scale=640:360:flags=bicubic,setsar=1");
+        assert_eq!(after("-frames:v"), "600");
+        assert_eq!(after("-force_key_frames"), "expr:gte(t,(n_forced+10)*2)");
+        assert_eq!(after("-f"), "mpegts");
+        assert!(args.contains(&"-an".to_owned()) && args.contains(&"-copyts".to_owned()));
+        assert!(!args.contains(&"-c:a".to_owned()), "audio is encoded once, not per segment");
+    }
+}
