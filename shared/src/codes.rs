@@ -40,6 +40,9 @@ wire_enum! {
         ProbeFailed = "PROBE_FAILED",
         /// ffmpeg or ffprobe was still running at the invocation's deadline.
         Timeout = "TIMEOUT",
+        /// A segmented rendition's execution ended without its tasks naming why: a task that
+        /// kept crashing or timing out past its retries, or an execution stopped or timed out.
+        SegmentedRenditionFailed = "SEGMENTED_RENDITION_FAILED",
         /// ffmpeg or ffprobe could not be started, or its output could not be read.
         ToolUnavailable = "TOOL_UNAVAILABLE",
         /// Reading or writing the function's local disk failed.

@@ -6,11 +6,13 @@
 //!   [`PipelineResult`] on the results topic for uploads, renditions and MediaConvert jobs;
 //! * [`clip`]: the clip trimmer's request and result (the original service's shapes, unversioned);
 //! * [`gif`]: the GIF job on its queue and the GIF task API's answers.
+//! * [`segmented`]: what the state machine of a segmented rendition passes between its tasks.
 //!
 //! Codes and statuses are enums ([`crate::Code`], [`ResultStatus`], …), each spelled once.
 
 pub mod clip;
 pub mod gif;
+pub mod segmented;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +68,9 @@ wire_enum! {
         Failed = "failed",
         /// Someone canceled the job before it finished (MediaConvert `CANCELED`).
         Canceled = "canceled",
+        /// Not an outcome: a segmented rendition is under way (`progress` says how far). Its
+        /// outcome follows as one of the statuses above.
+        InProgress = "in_progress",
     }
 }
 
@@ -130,6 +135,34 @@ pub struct PipelineResult {
     /// Rendition results: the Lambda compute this outcome took, and its price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute: Option<Compute>,
+    /// `in_progress` results: how far a segmented rendition is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// How far a segmented rendition is: its parts (the video segments and, when the source has
+/// sound, the audio) encoded so far, out of all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub parts_done: u32,
+    pub parts_total: u32,
+    /// `partsDone / partsTotal` in whole percent, rounded down (100 only when all are done).
+    pub percent: u32,
+}
+
+impl Progress {
+    pub fn new(parts_done: u32, parts_total: u32) -> Self {
+        let parts_done = parts_done.min(parts_total);
+        let percent = (u64::from(parts_done) * 100)
+            .checked_div(u64::from(parts_total))
+            .unwrap_or(100) as u32;
+        Progress {
+            parts_done,
+            parts_total,
+            percent,
+        }
+    }
 }
 
 /// What one outcome cost in Lambda compute: the time its message held the invocation, at the
@@ -147,6 +180,9 @@ pub struct Compute {
     pub price_per_gb_second: f64,
     /// `gbSeconds × pricePerGbSecond`, in USD (requests and storage not included).
     pub estimated_cost_usd: f64,
+    /// Segmented renditions: how many invocations the compute adds up (plan, every part, join).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocations: Option<u32>,
 }
 
 impl Compute {
@@ -160,7 +196,23 @@ impl Compute {
             gb_seconds,
             price_per_gb_second,
             estimated_cost_usd: gb_seconds * price_per_gb_second,
+            invocations: None,
         }
+    }
+
+    /// The compute of several invocations (a segmented rendition's plan, parts and join), each
+    /// billed by its own milliseconds at `memory_mb`.
+    pub fn of_invocations(billed_ms: impl IntoIterator<Item = u64>, memory_mb: u32, price_per_gb_second: f64) -> Self {
+        let (count, total_ms) = billed_ms
+            .into_iter()
+            .fold((0u32, 0u64), |(n, total), ms| (n + 1, total + ms.max(1)));
+        let mut compute = Compute::new(
+            std::time::Duration::from_millis(total_ms),
+            memory_mb,
+            price_per_gb_second,
+        );
+        compute.invocations = Some(count);
+        compute
     }
 }
 
@@ -252,6 +304,7 @@ impl PipelineResult {
             reason: Some(Reason::from(err)),
             mediaconvert: None,
             compute: None,
+            progress: None,
         }
     }
 
@@ -377,6 +430,12 @@ mod tests {
         ("result-upload-rejected.json", holds::<PipelineResult>),
         ("result-rendition-available.json", holds::<PipelineResult>),
         ("result-rendition-rejected.json", holds::<PipelineResult>),
+        ("result-rendition-in-progress.json", holds::<PipelineResult>),
+        ("result-rendition-available-segmented.json", holds::<PipelineResult>),
+        ("result-rendition-failed-segmented.json", holds::<PipelineResult>),
+        ("segmented-rendition-job.json", holds::<segmented::SegmentedJob>),
+        ("segmented-rendition-plan.json", holds::<segmented::PlannedRendition>),
+        ("segmented-rendition-part-done.json", holds::<segmented::PartDone>),
         ("result-mediaconvert-available.json", holds::<PipelineResult>),
         ("result-mediaconvert-failed.json", holds::<PipelineResult>),
         ("result-mediaconvert-canceled.json", holds::<PipelineResult>),

@@ -8,6 +8,7 @@
 //! * [`storage`]: streaming S3 download and (multipart) upload, never buffering a whole object.
 //! * [`contracts`]: the messages the functions exchange, versioned, with JSON fixtures.
 //! * [`profiles`]: rendition profiles, read from `job-templates/renditions/`.
+//! * [`renditions`]: a rendition's note, output metadata and outcome key, however it was made.
 //! * [`segments`]: a long source cut on the output's keyframe grid, encoded in parts, joined exactly.
 //! * [`error`]: one error type that says whether retrying can help.
 //! * [`codes`]: every stable outcome code ([`Code`]), one enum, each with when it is used.
@@ -35,6 +36,7 @@ pub mod logging;
 pub mod probe;
 pub mod profiles;
 pub mod publish;
+pub mod renditions;
 pub mod s3_event;
 pub mod segments;
 pub mod source_url;

@@ -66,6 +66,7 @@ pub struct ContainerSettings {
 
 /// What one source becomes under one profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RenditionPlan {
     pub width: u32,
     pub height: u32,

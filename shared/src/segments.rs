@@ -90,6 +90,7 @@ pub struct Segment {
     pub first_frame: u64,
     /// How many frames it encodes; `None` for the last segment, which runs to the source's end
     /// (so the total is what the single pass makes, whatever the probed duration said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frames: Option<u64>,
     /// Which of the profile's keyframe intervals it starts at: its forced keyframes continue
     /// the single pass's clock from there.
@@ -156,6 +157,9 @@ pub fn segment_args(
 ) -> Vec<OsString> {
     let start = rate.seconds_at(segment.first_frame);
     let mut args = ffmpeg_base_args();
+    // A decoding error ends the segment with an error instead of encoding damaged pictures
+    // (ffmpeg conceals them and exits 0 otherwise): a corrupt stretch fails the rendition by name.
+    args.push("-xerror".into());
     if segment.first_frame > 0 {
         // Decode from one output frame early, so that the `fps` filter sees the source frame
         // nearest to the segment's first frame time; the filter drops what is before it.
@@ -318,6 +322,7 @@ mod tests {
         assert_eq!(after("-force_key_frames"), "expr:gte(t,(n_forced+10)*2)");
         assert_eq!(after("-f"), "mpegts");
         assert!(args.contains(&"-an".to_owned()) && args.contains(&"-copyts".to_owned()));
+        assert!(args.contains(&"-xerror".to_owned()), "a decoding error stops the segment");
         assert!(!args.contains(&"-c:a".to_owned()), "audio is encoded once, not per segment");
     }
 }

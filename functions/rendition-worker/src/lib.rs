@@ -11,6 +11,13 @@
 //! to encode in one invocation: `TIMEOUT`) is published, and the message is still handed back,
 //! so it rests in the DLQ for a redrive once the fault is fixed. Nothing ends in a DLQ unannounced.
 //!
+//! A source longer than `SEGMENTED_ABOVE_SECS` (what one invocation can encode; the template's
+//! `SegmentedAboveSeconds`) is not encoded here: the worker starts one execution of the
+//! segmented-rendition state machine (`STATE_MACHINE_ARN`) for it and is done with the message.
+//! The execution is named after the source version and profile, so a duplicated notice finds it
+//! already started (`ExecutionAlreadyExists`) and starts nothing; the execution publishes the
+//! progress and the outcome (see the `rendition-segments` function).
+//!
 //! Redelivery is safe: the output key depends only on the source key and the profile, the
 //! output is written in full locally before one atomic PutObject/CompleteMultipartUpload, and
 //! an output already made from the same source version (its ETag in the object's metadata) is
@@ -26,9 +33,11 @@ use shared::contracts::{
     Compute, Job, ObjectRef, PipelineResult, RenditionOutput, ResultStatus, UploadNotice, CONTRACT_VERSION,
 };
 use shared::ffmpeg::{Deadline, Supervised};
+use shared::contracts::segmented::SegmentedJob;
 use shared::ledger::{Ledger, OutcomeKey};
 use shared::probe::probe_file;
-use shared::profiles::{RenditionPlan, RenditionProfile};
+use shared::profiles::RenditionProfile;
+use shared::renditions::{outcome_key, plan_note, OutputDescription};
 use shared::s3_event::MAX_KEY_BYTES;
 use shared::sqs::{deliveries, park_in_dead_letter_queue, parse_body, process_batch, Disposition};
 use shared::storage::{
@@ -64,6 +73,14 @@ pub struct Config {
     /// `PRICE_PER_GB_SECOND` (USD; default 0.0000133334, Lambda's arm64 list price): what each
     /// result's `compute` is priced at.
     pub price_per_gb_second: f64,
+    /// `STATE_MACHINE_ARN`: the segmented-rendition state machine. Empty: every source is
+    /// encoded here in one pass, however long.
+    pub state_machine_arn: Option<String>,
+    /// `SEGMENTED_ABOVE_SECS` (default 300): sources longer than this are rendered in segments.
+    pub segmented_above_secs: f64,
+    /// `SCRATCH_PREFIX` (default `scratch/renditions/`): where an execution's parts go in the
+    /// output bucket, one folder per execution.
+    pub scratch_prefix: String,
 }
 
 impl Config {
@@ -93,6 +110,13 @@ impl Config {
             min_time_per_message: Duration::from_secs(env.optional_or("MIN_SECS_PER_MESSAGE", 30)),
             max_receive_count: env.optional_or("MAX_RECEIVE_COUNT", 3),
             price_per_gb_second: env.optional_or("PRICE_PER_GB_SECOND", 0.0000133334),
+            state_machine_arn: env
+                .optional_or("STATE_MACHINE_ARN", String::new())
+                .split_whitespace()
+                .next()
+                .map(str::to_owned),
+            segmented_above_secs: env.optional_or("SEGMENTED_ABOVE_SECS", 300.0),
+            scratch_prefix: env.optional_or("SCRATCH_PREFIX", "scratch/renditions/".to_owned()),
         };
         env.finish()?;
         Ok(config)
@@ -118,6 +142,7 @@ pub struct Worker {
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub sfn: aws_sdk_sfn::Client,
     /// One result per outcome when a notice arrives more than once.
     pub ledger: Ledger,
     pub config: Config,
@@ -165,7 +190,12 @@ impl Worker {
         let profile = Some(self.config.profile.name.clone());
         let mut hand_back_after_publishing = false;
         let mut result = match self.render(&notice, deadline).await {
-            Ok(output) => PipelineResult {
+            Ok(Rendered::Segmented { execution, started }) => {
+                // The execution answers: progress while it runs, then the outcome.
+                tracing::info!(execution, started, "rendition handed to the segmented-rendition state machine");
+                return Disposition::Done;
+            }
+            Ok(Rendered::Here(output)) => PipelineResult {
                 version: CONTRACT_VERSION,
                 job: Job::Rendition,
                 status: ResultStatus::Available,
@@ -175,6 +205,7 @@ impl Worker {
                 reason: None,
                 mediaconvert: None,
                 compute: None,
+                progress: None,
             },
             Err(err) if err.kind == ErrorKind::Retryable => {
                 match answer_to_fault(err, delivery.deliveries, self.config.max_receive_count) {
@@ -199,15 +230,13 @@ impl Worker {
             delivery.memory_mb,
             self.config.price_per_gb_second,
         ));
-        let outcome = OutcomeKey::new([
-            Job::Rendition.as_str(),
+        let outcome = outcome_key(
             &self.config.profile.name,
             &notice.bucket,
             &notice.key,
             notice.source_version(),
-            result.status.as_str(),
-            result.reason_code(),
-        ]);
+            &result,
+        );
         let publication = self
             .ledger
             .publish_once(
@@ -239,13 +268,13 @@ impl Worker {
         }
     }
 
-    /// Produces (or finds) the rendition of one source.
-    pub async fn render(&self, notice: &UploadNotice, deadline: Deadline) -> Result<RenditionOutput, ProcessingError> {
+    /// Produces (or finds) the rendition of one source, or hands a long one to the state machine.
+    pub async fn render(&self, notice: &UploadNotice, deadline: Deadline) -> Result<Rendered, ProcessingError> {
         let config = &self.config;
         let output_key = config.output_key(&notice.key)?;
         if let Some(existing) = self.existing_output(notice, &output_key).await? {
             tracing::info!(output_key, "rendition of this source version already exists; reused");
-            return Ok(existing);
+            return Ok(Rendered::Here(existing));
         }
 
         let workspace = work_dir(&config.work_dir, "rendition-")?;
@@ -264,9 +293,14 @@ impl Worker {
         let info = probe_file(&config.ffprobe, &source_path, deadline).await?;
         info.require_video()?;
         let plan = config.profile.plan(&info).expect("a video stream was required above");
+        let duration = info.duration_secs.unwrap_or(0.0);
+        if let Some(state_machine_arn) = config.state_machine_arn.as_deref().filter(|_| duration > config.segmented_above_secs) {
+            let execution = execution_name(&config.profile.name, notice);
+            let job = self.segmented_job(notice, output_key, &execution);
+            return self.start_segmented(state_machine_arn, execution, &job).await;
+        }
         tracing::info!(width = plan.width, height = plan.height, upscale_avoided = plan.upscale_avoided, fps_cap = ?plan.fps_cap, "transcoding");
 
-        let duration = info.duration_secs.unwrap_or(0.0);
         let mut last_logged = -1i64;
         Supervised::new(&config.ffmpeg, deadline)
             .args(config.profile.ffmpeg_args(&plan, &source_path, &output_path))
@@ -295,29 +329,24 @@ impl Worker {
         let (width, height) = video.display_size();
         let duration_secs = rendered.duration_secs.unwrap_or(0.0);
         let note = plan_note(&plan, &info, &config.profile);
-
-        let mut metadata = vec![
-            ("source-bucket".to_owned(), metadata_value(&notice.bucket)),
-            ("source-key".to_owned(), metadata_value(&notice.key)),
-            ("profile".to_owned(), config.profile.name.clone()),
-            ("width".to_owned(), width.to_string()),
-            ("height".to_owned(), height.to_string()),
-            ("duration-secs".to_owned(), format!("{duration_secs:.3}")),
-            ("upscale-avoided".to_owned(), plan.upscale_avoided.to_string()),
-        ];
-        if let Some(etag) = &notice.etag {
-            metadata.push(("source-etag".to_owned(), metadata_value(etag)));
-        }
-        if let Some(note) = &note {
-            metadata.push(("note".to_owned(), metadata_value(note)));
-        }
+        let description = OutputDescription {
+            source_bucket: &notice.bucket,
+            source_key: &notice.key,
+            source_etag: notice.etag.as_deref(),
+            profile: &config.profile.name,
+            width,
+            height,
+            duration_secs,
+            upscale_avoided: plan.upscale_avoided,
+            note: note.as_deref(),
+        };
         let options = UploadOptions {
             content_type: Some("video/mp4".to_owned()),
-            metadata,
+            metadata: description.metadata(),
         };
         let bytes = upload_file(&self.s3, &output_path, &config.output_bucket, &output_key, &options).await?;
         tracing::info!(output_key, bytes, width, height, duration_secs, "rendition uploaded");
-        Ok(RenditionOutput {
+        Ok(Rendered::Here(RenditionOutput {
             bucket: config.output_bucket.clone(),
             key: output_key,
             width,
@@ -326,7 +355,50 @@ impl Worker {
             bytes,
             upscale_avoided: plan.upscale_avoided,
             note,
-        })
+        }))
+    }
+
+    fn segmented_job(&self, notice: &UploadNotice, output_key: String, execution: &str) -> SegmentedJob {
+        SegmentedJob {
+            version: CONTRACT_VERSION,
+            source: ObjectRef {
+                bucket: notice.bucket.clone(),
+                key: notice.key.clone(),
+                etag: notice.etag.clone(),
+            },
+            source_version: notice.source_version().to_owned(),
+            profile: self.config.profile.name.clone(),
+            output_bucket: self.config.output_bucket.clone(),
+            output_key,
+            scratch_prefix: format!("{}{execution}/", self.config.scratch_prefix),
+        }
+    }
+
+    /// Starts the execution for `job`, named after its source version and profile: a second
+    /// start of the same one (a duplicated notice, a redelivery) starts nothing.
+    async fn start_segmented(
+        &self,
+        state_machine_arn: &str,
+        name: String,
+        job: &SegmentedJob,
+    ) -> Result<Rendered, ProcessingError> {
+        let input = serde_json::to_string(&serde_json::json!({ "job": job }))
+            .map_err(|e| ProcessingError::failed(Code::SerializeFailed, e.to_string()))?;
+        let started = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(state_machine_arn)
+            .name(&name)
+            .input(input)
+            .send()
+            .await;
+        match started {
+            Ok(_) => Ok(Rendered::Segmented { execution: name, started: true }),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_execution_already_exists()) => {
+                Ok(Rendered::Segmented { execution: name, started: false })
+            }
+            Err(err) => Err(ProcessingError::from_sdk("Step Functions StartExecution", err)),
+        }
     }
 
     /// The output already made from this very source version, if any.
@@ -370,6 +442,22 @@ impl Worker {
     }
 }
 
+/// What became of a source.
+pub enum Rendered {
+    /// Rendered (or found rendered) by this worker.
+    Here(RenditionOutput),
+    /// Too long for one invocation: handed to the segmented-rendition state machine
+    /// (`started: false` when this source version's execution already existed).
+    Segmented { execution: String, started: bool },
+}
+
+/// The execution's name: the profile and a digest of the source's identity (bucket, key,
+/// version), within Step Functions' 80 characters of `[A-Za-z0-9-_]`.
+pub fn execution_name(profile: &str, notice: &UploadNotice) -> String {
+    let digest = OutcomeKey::new([profile, &notice.bucket, &notice.key, notice.source_version()]);
+    format!("{profile}-{}", &digest.hash()[..40])
+}
+
 /// One delivery of a message, as the invocation received it.
 struct Delivery {
     message_id: String,
@@ -396,24 +484,6 @@ fn answer_to_fault(err: ProcessingError, deliveries: u32, max_receive_count: u32
         return FaultAnswer::HandBack(err);
     }
     FaultAnswer::GiveUp(err.given_up_after(deliveries))
-}
-
-fn plan_note(plan: &RenditionPlan, info: &shared::probe::MediaInfo, profile: &RenditionProfile) -> Option<String> {
-    let mut notes = Vec::new();
-    if plan.upscale_avoided {
-        let (w, h) = info.video.as_ref().map(|v| v.display_size()).unwrap_or_default();
-        notes.push(format!(
-            "source is {w}x{h}, smaller than {}: kept at its own size, not upscaled",
-            profile.name
-        ));
-    }
-    if let Some(fps) = plan.fps_cap {
-        notes.push(format!("frame rate capped at {fps} fps"));
-    }
-    if !plan.has_audio {
-        notes.push("source has no audio".to_owned());
-    }
-    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 #[cfg(test)]
@@ -489,6 +559,33 @@ mod tests {
         let config = Config::from_env(env(&[("MAX_RECEIVE_COUNT", "5")])).unwrap();
         assert_eq!(config.max_receive_count, 5);
         assert_eq!(config.price_per_gb_second, 0.0000133334, "arm64's list price");
+    }
+
+    fn notice(key: &str, sequencer: &str) -> UploadNotice {
+        serde_json::from_value(serde_json::json!({
+            "version": 1, "bucket": "src", "key": key, "size": 1, "sequencer": sequencer,
+            "eventTime": "2026-12-01T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_execution_is_named_after_the_source_version_and_profile() {
+        let name = execution_name("1080p", &notice("uploads/a long talk (final).mp4", "0065A"));
+        assert!(name.starts_with("1080p-") && name.len() <= 80, "{name}");
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{name}");
+        assert_eq!(name, execution_name("1080p", &notice("uploads/a long talk (final).mp4", "0065A")));
+        assert_ne!(name, execution_name("720p", &notice("uploads/a long talk (final).mp4", "0065A")));
+        assert_ne!(name, execution_name("1080p", &notice("uploads/a long talk (final).mp4", "0065B")));
+    }
+
+    #[test]
+    fn sources_are_segmented_only_with_a_state_machine() {
+        let config = Config::from_env(env(&[])).unwrap();
+        assert_eq!((config.state_machine_arn, config.segmented_above_secs), (None, 300.0));
+        let arn = "arn:aws:states:us-east-1:000000000000:stateMachine:segmented";
+        let config = Config::from_env(env(&[("STATE_MACHINE_ARN", arn), ("SEGMENTED_ABOVE_SECS", "90")])).unwrap();
+        assert_eq!((config.state_machine_arn.as_deref(), config.segmented_above_secs), (Some(arn), 90.0));
     }
 
     #[test]

@@ -11,6 +11,7 @@ async fn main() -> Result<(), Error> {
         s3: shared::clients::s3_client(&sdk),
         sns: shared::clients::sns_client(&sdk),
         sqs: shared::clients::sqs_client(&sdk),
+        sfn: aws_sdk_sfn::Client::new(&sdk),
         ledger: shared::ledger::Ledger::from_env(&sdk),
         config,
     };

@@ -1,0 +1,667 @@
+//! Rendition segments: the tasks of a segmented rendition, run by its Step Functions state
+//! machine (`SegmentedRenditionStateMachine`) for a source too long for one invocation of a
+//! rendition worker, which starts the execution. One function, four tasks
+//! ([`SegmentTask`]):
+//!
+//! * `plan`: probe the source through a presigned URL (ffprobe reads the index, not the
+//!   media), fit it to the profile as a single pass would, cut the output into segments of
+//!   whole keyframe intervals ([`shared::segments`]) and list the parts (segments, then audio);
+//! * `encode`: one part. A video segment is read by byte ranges of the presigned source
+//!   (accurate input seeking), encoded to MPEG-TS at the single pass's frame times and
+//!   keyframes, and written under the job's scratch prefix; the audio is encoded once for the
+//!   whole source. Then a progress result (`in_progress`, parts done / total) is published;
+//! * `join`: append the video parts, mux the audio by stream copy (`+faststart`), write the
+//!   rendition in one upload at its final key (no partial object ever appears there), publish
+//!   `available` with the compute of every invocation, and delete the scratch parts;
+//! * `answerFailure`: every state's `Catch` ends here: publish `failed` (or `rejected`) with the
+//!   task's code and reason, delete the scratch parts.
+//!
+//! Errors reach Step Functions with the error name `retryable`, `rejected` or `failed` (what
+//! the state machine's `Retry` matches on) and the message `CODE: reason` (what
+//! `answerFailure` publishes).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{json, Value};
+use shared::config::{ConfigError, EnvReader};
+use shared::contracts::segmented::{Part, PartDone, PlannedRendition, SegmentTask, SegmentedJob, StatesError};
+use shared::contracts::{
+    Compute, Job, ObjectRef, PipelineResult, Progress, RenditionOutput, ResultStatus, CONTRACT_VERSION,
+};
+use shared::ffmpeg::{Deadline, RunError, Supervised};
+use shared::ledger::Ledger;
+use shared::probe::{probe_file, probe_file_with, Unreadable};
+use shared::profiles::RenditionProfile;
+use shared::publish::publish_json;
+use shared::renditions::{outcome_key, plan_note, OutputDescription};
+use shared::segments::{audio_args, join_args, segment_args, FrameRate, SegmentPlan};
+use shared::storage::{download_to_file, local_io, upload_file, work_dir, UploadOptions};
+use shared::{Code, ErrorKind, ProcessingError};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `RESULTS_TOPIC_ARN`
+    pub results_topic_arn: String,
+    /// `FFMPEG_PATH` / `FFPROBE_PATH` (default: found on `PATH`; the layer puts them in /opt/bin)
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    /// `WORK_DIR` (default: the system temp dir, i.e. Lambda's /tmp)
+    pub work_dir: PathBuf,
+    /// `DEADLINE_MARGIN_SECS` (default 15): time kept after ffmpeg for the upload.
+    pub deadline_margin: Duration,
+    /// `SEGMENT_SECONDS` (default 30): the output time one segment encodes, rounded to whole
+    /// keyframe intervals of the profile.
+    pub segment_seconds: f64,
+    /// `PRICE_PER_GB_SECOND` (USD; default 0.0000133334, Lambda's arm64 list price).
+    pub price_per_gb_second: f64,
+}
+
+impl Config {
+    pub fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
+        let config = Config {
+            results_topic_arn: env.required("RESULTS_TOPIC_ARN"),
+            ffmpeg: env.optional_or("FFMPEG_PATH", PathBuf::from("ffmpeg")),
+            ffprobe: env.optional_or("FFPROBE_PATH", PathBuf::from("ffprobe")),
+            work_dir: env.optional_or("WORK_DIR", std::env::temp_dir()),
+            deadline_margin: Duration::from_secs(env.optional_or("DEADLINE_MARGIN_SECS", 15)),
+            segment_seconds: env.optional_or("SEGMENT_SECONDS", 30.0),
+            price_per_gb_second: env.optional_or("PRICE_PER_GB_SECOND", 0.0000133334),
+        };
+        env.check(
+            config.segment_seconds >= 1.0,
+            "SEGMENT_SECONDS",
+            "must be at least 1 (seconds of output per segment)",
+        );
+        env.finish()?;
+        Ok(config)
+    }
+}
+
+pub struct SegmentTasks {
+    pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    /// One `available` or `failed` result per outcome, shared with the rendition workers.
+    pub ledger: Ledger,
+    pub config: Config,
+}
+
+/// How long the presigned source URL of a task stays valid: longer than any invocation.
+const SOURCE_URL_TTL: Duration = Duration::from_secs(3600);
+
+/// An error as Step Functions sees it: the name its `Retry` and `Catch` match on (the kind), and
+/// `CODE: reason` as the message.
+#[derive(Debug)]
+pub struct TaskError(pub ProcessingError);
+
+impl From<TaskError> for Diagnostic {
+    fn from(TaskError(err): TaskError) -> Self {
+        Diagnostic {
+            error_type: err.kind.to_string(),
+            error_message: format!("{}: {}", err.code(), err.reason),
+        }
+    }
+}
+
+impl SegmentTasks {
+    #[tracing::instrument(skip_all, fields(request_id = %event.context.request_id))]
+    pub async fn handle(&self, event: LambdaEvent<SegmentTask>) -> Result<Value, TaskError> {
+        let started = Instant::now();
+        let deadline = Deadline::from_epoch_millis(event.context.deadline, self.config.deadline_margin);
+        let memory_mb = u32::try_from(event.context.env_config.memory).unwrap_or(0);
+        let request_id = event.context.request_id.clone();
+        let answer = match event.payload {
+            SegmentTask::Plan { job } => self.plan(&job, deadline, started).await.map(|plan| json!(plan)),
+            SegmentTask::Encode { job, rendition, part } => self
+                .encode(&job, &rendition, &part, deadline, started)
+                .await
+                .map(|done| json!(done)),
+            SegmentTask::Join {
+                job,
+                rendition,
+                parts_done,
+            } => {
+                let invocation = Invocation {
+                    request_id: &request_id,
+                    started,
+                    memory_mb,
+                };
+                self.join(&job, &rendition, &parts_done, deadline, &invocation)
+                    .await
+                    .map(|output| json!({ "output": output }))
+            }
+            SegmentTask::AnswerFailure { job, error } => self
+                .answer_failure(&job, &error, &request_id)
+                .await
+                .map(|code| json!({ "answered": code })),
+        };
+        answer.map_err(|err| {
+            tracing::warn!(code = %err.code(), kind = %err.kind, reason = %err.reason, "task failed");
+            TaskError(err)
+        })
+    }
+
+    /// Probes the source and cuts its output into parts.
+    #[tracing::instrument(skip_all, fields(key = %job.source.key, profile = %job.profile))]
+    async fn plan(
+        &self,
+        job: &SegmentedJob,
+        deadline: Deadline,
+        started: Instant,
+    ) -> Result<PlannedRendition, ProcessingError> {
+        let profile = profile(&job.profile)?;
+        let url = self.presigned_source(&job.source).await?;
+        let unreadable = Unreadable {
+            code: Code::CorruptInput,
+            says: "ffprobe cannot read the source",
+        };
+        let info = probe_file_with(&self.config.ffprobe, url.as_ref(), deadline, &[], unreadable).await?;
+        let video = info.require_video()?;
+        let picture = profile.plan(&info).expect("a video stream was required above");
+        let fps = picture.fps_cap.or(video.fps).unwrap_or(0.0);
+        let rate = FrameRate::from_fps(fps).ok_or_else(|| {
+            ProcessingError::failed(
+                Code::SegmentedRenditionFailed,
+                format!("the source's frame rate ({fps}) is unknown, so it cannot be cut into segments"),
+            )
+        })?;
+        let duration = info.duration_secs.unwrap_or(0.0);
+        let segments = SegmentPlan::new(
+            duration,
+            rate,
+            profile.video.keyframe_interval_secs,
+            self.config.segment_seconds,
+        );
+        let mut parts: Vec<Part> = segments
+            .segments
+            .iter()
+            .map(|segment| Part::Video {
+                segment: segment.clone(),
+            })
+            .collect();
+        if picture.has_audio {
+            parts.push(Part::Audio);
+        }
+        tracing::info!(
+            duration,
+            rate = %rate.ffmpeg(),
+            segments = segments.segments.len(),
+            parts = parts.len(),
+            "planned"
+        );
+        Ok(PlannedRendition {
+            note: plan_note(&picture, &info, &profile),
+            picture,
+            source_duration_secs: duration,
+            segments,
+            parts,
+            billed_ms: billed_ms(started),
+        })
+    }
+
+    /// Encodes one part to the job's scratch prefix, then publishes the progress.
+    #[tracing::instrument(skip_all, fields(key = %job.source.key, profile = %job.profile, part = %part.file_name()))]
+    async fn encode(
+        &self,
+        job: &SegmentedJob,
+        rendition: &PlannedRendition,
+        part: &Part,
+        deadline: Deadline,
+        started: Instant,
+    ) -> Result<PartDone, ProcessingError> {
+        let profile = profile(&job.profile)?;
+        let url = self.presigned_source(&job.source).await?;
+        let workspace = work_dir(&self.config.work_dir, "segment-")?;
+        let output = workspace.path().join(part.file_name());
+        let args = match part {
+            Part::Video { segment } => segment_args(
+                &profile,
+                &rendition.picture,
+                rendition.segments.rate,
+                segment,
+                url.as_ref(),
+                &output,
+            ),
+            Part::Audio => audio_args(&profile, url.as_ref(), &output),
+        };
+        Supervised::new(&self.config.ffmpeg, deadline)
+            .args(args)
+            .run()
+            .await
+            .map_err(|err| part_error(part, rendition, err))?;
+        let key = format!("{}{}", job.scratch_prefix, part.file_name());
+        let options = UploadOptions {
+            content_type: Some("application/octet-stream".to_owned()),
+            metadata: Vec::new(),
+        };
+        let bytes = upload_file(&self.s3, &output, &job.output_bucket, &key, &options).await?;
+        tracing::info!(bytes, key, "part encoded");
+        self.publish_progress(job, rendition.parts.len()).await;
+        Ok(PartDone {
+            part: part.clone(),
+            key,
+            bytes,
+            billed_ms: billed_ms(started),
+            scratch_bytes: bytes,
+        })
+    }
+
+    /// Publishes how many parts are in scratch so far. Progress is a courtesy: a failure to
+    /// count or publish it is logged and does not fail the part.
+    async fn publish_progress(&self, job: &SegmentedJob, parts_total: usize) {
+        let parts_done = match self.scratch_keys(job).await {
+            Ok(keys) => keys.len(),
+            Err(err) => {
+                tracing::warn!(reason = %err.reason, "could not count the parts done; no progress published");
+                return;
+            }
+        };
+        let result = PipelineResult {
+            progress: Some(Progress::new(parts_done as u32, parts_total as u32)),
+            ..bare_result(job, ResultStatus::InProgress)
+        };
+        if let Err(err) = publish_json(&self.sns, &self.config.results_topic_arn, &result, &result.attributes()).await {
+            tracing::warn!(reason = %err.reason, "could not publish the progress");
+        }
+    }
+
+    /// Appends the video parts, muxes the audio, writes the rendition and answers `available`.
+    #[tracing::instrument(skip_all, fields(key = %job.source.key, profile = %job.profile))]
+    async fn join(
+        &self,
+        job: &SegmentedJob,
+        rendition: &PlannedRendition,
+        parts_done: &[PartDone],
+        deadline: Deadline,
+        invocation: &Invocation<'_>,
+    ) -> Result<RenditionOutput, ProcessingError> {
+        let profile = profile(&job.profile)?;
+        let (videos, audio) = parts_in_join_order(rendition, parts_done)?;
+        let workspace = work_dir(&self.config.work_dir, "join-")?;
+        let appended = workspace.path().join("video.ts");
+        let part_file = workspace.path().join("part");
+        {
+            let mut out = std::fs::File::create(&appended).map_err(local_io("create", &appended))?;
+            for video in &videos {
+                download_to_file(&self.s3, &job.output_bucket, &video.key, &part_file).await?;
+                let mut part = std::fs::File::open(&part_file).map_err(local_io("open", &part_file))?;
+                std::io::copy(&mut part, &mut out).map_err(local_io("append", &appended))?;
+            }
+        }
+        let audio_file = match audio {
+            Some(audio) => {
+                let path = workspace.path().join("audio.m4a");
+                download_to_file(&self.s3, &job.output_bucket, &audio.key, &path).await?;
+                Some(path)
+            }
+            None => None,
+        };
+        let output_path = workspace.path().join("output.mp4");
+        Supervised::new(&self.config.ffmpeg, deadline)
+            .args(join_args(&profile, &appended, audio_file.as_deref(), &output_path))
+            .run()
+            .await
+            .map_err(|e| e.into_processing_error(Code::TranscodeFailed))?;
+        let rendered = probe_file(&self.config.ffprobe, &output_path, deadline)
+            .await
+            .map_err(|e| ProcessingError::failed(Code::TranscodeFailed, format!("the joined file is unreadable: {}", e.reason)))?;
+        let video = rendered
+            .require_video()
+            .map_err(|e| ProcessingError::failed(Code::TranscodeFailed, e.reason))?;
+        let (width, height) = video.display_size();
+        let duration_secs = rendered.duration_secs.unwrap_or(0.0);
+        let segments = videos.len();
+        let note = [
+            rendition.note.clone(),
+            Some(format!(
+                "rendered in {segments} segments joined by stream copy{}",
+                if audio_file.is_some() { ", audio encoded once" } else { "" }
+            )),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ");
+        let description = OutputDescription {
+            source_bucket: &job.source.bucket,
+            source_key: &job.source.key,
+            source_etag: job.source.etag.as_deref(),
+            profile: &job.profile,
+            width,
+            height,
+            duration_secs,
+            upscale_avoided: rendition.picture.upscale_avoided,
+            note: Some(&note),
+        };
+        let options = UploadOptions {
+            content_type: Some("video/mp4".to_owned()),
+            metadata: description.metadata(),
+        };
+        let bytes = upload_file(&self.s3, &output_path, &job.output_bucket, &job.output_key, &options).await?;
+        let scratch_bytes = std::fs::metadata(&appended).map(|m| m.len()).unwrap_or(0) + bytes;
+        tracing::info!(output_key = %job.output_key, bytes, scratch_bytes, segments, duration_secs, "rendition joined and uploaded");
+        let output = RenditionOutput {
+            bucket: job.output_bucket.clone(),
+            key: job.output_key.clone(),
+            width,
+            height,
+            duration_secs,
+            bytes,
+            upscale_avoided: rendition.picture.upscale_avoided,
+            note: Some(note),
+        };
+        let billed = std::iter::once(rendition.billed_ms)
+            .chain(parts_done.iter().map(|p| p.billed_ms))
+            .chain(std::iter::once(billed_ms(invocation.started)));
+        let result = PipelineResult {
+            output: Some(output.clone()),
+            compute: Some(Compute::of_invocations(
+                billed,
+                invocation.memory_mb,
+                self.config.price_per_gb_second,
+            )),
+            ..bare_result(job, ResultStatus::Available)
+        };
+        self.answer(job, &result, invocation.request_id).await?;
+        self.delete_scratch(job).await;
+        Ok(output)
+    }
+
+    /// Publishes what ended the execution: the task's own code and reason when a task named
+    /// one, else what Step Functions says.
+    #[tracing::instrument(skip_all, fields(key = %job.source.key, profile = %job.profile, error = %error.error))]
+    async fn answer_failure(&self, job: &SegmentedJob, error: &StatesError, request_id: &str) -> Result<Code, ProcessingError> {
+        let err = failure_from_states_error(error);
+        tracing::error!(code = %err.code(), reason = %err.reason, "segmented rendition ended without its output");
+        let result = PipelineResult::from_error(Job::Rendition, job.source.clone(), Some(job.profile.clone()), &err);
+        self.answer(job, &result, request_id).await?;
+        self.delete_scratch(job).await;
+        Ok(err.code())
+    }
+
+    async fn answer(&self, job: &SegmentedJob, result: &PipelineResult, request_id: &str) -> Result<(), ProcessingError> {
+        let outcome = outcome_key(&job.profile, &job.source.bucket, &job.source.key, &job.source_version, result);
+        let publication = self
+            .ledger
+            .publish_once(&self.sns, &self.config.results_topic_arn, &outcome, request_id, result, &result.attributes())
+            .await?;
+        tracing::info!(status = result.status.as_str(), publication = publication.as_str(), "result answered");
+        Ok(())
+    }
+
+    async fn presigned_source(&self, source: &ObjectRef) -> Result<OsString, ProcessingError> {
+        let presigning = PresigningConfig::expires_in(SOURCE_URL_TTL)
+            .map_err(|e| ProcessingError::retryable(Code::PresignFailed, e.to_string()))?;
+        let request = self
+            .s3
+            .get_object()
+            .bucket(&source.bucket)
+            .key(&source.key)
+            .presigned(presigning)
+            .await
+            .map_err(|e| ProcessingError::from_sdk("S3 presign GetObject", e))?;
+        Ok(OsString::from(request.uri()))
+    }
+
+    async fn scratch_keys(&self, job: &SegmentedJob) -> Result<Vec<String>, ProcessingError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&job.output_bucket)
+            .prefix(&job.scratch_prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProcessingError::from_sdk("S3 ListObjectsV2", e))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+        Ok(keys)
+    }
+
+    /// Deletes the job's scratch parts. The scratch lifecycle rule removes what a failure here
+    /// leaves, so it is logged, not raised.
+    async fn delete_scratch(&self, job: &SegmentedJob) {
+        let keys = match self.scratch_keys(job).await {
+            Ok(keys) => keys,
+            Err(err) => {
+                tracing::warn!(reason = %err.reason, "could not list the scratch parts; the lifecycle rule will remove them");
+                return;
+            }
+        };
+        for key in &keys {
+            if let Err(err) = self.s3.delete_object().bucket(&job.output_bucket).key(key).send().await {
+                tracing::warn!(key, error = %err, "could not delete a scratch part; the lifecycle rule will remove it");
+            }
+        }
+        tracing::info!(deleted = keys.len(), prefix = %job.scratch_prefix, "scratch parts deleted");
+    }
+}
+
+/// The invocation that runs a `join`.
+struct Invocation<'a> {
+    request_id: &'a str,
+    started: Instant,
+    memory_mb: u32,
+}
+
+fn billed_ms(started: Instant) -> u64 {
+    started.elapsed().as_millis().max(1) as u64
+}
+
+fn profile(name: &str) -> Result<RenditionProfile, ProcessingError> {
+    RenditionProfile::built_in(name).ok_or_else(|| {
+        ProcessingError::failed(
+            Code::SegmentedRenditionFailed,
+            format!("the job names no profile of this deployment ({name:?})"),
+        )
+    })
+}
+
+/// A result of this job without output, reason or compute yet.
+fn bare_result(job: &SegmentedJob, status: ResultStatus) -> PipelineResult {
+    PipelineResult {
+        version: CONTRACT_VERSION,
+        job: Job::Rendition,
+        status,
+        source: job.source.clone(),
+        profile: Some(job.profile.clone()),
+        output: None,
+        reason: None,
+        mediaconvert: None,
+        compute: None,
+        progress: None,
+    }
+}
+
+/// What a part's ffmpeg run ending in error means. A segment stops at the first decoding error
+/// (`-xerror`), so a damaged source is named as such, with where its damage is.
+fn part_error(part: &Part, rendition: &PlannedRendition, err: RunError) -> ProcessingError {
+    let (what, code) = match part {
+        Part::Video { segment } => (
+            format!(
+                "segment {} (from {:.3} s)",
+                segment.index,
+                rendition.segments.rate.seconds_at(segment.first_frame)
+            ),
+            Code::CorruptInput,
+        ),
+        Part::Audio => ("the audio".to_owned(), Code::TranscodeFailed),
+    };
+    match err {
+        RunError::Exit { .. } => {
+            ProcessingError::failed(code, format!("{what}: ffmpeg stopped: {}", err.stderr_tail()))
+        }
+        other => {
+            let err = other.into_processing_error(Code::TranscodeFailed);
+            ProcessingError {
+                reason: format!("{what}: {}", err.reason),
+                ..err
+            }
+        }
+    }
+}
+
+/// The parts to join, checked against the plan: the video segments in order, and the audio.
+fn parts_in_join_order<'a>(
+    rendition: &PlannedRendition,
+    parts_done: &'a [PartDone],
+) -> Result<(Vec<&'a PartDone>, Option<&'a PartDone>), ProcessingError> {
+    let mut videos: Vec<&PartDone> = parts_done
+        .iter()
+        .filter(|p| matches!(p.part, Part::Video { .. }))
+        .collect();
+    videos.sort_by_key(|p| match &p.part {
+        Part::Video { segment } => segment.index,
+        Part::Audio => u32::MAX,
+    });
+    let audio = parts_done.iter().find(|p| p.part == Part::Audio);
+    let expected: Vec<&Part> = rendition.parts.iter().collect();
+    let got: Vec<&Part> = videos.iter().map(|p| &p.part).chain(audio.map(|a| &a.part)).collect();
+    if got != expected {
+        return Err(ProcessingError::failed(
+            Code::SegmentedRenditionFailed,
+            format!(
+                "the join got {} parts, not the {} planned ones in order",
+                got.len(),
+                expected.len()
+            ),
+        ));
+    }
+    Ok((videos, audio))
+}
+
+/// What a `Catch` caught, as the result to publish. A task's own error carries its kind as the
+/// name and `CODE: reason` in the cause (inside Lambda's error JSON on AWS); a retryable fault
+/// that reached the `Catch` has used its retries. Anything else is Step Functions' own word.
+pub fn failure_from_states_error(error: &StatesError) -> ProcessingError {
+    let cause = error.cause.clone().unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&cause)
+        .ok()
+        .and_then(|v| v.get("errorMessage").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or(cause);
+    let kind = match error.error.as_str() {
+        "rejected" => Some(ErrorKind::Rejected),
+        "failed" => Some(ErrorKind::Failed),
+        "retryable" => Some(ErrorKind::Retryable),
+        _ => None,
+    };
+    let named = message
+        .split_once(": ")
+        .and_then(|(code, reason)| code.parse::<Code>().ok().map(|code| (code, reason.to_owned())));
+    match (kind, named) {
+        (Some(ErrorKind::Rejected), Some((code, reason))) => ProcessingError::rejected(code, reason),
+        (Some(ErrorKind::Failed), Some((code, reason))) => ProcessingError::failed(code, reason),
+        (Some(ErrorKind::Retryable), Some((code, reason))) => {
+            ProcessingError::failed(code, format!("gave up after the state machine's retries: {reason}"))
+        }
+        _ if error.error == "States.Timeout" => ProcessingError::failed(
+            Code::Timeout,
+            format!("a task ran past its timeout on every attempt: {message}"),
+        ),
+        _ => ProcessingError::failed(
+            Code::SegmentedRenditionFailed,
+            format!("{}: {}", error.error, if message.is_empty() { "no cause given" } else { &message }),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn states_error(error: &str, cause: &str) -> StatesError {
+        StatesError {
+            error: error.to_owned(),
+            cause: Some(cause.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_tasks_own_error_is_answered_with_its_code_and_reason() {
+        let lambda_cause = r#"{"errorMessage":"CORRUPT_INPUT: segment 3 (from 90.000 s): ffmpeg stopped: Invalid NAL unit size","errorType":"failed"}"#;
+        let err = failure_from_states_error(&states_error("failed", lambda_cause));
+        assert_eq!((err.code(), err.kind), (Code::CorruptInput, ErrorKind::Failed));
+        assert_eq!(err.reason, "segment 3 (from 90.000 s): ffmpeg stopped: Invalid NAL unit size");
+        // The same without Lambda's JSON around it.
+        let err = failure_from_states_error(&states_error("rejected", "NOT_VIDEO: no video stream"));
+        assert_eq!((err.code(), err.kind), (Code::NotVideo, ErrorKind::Rejected));
+    }
+
+    #[test]
+    fn a_fault_past_its_retries_is_failed_with_its_code() {
+        let err = failure_from_states_error(&states_error("retryable", "S3_READ_FAILED: connection reset"));
+        assert_eq!((err.code(), err.kind), (Code::S3ReadFailed, ErrorKind::Failed));
+        assert!(err.reason.starts_with("gave up after the state machine's retries"), "{}", err.reason);
+    }
+
+    #[test]
+    fn step_functions_own_errors_are_named() {
+        let err = failure_from_states_error(&states_error("States.Timeout", "Task timed out"));
+        assert_eq!((err.code(), err.kind), (Code::Timeout, ErrorKind::Failed));
+        let err = failure_from_states_error(&states_error("Lambda.Unknown", "The function crashed"));
+        assert_eq!(err.code(), Code::SegmentedRenditionFailed);
+        assert_eq!(err.reason, "Lambda.Unknown: The function crashed");
+        let err = failure_from_states_error(&StatesError {
+            error: "States.Runtime".into(),
+            cause: None,
+        });
+        assert_eq!(err.reason, "States.Runtime: no cause given");
+    }
+
+    #[test]
+    fn a_task_error_reaches_step_functions_as_its_kind_and_code() {
+        let diagnostic: Diagnostic =
+            TaskError(ProcessingError::retryable(Code::S3ReadFailed, "connection reset")).into();
+        assert_eq!(diagnostic.error_type, "retryable");
+        assert_eq!(diagnostic.error_message, "S3_READ_FAILED: connection reset");
+        let back = failure_from_states_error(&states_error(&diagnostic.error_type, &diagnostic.error_message));
+        assert_eq!(back.code(), Code::S3ReadFailed);
+    }
+
+    fn plan_of(parts: Vec<Part>) -> PlannedRendition {
+        serde_json::from_value(json!({
+            "picture": { "width": 640, "height": 360, "upscaleAvoided": true, "hasAudio": true },
+            "sourceDurationSecs": 10.0,
+            "segments": { "rate": { "num": 30, "den": 1 }, "expectedFrames": 300, "segments": [] },
+            "parts": parts,
+            "billedMs": 5
+        }))
+        .unwrap()
+    }
+
+    fn video(index: u32) -> Part {
+        serde_json::from_value(json!({ "kind": "video", "segment": { "index": index, "firstFrame": index * 60, "firstKeyframeInterval": index } })).unwrap()
+    }
+
+    fn done(part: Part) -> PartDone {
+        PartDone {
+            key: part.file_name(),
+            part,
+            bytes: 1,
+            billed_ms: 1,
+            scratch_bytes: 1,
+        }
+    }
+
+    #[test]
+    fn the_join_takes_the_parts_in_segment_order_whatever_order_the_map_returned() {
+        let plan = plan_of(vec![video(0), video(1), video(2), Part::Audio]);
+        let returned = vec![done(Part::Audio), done(video(2)), done(video(0)), done(video(1))];
+        let (videos, audio) = parts_in_join_order(&plan, &returned).unwrap();
+        let names: Vec<String> = videos.iter().map(|p| p.key.clone()).collect();
+        assert_eq!(names, ["video-00000.ts", "video-00001.ts", "video-00002.ts"]);
+        assert_eq!(audio.unwrap().key, "audio.m4a");
+    }
+
+    #[test]
+    fn a_join_missing_a_part_is_refused_by_name() {
+        let plan = plan_of(vec![video(0), video(1), Part::Audio]);
+        let err = parts_in_join_order(&plan, &[done(video(0)), done(Part::Audio)]).unwrap_err();
+        assert_eq!(err.code(), Code::SegmentedRenditionFailed);
+        assert!(err.reason.contains("2 parts, not the 3 planned"), "{}", err.reason);
+    }
+}

@@ -1,0 +1,117 @@
+//! What a segmented rendition's state machine (`SegmentedRenditionStateMachine` in
+//! `infra/template.yaml`) passes between its tasks, all run by the `rendition-segments` function:
+//!
+//! 1. `plan`: probe the source, cut its output into [`Part`]s ([`PlannedRendition`]);
+//! 2. `encode`, once per part, in a `Map` state: encode it to a scratch object ([`PartDone`]);
+//! 3. `join`: append the video parts, mux the audio, write the output, publish `available`;
+//! 4. `answerFailure`, from every state's `Catch`: publish what ended the execution.
+//!
+//! The rendition worker starts the execution with a [`SegmentedJob`] under `job`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::contracts::ObjectRef;
+use crate::profiles::RenditionPlan;
+use crate::segments::{Segment, SegmentPlan};
+
+/// One source version rendered under one profile, in segments: the execution's input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentedJob {
+    pub version: u32,
+    pub source: ObjectRef,
+    /// The upload notice's source version (sequencer, version id, ETag…): with the profile it
+    /// names the outcome, so a single pass and a segmented run of the same source version
+    /// answer once between them.
+    pub source_version: String,
+    pub profile: String,
+    pub output_bucket: String,
+    /// The same key a single pass writes: `renditions/<source key>/<profile>.mp4`.
+    pub output_key: String,
+    /// Where the parts are written (under the output bucket's `scratch/`, which a lifecycle
+    /// rule empties), one folder per execution.
+    pub scratch_prefix: String,
+}
+
+/// The task the state machine asks the `rendition-segments` function for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum SegmentTask {
+    Plan {
+        job: SegmentedJob,
+    },
+    Encode {
+        job: SegmentedJob,
+        rendition: PlannedRendition,
+        part: Part,
+    },
+    Join {
+        job: SegmentedJob,
+        rendition: PlannedRendition,
+        parts_done: Vec<PartDone>,
+    },
+    AnswerFailure {
+        job: SegmentedJob,
+        error: StatesError,
+    },
+}
+
+/// What the `plan` task decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedRendition {
+    /// Size, frame-rate cap and sound, as for a single pass.
+    pub picture: RenditionPlan,
+    pub source_duration_secs: f64,
+    pub segments: SegmentPlan,
+    /// Every part to encode: the video segments, then the audio when the source has sound.
+    pub parts: Vec<Part>,
+    /// What the result's `output.note` will say (upscale avoided, fps capped, no audio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The `plan` invocation's own time, for the result's compute.
+    pub billed_ms: u64,
+}
+
+/// One part of a segmented rendition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Part {
+    /// Video frames `segment.firstFrame` onwards, as MPEG-TS.
+    Video { segment: Segment },
+    /// The whole source's sound, encoded once.
+    Audio,
+}
+
+impl Part {
+    /// The part's object name under the job's scratch prefix; video parts sort in join order.
+    pub fn file_name(&self) -> String {
+        match self {
+            Part::Video { segment } => format!("video-{:05}.ts", segment.index),
+            Part::Audio => "audio.m4a".to_owned(),
+        }
+    }
+}
+
+/// An encoded part, as the `encode` task reports it (the `Map` state's results).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartDone {
+    pub part: Part,
+    pub key: String,
+    pub bytes: u64,
+    pub billed_ms: u64,
+    /// The most local disk the task used (its output; the source is read by ranges, never
+    /// stored): what bounds a segment's ephemeral storage.
+    pub scratch_bytes: u64,
+}
+
+/// What a `Catch` puts under `error`: the error name and its cause, as Step Functions reports
+/// them (`Cause` is the function's error as JSON for Lambda errors, a sentence otherwise).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatesError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}

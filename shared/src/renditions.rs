@@ -1,0 +1,78 @@
+//! What a rendition carries whichever way it was made (one ffmpeg pass in the rendition worker,
+//! or segments joined by the `rendition-segments` function): the note on how the source was
+//! fitted, the output object's metadata, and the outcome key its result is published under.
+
+use crate::contracts::{Job, PipelineResult};
+use crate::ledger::OutcomeKey;
+use crate::probe::MediaInfo;
+use crate::profiles::{RenditionPlan, RenditionProfile};
+use crate::storage::metadata_value;
+
+/// What the result's `output.note` says about how the source was fitted, if anything.
+pub fn plan_note(plan: &RenditionPlan, info: &MediaInfo, profile: &RenditionProfile) -> Option<String> {
+    let mut notes = Vec::new();
+    if plan.upscale_avoided {
+        let (w, h) = info.video.as_ref().map(|v| v.display_size()).unwrap_or_default();
+        notes.push(format!(
+            "source is {w}x{h}, smaller than {}: kept at its own size, not upscaled",
+            profile.name
+        ));
+    }
+    if let Some(fps) = plan.fps_cap {
+        notes.push(format!("frame rate capped at {fps} fps"));
+    }
+    if !plan.has_audio {
+        notes.push("source has no audio".to_owned());
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+/// The rendition as described by its object's metadata: enough to answer a redelivered notice
+/// for the same source version without rendering again.
+pub struct OutputDescription<'a> {
+    pub source_bucket: &'a str,
+    pub source_key: &'a str,
+    pub source_etag: Option<&'a str>,
+    pub profile: &'a str,
+    pub width: u32,
+    pub height: u32,
+    pub duration_secs: f64,
+    pub upscale_avoided: bool,
+    pub note: Option<&'a str>,
+}
+
+impl OutputDescription<'_> {
+    /// The `x-amz-meta-*` pairs the output is written with.
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        let mut metadata = vec![
+            ("source-bucket".to_owned(), metadata_value(self.source_bucket)),
+            ("source-key".to_owned(), metadata_value(self.source_key)),
+            ("profile".to_owned(), self.profile.to_owned()),
+            ("width".to_owned(), self.width.to_string()),
+            ("height".to_owned(), self.height.to_string()),
+            ("duration-secs".to_owned(), format!("{:.3}", self.duration_secs)),
+            ("upscale-avoided".to_owned(), self.upscale_avoided.to_string()),
+        ];
+        if let Some(etag) = self.source_etag {
+            metadata.push(("source-etag".to_owned(), metadata_value(etag)));
+        }
+        if let Some(note) = self.note {
+            metadata.push(("note".to_owned(), metadata_value(note)));
+        }
+        metadata
+    }
+}
+
+/// The outcome a rendition result is published under: one per source version, profile,
+/// status and reason, whichever function answers and however often.
+pub fn outcome_key(profile: &str, bucket: &str, key: &str, source_version: &str, result: &PipelineResult) -> OutcomeKey {
+    OutcomeKey::new([
+        Job::Rendition.as_str(),
+        profile,
+        bucket,
+        key,
+        source_version,
+        result.status.as_str(),
+        result.reason_code(),
+    ])
+}
