@@ -57,7 +57,12 @@ LOCAL_PARAMETERS = Architecture=$(LOCAL_ARCH) FfmpegPath=ffmpeg FfprobePath=ffpr
   CameraApiUrl=$(CAMERA_API_URL) RecordingsUrl=$(CAMERA_API_URL)/recordings \
   ClipRequeueDelaySeconds=3 ClipPendingLimitSeconds=60 \
   GifSourceLoopbackAllowList=127.0.0.1:$(LOCAL_STACK_PORT),127.0.0.1:$(call stack_port,gif_sources) GifMaxSourceBytes=20000000 \
-  GifConverterTimeoutSeconds=120 GifVisibilityTimeoutSeconds=130
+  GifConverterTimeoutSeconds=120 GifVisibilityTimeoutSeconds=130 \
+  SegmentedAboveSeconds=$(LOCAL_SEGMENTED_ABOVE_SECONDS) SegmentSeconds=$(LOCAL_SEGMENT_SECONDS) SegmentMaxConcurrency=2 SegmentTimeoutSeconds=120
+# Segmented renditions on the local stack: sources over a minute go to the state machine (the test
+# samples of the other flows are shorter), cut into 20 s segments, two encoded at a time (2 cores).
+LOCAL_SEGMENTED_ABOVE_SECONDS ?= 60
+LOCAL_SEGMENT_SECONDS ?= 20
 E2E_THREADS ?= 3
 
 .PHONY: help tools layer stack-up build build-aws rehearse-deploy stack stack-down demo run-demo unit lint test e2e dead-letters run-e2e soak run-soak \

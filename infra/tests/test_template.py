@@ -67,8 +67,26 @@ EXPECTED = {
             ("s3:AbortMultipartUpload", "OutputBucket/renditions/*"),
             # results
             ("sns:Publish", "ResultsTopic"),
+            # rendition_worker::Worker::start_segmented: sources too long for one invocation
+            ("states:StartExecution", "SegmentedRenditionStateMachine"),
         }
         for p in (height_of(profile) for profile in PROFILE_NAMES)
+    },
+    "SegmentedRenditionFunction": {
+        # presigned source URLs: ffmpeg's ranged GETs carry the signer's right to read
+        ("s3:GetObject", "SourceBucket/*"),
+        # parts: upload_file (encode), download_to_file (join), delete_scratch
+        ("s3:GetObject", "OutputBucket/scratch/renditions/*"),
+        ("s3:PutObject", "OutputBucket/scratch/renditions/*"),
+        ("s3:AbortMultipartUpload", "OutputBucket/scratch/renditions/*"),
+        ("s3:DeleteObject", "OutputBucket/scratch/renditions/*"),
+        # scratch_keys (progress count, deletion), limited to scratch/renditions/ by a condition
+        ("s3:ListBucket", "OutputBucket"),
+        # join: the rendition at its final key
+        ("s3:PutObject", "OutputBucket/renditions/*"),
+        ("s3:AbortMultipartUpload", "OutputBucket/renditions/*"),
+        # progress and outcomes
+        ("sns:Publish", "ResultsTopic"),
     },
     "ClipTrimmerFunction": {
         # the SQS event source mapping, plus ChangeMessageVisibility for the retry backoff
@@ -147,6 +165,7 @@ for _function_id in (
     "ClipTrimmerFunction",
     "MediaConvertSubmitterFunction",
     "MediaConvertResultsFunction",
+    "SegmentedRenditionFunction",
 ):
     EXPECTED[_function_id] |= LEDGER
 
@@ -637,3 +656,59 @@ def test_cfn_lint_ignores_say_why(template):
             ignores.append((resource_id, rule))
     assert "cfn-lint" not in template.get("Metadata", {}), "no template-wide cfn-lint ignores"
     print(f"{len(ignores)} cfn-lint ignores")
+
+
+def segmented_rendition_definition(template):
+    """The state machine's ASL, its Fn::Sub variables filled in (parameters by placeholder values)."""
+    properties = template["Resources"]["SegmentedRenditionStateMachine"]["Properties"]
+    text, variables = properties["DefinitionString"]["Fn::Sub"]
+    values = {"AWS::Partition": "aws", "TasksFunctionArn": "TASKS", "SegmentMaxConcurrency": "40"}
+    values |= {name: value for name, value in variables.items() if isinstance(value, str)}
+    assert resource_name(variables["TasksFunctionArn"]) == "SegmentedRenditionFunction"
+    return json.loads(re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: values[m.group(1)], text))
+
+
+def test_every_way_a_segmented_rendition_can_fail_is_answered(template):
+    definition = segmented_rendition_definition(template)
+    states = definition["States"]
+    work = {"Plan": states["Plan"], "EncodeParts": states["EncodeParts"], "Join": states["Join"]}
+    for name, state in work.items():
+        # every failure of plan, parts and join ends in the state that publishes it
+        assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "AnswerFailure"}], name
+    answer = states["AnswerFailure"]
+    assert answer["Parameters"]["Payload"]["task"] == "answerFailure"
+    assert answer["Next"] == "RenditionFailed" and states["RenditionFailed"]["Type"] == "Fail"
+    tasks = [states["Plan"], states["EncodeParts"]["ItemProcessor"]["States"]["EncodePart"], states["Join"]]
+    for task in tasks:
+        assert task["Parameters"]["FunctionName"] == "TASKS"
+        permanent, faults = task["Retry"]
+        # a task's permanent answer is never retried; faults are, with backoff
+        assert permanent == {"ErrorEquals": ["rejected", "failed"], "MaxAttempts": 0}
+        assert faults["ErrorEquals"] == ["States.ALL"] and faults["MaxAttempts"] >= 2 and faults["BackoffRate"] > 1
+    assert states["EncodeParts"]["MaxConcurrency"] == 40, "MaxConcurrency is a number (the SegmentMaxConcurrency parameter)"
+
+
+def test_the_state_machine_may_only_invoke_its_tasks_function(template):
+    resources = template["Resources"]
+    role_id = resource_name(resources["SegmentedRenditionStateMachine"]["Properties"]["RoleArn"])
+    role = resources[role_id]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "states.amazonaws.com"}
+    grants = set()
+    for policy in role["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            for action in as_list(statement["Action"]):
+                for resource in as_list(statement["Resource"]):
+                    grants.add((action, resource_name(resource)))
+    invoke = {(a, r) for a, r in grants if not a.startswith("logs:")}
+    assert invoke == {("lambda:InvokeFunction", "SegmentedRenditionFunction")}
+    # CloudWatch Logs delivery for the execution logs: account-level calls without a resource type
+    assert {r for a, r in grants if a.startswith("logs:")} == {"*"}
+    for profile, worker in RENDITION_WORKERS.items():
+        variables = resources[worker]["Properties"]["Environment"]["Variables"]
+        assert variables["STATE_MACHINE_ARN"] == {"Ref": "SegmentedRenditionStateMachine"}, profile
+
+
+def test_segmented_rendition_scratch_expires(template):
+    rules = template["Resources"]["OutputBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (scratch,) = [r for r in rules if r.get("Prefix") == "scratch/"]
+    assert scratch["Status"] == "Enabled" and scratch["ExpirationInDays"] == 1

@@ -131,10 +131,7 @@ impl RenditionProfile {
                 .map(OsString::from),
         );
         // Keyframes on a fixed clock, so outputs segment cleanly for HLS/DASH later.
-        args.extend(self.video_encoder_args(&format!(
-            "expr:gte(t,n_forced*{})",
-            self.video.keyframe_interval_secs
-        )));
+        args.extend(self.video_encoder_args(&format!("expr:gte(t,n_forced*{})", self.video.keyframe_interval_secs)));
         if plan.has_audio {
             args.extend(self.audio_encoder_args());
         }

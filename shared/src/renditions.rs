@@ -1,5 +1,5 @@
 //! What a rendition carries whichever way it was made (one ffmpeg pass in the rendition worker,
-//! or segments joined by the `rendition-segments` function): the note on how the source was
+//! or segments joined by the `segmented-rendition` function): the note on how the source was
 //! fitted, the output object's metadata, and the outcome key its result is published under.
 
 use crate::contracts::{Job, PipelineResult};
@@ -65,7 +65,13 @@ impl OutputDescription<'_> {
 
 /// The outcome a rendition result is published under: one per source version, profile,
 /// status and reason, whichever function answers and however often.
-pub fn outcome_key(profile: &str, bucket: &str, key: &str, source_version: &str, result: &PipelineResult) -> OutcomeKey {
+pub fn outcome_key(
+    profile: &str,
+    bucket: &str,
+    key: &str,
+    source_version: &str,
+    result: &PipelineResult,
+) -> OutcomeKey {
     OutcomeKey::new([
         Job::Rendition.as_str(),
         profile,

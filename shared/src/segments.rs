@@ -118,7 +118,10 @@ impl SegmentPlan {
         let interval_frames = rate.frame_at_or_after(keyframe_interval_secs).max(1);
         let boundary = |segment: u64| {
             let interval = segment * intervals_per_segment;
-            (interval, rate.frame_at_or_after(interval as f64 * keyframe_interval_secs))
+            (
+                interval,
+                rate.frame_at_or_after(interval as f64 * keyframe_interval_secs),
+            )
         };
         let mut segments = Vec::new();
         let mut index = 0u64;
@@ -317,12 +320,21 @@ mod tests {
         let after = |flag: &str| args[args.iter().position(|a| a == flag).unwrap() + 1].clone();
         assert_eq!(after("-ss"), "19.966667");
         assert_eq!(after("-i"), "https://example/src?X-Amz-Signature=1");
-        assert_eq!(after("-vf"), "fps=30/1:start_time=20.000000,scale=640:360:flags=bicubic,setsar=1");
+        assert_eq!(
+            after("-vf"),
+            "fps=30/1:start_time=20.000000,scale=640:360:flags=bicubic,setsar=1"
+        );
         assert_eq!(after("-frames:v"), "600");
         assert_eq!(after("-force_key_frames"), "expr:gte(t,(n_forced+10)*2)");
         assert_eq!(after("-f"), "mpegts");
         assert!(args.contains(&"-an".to_owned()) && args.contains(&"-copyts".to_owned()));
-        assert!(args.contains(&"-xerror".to_owned()), "a decoding error stops the segment");
-        assert!(!args.contains(&"-c:a".to_owned()), "audio is encoded once, not per segment");
+        assert!(
+            args.contains(&"-xerror".to_owned()),
+            "a decoding error stops the segment"
+        );
+        assert!(
+            !args.contains(&"-c:a".to_owned()),
+            "audio is encoded once, not per segment"
+        );
     }
 }

@@ -13,12 +13,25 @@ use shared::segments::{audio_args, join_args, segment_args, FrameRate, SegmentPl
 
 fn ffmpeg(args: &[OsString]) {
     let out = Command::new("ffmpeg").args(args).output().expect("ffmpeg runs");
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn ffprobe_lines(file: &Path, stream: &str, entries: &str) -> Vec<String> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", stream, "-show_entries", entries, "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            stream,
+            "-show_entries",
+            entries,
+            "-of",
+            "csv=p=0",
+        ])
         .arg(file)
         .output()
         .expect("ffprobe runs");
@@ -65,7 +78,10 @@ fn psnr_per_frame(a: &Path, b: &Path, work: &Path) -> Vec<f64> {
         .unwrap()
         .lines()
         .map(|line| {
-            let value = line.split_whitespace().find_map(|f| f.strip_prefix("psnr_avg:")).unwrap();
+            let value = line
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("psnr_avg:"))
+                .unwrap();
             if value == "inf" {
                 100.0
             } else {
@@ -120,7 +136,10 @@ fn segmented_equals_single_pass(source: &Path, work: &Path, segment_secs: f64) -
     assert_eq!(joined_times.len(), single_times.len(), "frame count");
     let frame = rate.seconds_at(1);
     for (n, (j, s)) in joined_times.iter().zip(&single_times).enumerate() {
-        assert!((j - s).abs() < frame / 4.0, "frame {n}: joined at {j}, single pass at {s}");
+        assert!(
+            (j - s).abs() < frame / 4.0,
+            "frame {n}: joined at {j}, single pass at {s}"
+        );
     }
     // Each frame is the single pass's picture: a frame shifted by one at a join scores far lower.
     let psnr = psnr_per_frame(&joined, &single, work);
@@ -129,7 +148,10 @@ fn segmented_equals_single_pass(source: &Path, work: &Path, segment_secs: f64) -
         .iter()
         .enumerate()
         .fold((0, f64::MAX), |acc, (n, p)| if *p < acc.1 { (n, *p) } else { acc });
-    assert!(worst > 30.0, "frame {worst_frame} is {worst:.1} dB from the single pass's");
+    assert!(
+        worst > 30.0,
+        "frame {worst_frame} is {worst:.1} dB from the single pass's"
+    );
     // The audio is the single pass's, and ends with the video as the single pass's does.
     let audio_end = |f: &Path| stream_end(f, "a:0");
     let video_end = |f: &Path| stream_end(f, "v:0");
@@ -148,8 +170,26 @@ fn segmented_equals_single_pass(source: &Path, work: &Path, segment_secs: f64) -
 fn lavfi_source(path: &Path, rate: &str, seconds: u32) {
     let video = format!("testsrc2=size=320x180:rate={rate}");
     let args: Vec<OsString> = [
-        "-v", "error", "-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t",
-        &seconds.to_string(), "-c:v", "libx264", "-preset", "ultrafast", "-g", "250", "-c:a", "aac",
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        &video,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "250",
+        "-c:a",
+        "aac",
     ]
     .map(OsString::from)
     .into_iter()

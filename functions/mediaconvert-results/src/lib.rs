@@ -210,6 +210,7 @@ pub fn result_for(event: &Value, config: &Config) -> Result<Option<PipelineResul
         reason,
         mediaconvert: Some(job),
         compute: None,
+        progress: None,
     }))
 }
 

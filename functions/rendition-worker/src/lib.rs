@@ -16,7 +16,7 @@
 //! segmented-rendition state machine (`STATE_MACHINE_ARN`) for it and is done with the message.
 //! The execution is named after the source version and profile, so a duplicated notice finds it
 //! already started (`ExecutionAlreadyExists`) and starts nothing; the execution publishes the
-//! progress and the outcome (see the `rendition-segments` function).
+//! progress and the outcome (see the `segmented-rendition` function).
 //!
 //! Redelivery is safe: the output key depends only on the source key and the profile, the
 //! output is written in full locally before one atomic PutObject/CompleteMultipartUpload, and
@@ -29,11 +29,11 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use shared::config::{ConfigError, EnvReader};
+use shared::contracts::segmented::SegmentedJob;
 use shared::contracts::{
     Compute, Job, ObjectRef, PipelineResult, RenditionOutput, ResultStatus, UploadNotice, CONTRACT_VERSION,
 };
 use shared::ffmpeg::{Deadline, Supervised};
-use shared::contracts::segmented::SegmentedJob;
 use shared::ledger::{Ledger, OutcomeKey};
 use shared::probe::probe_file;
 use shared::profiles::RenditionProfile;
@@ -192,7 +192,11 @@ impl Worker {
         let mut result = match self.render(&notice, deadline).await {
             Ok(Rendered::Segmented { execution, started }) => {
                 // The execution answers: progress while it runs, then the outcome.
-                tracing::info!(execution, started, "rendition handed to the segmented-rendition state machine");
+                tracing::info!(
+                    execution,
+                    started,
+                    "rendition handed to the segmented-rendition state machine"
+                );
                 return Disposition::Done;
             }
             Ok(Rendered::Here(output)) => PipelineResult {
@@ -294,7 +298,11 @@ impl Worker {
         info.require_video()?;
         let plan = config.profile.plan(&info).expect("a video stream was required above");
         let duration = info.duration_secs.unwrap_or(0.0);
-        if let Some(state_machine_arn) = config.state_machine_arn.as_deref().filter(|_| duration > config.segmented_above_secs) {
+        if let Some(state_machine_arn) = config
+            .state_machine_arn
+            .as_deref()
+            .filter(|_| duration > config.segmented_above_secs)
+        {
             let execution = execution_name(&config.profile.name, notice);
             let job = self.segmented_job(notice, output_key, &execution);
             return self.start_segmented(state_machine_arn, execution, &job).await;
@@ -393,9 +401,15 @@ impl Worker {
             .send()
             .await;
         match started {
-            Ok(_) => Ok(Rendered::Segmented { execution: name, started: true }),
+            Ok(_) => Ok(Rendered::Segmented {
+                execution: name,
+                started: true,
+            }),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_execution_already_exists()) => {
-                Ok(Rendered::Segmented { execution: name, started: false })
+                Ok(Rendered::Segmented {
+                    execution: name,
+                    started: false,
+                })
             }
             Err(err) => Err(ProcessingError::from_sdk("Step Functions StartExecution", err)),
         }
@@ -573,10 +587,22 @@ mod tests {
     fn an_execution_is_named_after_the_source_version_and_profile() {
         let name = execution_name("1080p", &notice("uploads/a long talk (final).mp4", "0065A"));
         assert!(name.starts_with("1080p-") && name.len() <= 80, "{name}");
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{name}");
-        assert_eq!(name, execution_name("1080p", &notice("uploads/a long talk (final).mp4", "0065A")));
-        assert_ne!(name, execution_name("720p", &notice("uploads/a long talk (final).mp4", "0065A")));
-        assert_ne!(name, execution_name("1080p", &notice("uploads/a long talk (final).mp4", "0065B")));
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{name}"
+        );
+        assert_eq!(
+            name,
+            execution_name("1080p", &notice("uploads/a long talk (final).mp4", "0065A"))
+        );
+        assert_ne!(
+            name,
+            execution_name("720p", &notice("uploads/a long talk (final).mp4", "0065A"))
+        );
+        assert_ne!(
+            name,
+            execution_name("1080p", &notice("uploads/a long talk (final).mp4", "0065B"))
+        );
     }
 
     #[test]
@@ -585,7 +611,10 @@ mod tests {
         assert_eq!((config.state_machine_arn, config.segmented_above_secs), (None, 300.0));
         let arn = "arn:aws:states:us-east-1:000000000000:stateMachine:segmented";
         let config = Config::from_env(env(&[("STATE_MACHINE_ARN", arn), ("SEGMENTED_ABOVE_SECS", "90")])).unwrap();
-        assert_eq!((config.state_machine_arn.as_deref(), config.segmented_above_secs), (Some(arn), 90.0));
+        assert_eq!(
+            (config.state_machine_arn.as_deref(), config.segmented_above_secs),
+            (Some(arn), 90.0)
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What a segmented rendition's state machine (`SegmentedRenditionStateMachine` in
-//! `infra/template.yaml`) passes between its tasks, all run by the `rendition-segments` function:
+//! `infra/template.yaml`) passes between its tasks, all run by the `segmented-rendition` function:
 //!
 //! 1. `plan`: probe the source, cut its output into [`Part`]s ([`PlannedRendition`]);
 //! 2. `encode`, once per part, in a `Map` state: encode it to a scratch object ([`PartDone`]);
@@ -33,7 +33,7 @@ pub struct SegmentedJob {
     pub scratch_prefix: String,
 }
 
-/// The task the state machine asks the `rendition-segments` function for.
+/// The task the state machine asks the `segmented-rendition` function for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "task", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum SegmentTask {

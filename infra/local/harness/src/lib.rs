@@ -160,6 +160,45 @@ impl TestEnv {
     }
 }
 
+/// An execution of the segmented-rendition state machine: its name, status and input.
+#[derive(Debug, Clone)]
+pub struct SegmentedExecution {
+    pub name: String,
+    pub status: String,
+    pub input: serde_json::Value,
+}
+
+impl TestEnv {
+    /// The executions of the segmented-rendition state machine whose job is the source `key`.
+    pub async fn segmented_executions(&self, key: &str) -> Vec<SegmentedExecution> {
+        let sfn = &self.clients.sfn;
+        let arn = self.outputs.get("SegmentedRenditionStateMachineArn");
+        let mut found = Vec::new();
+        let mut pages = sfn.list_executions().state_machine_arn(arn).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.unwrap_or_else(|e| panic!("ListExecutions {arn}: {e}"));
+            for execution in page.executions() {
+                let described = sfn
+                    .describe_execution()
+                    .execution_arn(execution.execution_arn())
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("DescribeExecution {}: {e}", execution.execution_arn()));
+                let input: serde_json::Value =
+                    serde_json::from_str(described.input().unwrap_or("null")).unwrap_or_default();
+                if input.pointer("/job/source/key").and_then(serde_json::Value::as_str) == Some(key) {
+                    found.push(SegmentedExecution {
+                        name: execution.name().to_owned(),
+                        status: described.status().as_str().to_owned(),
+                        input,
+                    });
+                }
+            }
+        }
+        found
+    }
+}
+
 /// Sends `bodies` to a queue in one SendMessageBatch (at most 10), so they can arrive in one
 /// Lambda batch.
 pub async fn send_batch(sqs: &aws_sdk_sqs::Client, queue_url: &str, bodies: &[String]) -> Result<(), BoxError> {

@@ -32,9 +32,10 @@ impl TopicResult {
     }
 
     /// The last answer to its request: everything but a pending clip (which is re-queued and
-    /// answered again).
+    /// answered again) and the progress of a segmented rendition.
     pub fn is_final(&self) -> bool {
         !matches!(self, TopicResult::Clip(clip) if clip.status == ClipStatus::Pending)
+            && !matches!(self, TopicResult::Pipeline(r) if r.status == ResultStatus::InProgress)
     }
 
     /// The outcome it reports, for counting answers per outcome: a pipeline result by job,

@@ -24,6 +24,8 @@ pub struct Clients {
     pub mediaconvert: aws_sdk_mediaconvert::Client,
     /// Lambda, for invoking deployed functions as S3 or EventBridge would.
     pub lambda: aws_sdk_lambda::Client,
+    /// Step Functions: the executions of segmented renditions.
+    pub sfn: aws_sdk_sfn::Client,
 }
 
 impl Clients {
@@ -49,6 +51,7 @@ impl Clients {
             events: aws_sdk_eventbridge::Client::new(&sdk),
             mediaconvert: aws_sdk_mediaconvert::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
+            sfn: aws_sdk_sfn::Client::new(&sdk),
         }
     }
 }

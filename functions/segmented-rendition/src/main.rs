@@ -1,5 +1,5 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use rendition_segments::{Config, SegmentTasks};
+use segmented_rendition::{Config, SegmentTasks};
 use shared::config::EnvReader;
 use shared::contracts::segmented::SegmentTask;
 

@@ -307,7 +307,12 @@ impl SegmentTasks {
             .map_err(|e| e.into_processing_error(Code::TranscodeFailed))?;
         let rendered = probe_file(&self.config.ffprobe, &output_path, deadline)
             .await
-            .map_err(|e| ProcessingError::failed(Code::TranscodeFailed, format!("the joined file is unreadable: {}", e.reason)))?;
+            .map_err(|e| {
+                ProcessingError::failed(
+                    Code::TranscodeFailed,
+                    format!("the joined file is unreadable: {}", e.reason),
+                )
+            })?;
         let video = rendered
             .require_video()
             .map_err(|e| ProcessingError::failed(Code::TranscodeFailed, e.reason))?;
@@ -318,7 +323,11 @@ impl SegmentTasks {
             rendition.note.clone(),
             Some(format!(
                 "rendered in {segments} segments joined by stream copy{}",
-                if audio_file.is_some() { ", audio encoded once" } else { "" }
+                if audio_file.is_some() {
+                    ", audio encoded once"
+                } else {
+                    ""
+                }
             )),
         ]
         .into_iter()
@@ -373,7 +382,12 @@ impl SegmentTasks {
     /// Publishes what ended the execution: the task's own code and reason when a task named
     /// one, else what Step Functions says.
     #[tracing::instrument(skip_all, fields(key = %job.source.key, profile = %job.profile, error = %error.error))]
-    async fn answer_failure(&self, job: &SegmentedJob, error: &StatesError, request_id: &str) -> Result<Code, ProcessingError> {
+    async fn answer_failure(
+        &self,
+        job: &SegmentedJob,
+        error: &StatesError,
+        request_id: &str,
+    ) -> Result<Code, ProcessingError> {
         let err = failure_from_states_error(error);
         tracing::error!(code = %err.code(), reason = %err.reason, "segmented rendition ended without its output");
         let result = PipelineResult::from_error(Job::Rendition, job.source.clone(), Some(job.profile.clone()), &err);
@@ -382,13 +396,35 @@ impl SegmentTasks {
         Ok(err.code())
     }
 
-    async fn answer(&self, job: &SegmentedJob, result: &PipelineResult, request_id: &str) -> Result<(), ProcessingError> {
-        let outcome = outcome_key(&job.profile, &job.source.bucket, &job.source.key, &job.source_version, result);
+    async fn answer(
+        &self,
+        job: &SegmentedJob,
+        result: &PipelineResult,
+        request_id: &str,
+    ) -> Result<(), ProcessingError> {
+        let outcome = outcome_key(
+            &job.profile,
+            &job.source.bucket,
+            &job.source.key,
+            &job.source_version,
+            result,
+        );
         let publication = self
             .ledger
-            .publish_once(&self.sns, &self.config.results_topic_arn, &outcome, request_id, result, &result.attributes())
+            .publish_once(
+                &self.sns,
+                &self.config.results_topic_arn,
+                &outcome,
+                request_id,
+                result,
+                &result.attributes(),
+            )
             .await?;
-        tracing::info!(status = result.status.as_str(), publication = publication.as_str(), "result answered");
+        tracing::info!(
+            status = result.status.as_str(),
+            publication = publication.as_str(),
+            "result answered"
+        );
         Ok(())
     }
 
@@ -564,7 +600,11 @@ pub fn failure_from_states_error(error: &StatesError) -> ProcessingError {
         ),
         _ => ProcessingError::failed(
             Code::SegmentedRenditionFailed,
-            format!("{}: {}", error.error, if message.is_empty() { "no cause given" } else { &message }),
+            format!(
+                "{}: {}",
+                error.error,
+                if message.is_empty() { "no cause given" } else { &message }
+            ),
         ),
     }
 }
@@ -585,7 +625,10 @@ mod tests {
         let lambda_cause = r#"{"errorMessage":"CORRUPT_INPUT: segment 3 (from 90.000 s): ffmpeg stopped: Invalid NAL unit size","errorType":"failed"}"#;
         let err = failure_from_states_error(&states_error("failed", lambda_cause));
         assert_eq!((err.code(), err.kind), (Code::CorruptInput, ErrorKind::Failed));
-        assert_eq!(err.reason, "segment 3 (from 90.000 s): ffmpeg stopped: Invalid NAL unit size");
+        assert_eq!(
+            err.reason,
+            "segment 3 (from 90.000 s): ffmpeg stopped: Invalid NAL unit size"
+        );
         // The same without Lambda's JSON around it.
         let err = failure_from_states_error(&states_error("rejected", "NOT_VIDEO: no video stream"));
         assert_eq!((err.code(), err.kind), (Code::NotVideo, ErrorKind::Rejected));
@@ -595,7 +638,11 @@ mod tests {
     fn a_fault_past_its_retries_is_failed_with_its_code() {
         let err = failure_from_states_error(&states_error("retryable", "S3_READ_FAILED: connection reset"));
         assert_eq!((err.code(), err.kind), (Code::S3ReadFailed, ErrorKind::Failed));
-        assert!(err.reason.starts_with("gave up after the state machine's retries"), "{}", err.reason);
+        assert!(
+            err.reason.starts_with("gave up after the state machine's retries"),
+            "{}",
+            err.reason
+        );
     }
 
     #[test]
