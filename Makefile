@@ -240,7 +240,7 @@ run-soak: ## the load test alone, against the stack already up (make stack)
 	$(RUN) cargo test -p e2e --features soak --test soak -- --ignored --nocapture
 
 # ------------------------------------------------------------------ bench
-bench: tools ## benchmarks, each printed beside its baseline [SECTIONS="cold-init rss overhead clips"]
+bench: tools ## benchmarks, each printed beside its baseline [SECTIONS="cold-init rss overhead clips gif mediaconvert segmented"]
 	$(call with_stack,run-bench)
 
 run-bench: ## the benchmarks alone, against the stack already up (make stack) [SECTIONS=...]

@@ -15,12 +15,16 @@
 //! 6. Local MediaConvert job time (CreateJob → COMPLETE: download, probe, transcode, upload,
 //!    events) for seed 001's template against the raw ffmpeg command the job runs, on the same
 //!    file.
+//! 7. Segmented rendering against the single pass of the same profile: CPU-seconds, local wall,
+//!    projected AWS wall at the template's concurrency and at 100, PSNR drop at the joins
+//!    ([`segmented`]; without the stack).
 //!
 //! The function binaries are the Lambda builds from `sam build` (`.local/sam-build`), run under
 //! a stand-in Runtime API ([`harness::runtime_api`]) against the local stack's S3/SNS/SQS.
 
 mod clips;
 mod runtime_api;
+mod segmented;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -88,6 +92,9 @@ async fn run() -> Result<(), BoxError> {
     }
     if run("mediaconvert") {
         bench.mediaconvert_over_ffmpeg().await?;
+    }
+    if run("segmented") {
+        segmented::figures(&bench.work).await?;
     }
     Ok(())
 }
