@@ -248,9 +248,12 @@ pub async fn figures(work: &Path) -> Result<(), BoxError> {
             + (slowest_segment * waves).max(audio.mul_f64(scale))
             + segmented_720.join.wall.mul_f64(scale);
         println!(
-            "  60-minute 1080p -> 720p projected at {concurrency}-way: {:.1} s ({segments_60} segments in {waves} waves of the slowest measured 720p segment, {:.1} s; audio and join scaled from this run) (goal <= 60 s at <= 100-way; the Step Functions sample: 230 s)",
+            "  60-minute 1080p -> 720p projected at {concurrency}-way: {:.1} s = plan {:.2} s + the longer of {waves} waves of the slowest 720p segment ({:.1} s each) and the audio ({:.1} s, scaled) + join ({:.1} s, scaled) (goal <= 60 s at <= 100-way; the Step Functions sample: 230 s)",
             secs(projected),
-            secs(slowest_segment)
+            secs(segmented_720.plan),
+            secs(slowest_segment),
+            secs(audio.mul_f64(scale)),
+            secs(segmented_720.join.wall.mul_f64(scale))
         );
     }
     for file in std::fs::read_dir(&work)? {
