@@ -2,11 +2,16 @@
 //! or segments joined by the `segmented-rendition` function): the note on how the source was
 //! fitted, the output object's metadata, and the outcome key its result is published under.
 
+use std::path::Path;
+
 use crate::contracts::{Job, PipelineResult};
+use crate::ffmpeg::Deadline;
 use crate::ledger::OutcomeKey;
+use crate::probe::probe_file;
 use crate::probe::MediaInfo;
 use crate::profiles::{RenditionPlan, RenditionProfile};
 use crate::storage::metadata_value;
+use crate::{Code, ProcessingError};
 
 /// What the result's `output.note` says about how the source was fitted, if anything.
 pub fn plan_note(plan: &RenditionPlan, info: &MediaInfo, profile: &RenditionProfile) -> Option<String> {
@@ -25,6 +30,22 @@ pub fn plan_note(plan: &RenditionPlan, info: &MediaInfo, profile: &RenditionProf
         notes.push("source has no audio".to_owned());
     }
     (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+/// What ffmpeg made, as ffprobe reads it back: displayed width and height, and duration. An
+/// output that is not a readable video is a failed transcode.
+pub async fn probe_output(
+    ffprobe: &Path,
+    output: &Path,
+    deadline: Deadline,
+) -> Result<(u32, u32, f64), ProcessingError> {
+    let unreadable = |reason: String| ProcessingError::failed(Code::TranscodeFailed, reason);
+    let rendered = probe_file(ffprobe, output, deadline)
+        .await
+        .map_err(|e| unreadable(format!("ffmpeg's output is unreadable: {}", e.reason)))?;
+    let video = rendered.require_video().map_err(|e| unreadable(e.reason))?;
+    let (width, height) = video.display_size();
+    Ok((width, height, rendered.duration_secs.unwrap_or(0.0)))
 }
 
 /// The rendition as described by its object's metadata: enough to answer a redelivered notice

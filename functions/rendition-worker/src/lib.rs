@@ -37,7 +37,7 @@ use shared::ffmpeg::{Deadline, Supervised};
 use shared::ledger::{Ledger, OutcomeKey};
 use shared::probe::probe_file;
 use shared::profiles::RenditionProfile;
-use shared::renditions::{outcome_key, plan_note, OutputDescription};
+use shared::renditions::{outcome_key, plan_note, probe_output, OutputDescription};
 use shared::s3_event::MAX_KEY_BYTES;
 use shared::sqs::{deliveries, park_in_dead_letter_queue, parse_body, process_batch, Disposition};
 use shared::storage::{
@@ -325,17 +325,7 @@ impl Worker {
             .await
             .map_err(|e| e.into_processing_error(Code::TranscodeFailed))?;
 
-        let rendered = probe_file(&config.ffprobe, &output_path, deadline).await.map_err(|e| {
-            ProcessingError::failed(
-                Code::TranscodeFailed,
-                format!("ffmpeg's output is unreadable: {}", e.reason),
-            )
-        })?;
-        let video = rendered
-            .require_video()
-            .map_err(|e| ProcessingError::failed(Code::TranscodeFailed, e.reason))?;
-        let (width, height) = video.display_size();
-        let duration_secs = rendered.duration_secs.unwrap_or(0.0);
+        let (width, height, duration_secs) = probe_output(&config.ffprobe, &output_path, deadline).await?;
         let note = plan_note(&plan, &info, &config.profile);
         let description = OutputDescription {
             source_bucket: &notice.bucket,

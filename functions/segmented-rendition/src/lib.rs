@@ -34,10 +34,10 @@ use shared::contracts::{
 };
 use shared::ffmpeg::{Deadline, RunError, Supervised};
 use shared::ledger::Ledger;
-use shared::probe::{probe_file, probe_file_with, Unreadable};
+use shared::probe::{probe_file_with, Unreadable};
 use shared::profiles::RenditionProfile;
 use shared::publish::publish_json;
-use shared::renditions::{outcome_key, plan_note, OutputDescription};
+use shared::renditions::{outcome_key, plan_note, probe_output, OutputDescription};
 use shared::segments::{audio_args, join_args, segment_args, FrameRate, SegmentPlan};
 use shared::storage::{download_to_file, local_io, upload_file, work_dir, UploadOptions};
 use shared::{Code, ErrorKind, ProcessingError};
@@ -305,19 +305,7 @@ impl SegmentTasks {
             .run()
             .await
             .map_err(|e| e.into_processing_error(Code::TranscodeFailed))?;
-        let rendered = probe_file(&self.config.ffprobe, &output_path, deadline)
-            .await
-            .map_err(|e| {
-                ProcessingError::failed(
-                    Code::TranscodeFailed,
-                    format!("the joined file is unreadable: {}", e.reason),
-                )
-            })?;
-        let video = rendered
-            .require_video()
-            .map_err(|e| ProcessingError::failed(Code::TranscodeFailed, e.reason))?;
-        let (width, height) = video.display_size();
-        let duration_secs = rendered.duration_secs.unwrap_or(0.0);
+        let (width, height, duration_secs) = probe_output(&self.config.ffprobe, &output_path, deadline).await?;
         let segments = videos.len();
         let note = [
             rendition.note.clone(),
