@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::contracts::{Job, PipelineResult};
 use crate::ffmpeg::Deadline;
-use crate::ledger::OutcomeKey;
+use crate::ledger::{Ledger, OutcomeKey, Publication};
 use crate::probe::probe_file;
 use crate::probe::MediaInfo;
 use crate::profiles::{RenditionPlan, RenditionProfile};
@@ -82,6 +82,30 @@ impl OutputDescription<'_> {
         }
         metadata
     }
+}
+
+/// Publishes a rendition result once per outcome (see [`outcome_key`]), keyed on the result's
+/// own source: the rendition worker and the segmented join answer through this one door, so a
+/// source rendered either way has one outcome per status and reason.
+pub async fn publish_rendition_result(
+    ledger: &Ledger,
+    sns: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    profile: &str,
+    source_version: &str,
+    delivery: &str,
+    result: &PipelineResult,
+) -> Result<Publication, ProcessingError> {
+    let outcome = outcome_key(
+        profile,
+        &result.source.bucket,
+        &result.source.key,
+        source_version,
+        result,
+    );
+    ledger
+        .publish_once(sns, topic_arn, &outcome, delivery, result, &result.attributes())
+        .await
 }
 
 /// The outcome a rendition result is published under: one per source version, profile,

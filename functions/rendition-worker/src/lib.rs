@@ -37,7 +37,7 @@ use shared::ffmpeg::{Deadline, Supervised};
 use shared::ledger::{Ledger, OutcomeKey};
 use shared::probe::probe_file;
 use shared::profiles::RenditionProfile;
-use shared::renditions::{outcome_key, plan_note, probe_output, OutputDescription};
+use shared::renditions::{plan_note, probe_output, publish_rendition_result, OutputDescription};
 use shared::s3_event::MAX_KEY_BYTES;
 use shared::sqs::{deliveries, park_in_dead_letter_queue, parse_body, process_batch, Disposition};
 use shared::storage::{
@@ -234,24 +234,16 @@ impl Worker {
             delivery.memory_mb,
             self.config.price_per_gb_second,
         ));
-        let outcome = outcome_key(
+        let publication = publish_rendition_result(
+            &self.ledger,
+            &self.sns,
+            &self.config.results_topic_arn,
             &self.config.profile.name,
-            &notice.bucket,
-            &notice.key,
             notice.source_version(),
+            &delivery.message_id,
             &result,
-        );
-        let publication = self
-            .ledger
-            .publish_once(
-                &self.sns,
-                &self.config.results_topic_arn,
-                &outcome,
-                &delivery.message_id,
-                &result,
-                &result.attributes(),
-            )
-            .await;
+        )
+        .await;
         match publication {
             Ok(publication) => {
                 tracing::info!(

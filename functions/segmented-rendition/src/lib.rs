@@ -37,7 +37,7 @@ use shared::ledger::Ledger;
 use shared::probe::{probe_file_with, Unreadable};
 use shared::profiles::RenditionProfile;
 use shared::publish::publish_json;
-use shared::renditions::{outcome_key, plan_note, probe_output, OutputDescription};
+use shared::renditions::{plan_note, probe_output, publish_rendition_result, OutputDescription};
 use shared::segments::{audio_args, join_args, segment_args, FrameRate, SegmentPlan};
 use shared::storage::{download_to_file, local_io, upload_file, work_dir, UploadOptions};
 use shared::{Code, ErrorKind, ProcessingError};
@@ -390,24 +390,16 @@ impl SegmentTasks {
         result: &PipelineResult,
         request_id: &str,
     ) -> Result<(), ProcessingError> {
-        let outcome = outcome_key(
+        let publication = publish_rendition_result(
+            &self.ledger,
+            &self.sns,
+            &self.config.results_topic_arn,
             &job.profile,
-            &job.source.bucket,
-            &job.source.key,
             &job.source_version,
+            request_id,
             result,
-        );
-        let publication = self
-            .ledger
-            .publish_once(
-                &self.sns,
-                &self.config.results_topic_arn,
-                &outcome,
-                request_id,
-                result,
-                &result.attributes(),
-            )
-            .await?;
+        )
+        .await?;
         tracing::info!(
             status = result.status.as_str(),
             publication = publication.as_str(),

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use harness::processes::{busy_with_ffmpeg, kill_hard};
 use harness::results::TopicResult;
-use harness::{list_keys, rendition_profiles, unique_suffix, upload, upload_notice, SampleSpec, Tap, TestEnv};
+use harness::{
+    list_keys, rendition_profiles, unique_suffix, upload, upload_notice, SampleSpec, SegmentedExecution, Tap, TestEnv,
+};
 use serde_json::Value;
 use shared::contracts::{PipelineResult, ResultStatus};
 use shared::Code;
@@ -121,6 +123,17 @@ fn audio_frame_spans(file: &Path, rate: f64) -> Vec<(f64, f64)> {
 
 /// Kills the first segment task seen running ffmpeg for at least half a second (SIGKILL, as an
 /// out-of-memory kill would), once; returns whether it found one within `window`.
+/// An execution leaves nothing under its scratch prefix, whichever way it ended.
+async fn assert_no_scratch_left(env: &TestEnv, execution: &SegmentedExecution) {
+    let scratch = execution
+        .input
+        .pointer("/job/scratchPrefix")
+        .and_then(Value::as_str)
+        .unwrap();
+    let left = list_keys(&env.clients.s3, env.output_bucket(), scratch).await.unwrap();
+    assert!(left.is_empty(), "{}: scratch parts left: {left:?}", execution.name);
+}
+
 async fn kill_one_segment_task(function: String, window: Duration) -> bool {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     let started = Instant::now();
@@ -249,13 +262,7 @@ async fn a_long_source_is_rendered_in_segments_frame_exact_once_despite_a_duplic
     assert_eq!(names.len(), executions.len());
     assert!(executions.iter().all(|e| e.status == "SUCCEEDED"), "{executions:#?}");
     for execution in &executions {
-        let scratch = execution
-            .input
-            .pointer("/job/scratchPrefix")
-            .and_then(Value::as_str)
-            .unwrap();
-        let left = list_keys(&env.clients.s3, env.output_bucket(), scratch).await.unwrap();
-        assert!(left.is_empty(), "scratch parts left: {left:?}");
+        assert_no_scratch_left(&env, execution).await;
     }
 }
 
@@ -314,12 +321,6 @@ async fn a_corrupt_stretch_mid_file_fails_the_segmented_rendition_by_name_with_n
     assert_eq!(executions.len(), rendition_profiles().len(), "{executions:#?}");
     for execution in &executions {
         assert_eq!(execution.status, "FAILED", "{execution:?}");
-        let scratch = execution
-            .input
-            .pointer("/job/scratchPrefix")
-            .and_then(Value::as_str)
-            .unwrap();
-        let left = list_keys(&env.clients.s3, env.output_bucket(), scratch).await.unwrap();
-        assert!(left.is_empty(), "scratch parts left: {left:?}");
+        assert_no_scratch_left(&env, execution).await;
     }
 }
