@@ -87,6 +87,8 @@ EXPECTED = {
         ("s3:AbortMultipartUpload", "OutputBucket/renditions/*"),
         # progress and outcomes
         ("sns:Publish", "ResultsTopic"),
+        # Lambda's on-failure destination for the execution-end events
+        ("sqs:SendMessage", "SegmentedRenditionDeadLetterQueue"),
     },
     "ClipTrimmerFunction": {
         # the SQS event source mapping, plus ChangeMessageVisibility for the retry backoff
@@ -585,8 +587,9 @@ def assert_alarms_on_any(properties):
 def test_dead_letter_queues_are_the_queues_named_so(template):
     named = {k for k in resources_of(template, "AWS::SQS::Queue") if k.endswith("DeadLetterQueue")}
     assert dead_letter_queues(template) == named
-    # upload publisher, MediaConvert submitter and results, GIF jobs, clip requests; one per worker
-    assert len(named) == 5 + len(RENDITION_WORKERS), named
+    # upload publisher, MediaConvert submitter and results, GIF jobs, clip requests, segmented
+    # rendition ends; one per worker
+    assert len(named) == 6 + len(RENDITION_WORKERS), named
 
 
 def test_every_dead_letter_queue_alarms_when_not_empty(template):
@@ -662,7 +665,12 @@ def segmented_rendition_definition(template):
     """The state machine's ASL, its Fn::Sub variables filled in (parameters by placeholder values)."""
     properties = template["Resources"]["SegmentedRenditionStateMachine"]["Properties"]
     text, variables = properties["DefinitionString"]["Fn::Sub"]
-    values = {"AWS::Partition": "aws", "TasksFunctionArn": "TASKS", "SegmentMaxConcurrency": "40"}
+    values = {
+        "AWS::Partition": "aws",
+        "TasksFunctionArn": "TASKS",
+        "SegmentMaxConcurrency": "40",
+        "SegmentedExecutionTimeoutSeconds": "7200",
+    }
     values |= {name: value for name, value in variables.items() if isinstance(value, str)}
     assert resource_name(variables["TasksFunctionArn"]) == "SegmentedRenditionFunction"
     return json.loads(re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: values[m.group(1)], text))
@@ -686,6 +694,30 @@ def test_every_way_a_segmented_rendition_can_fail_is_answered(template):
         assert permanent == {"ErrorEquals": ["rejected", "failed"], "MaxAttempts": 0}
         assert faults["ErrorEquals"] == ["States.ALL"] and faults["MaxAttempts"] >= 2 and faults["BackoffRate"] > 1
     assert states["EncodeParts"]["MaxConcurrency"] == 40, "MaxConcurrency is a number (the SegmentMaxConcurrency parameter)"
+    assert definition["TimeoutSeconds"] == 7200, "the execution has a time limit (a number)"
+    # The Fail state's error is how the function tells an answered failure from one that is not
+    # (segmented_rendition::failure_from_execution_end, shared::contracts::segmented::ANSWERED_FAILURE).
+    assert states["RenditionFailed"]["Error"] == "SegmentedRenditionFailed"
+
+
+def test_executions_that_end_without_answering_are_answered_from_their_status_event(template):
+    resources = template["Resources"]
+    rule = resources["SegmentedRenditionEndedRule"]["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    # every end that is not a success, of this state machine only
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": "SegmentedRenditionStateMachine"}]
+    (target,) = rule["Targets"]
+    assert resource_name(target["Arn"]) == "SegmentedRenditionFunction"
+    permission = resources["SegmentedRenditionEndedPermission"]["Properties"]
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert resource_name(permission["SourceArn"]) == "SegmentedRenditionEndedRule"
+    # an event that could not be answered rests in a dead-letter queue, which alarms
+    function = resources["SegmentedRenditionFunction"]["Properties"]
+    destination = function["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert resource_name(destination["Destination"]) == "SegmentedRenditionDeadLetterQueue"
 
 
 def test_the_state_machine_may_only_invoke_its_tasks_function(template):

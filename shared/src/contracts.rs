@@ -436,6 +436,10 @@ mod tests {
         ("segmented-rendition-job.json", holds::<segmented::SegmentedJob>),
         ("segmented-rendition-plan.json", holds::<segmented::PlannedRendition>),
         ("segmented-rendition-part-done.json", holds::<segmented::PartDone>),
+        (
+            "segmented-rendition-execution-aborted.json",
+            holds::<segmented::SegmentedInvocation>,
+        ),
         ("result-mediaconvert-available.json", holds::<PipelineResult>),
         ("result-mediaconvert-failed.json", holds::<PipelineResult>),
         ("result-mediaconvert-canceled.json", holds::<PipelineResult>),

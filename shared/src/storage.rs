@@ -198,6 +198,27 @@ async fn upload_multipart(
     Ok(())
 }
 
+/// A presigned GET URL of `bucket/key`, valid for `ttl`: what ffprobe and ffmpeg read a source
+/// through, by byte ranges, instead of downloading it (they read the index and the stretch they
+/// need). It carries the caller's right to read the object, so it is never logged.
+pub async fn presigned_get_url(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    ttl: std::time::Duration,
+) -> Result<std::ffi::OsString, ProcessingError> {
+    let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
+        .map_err(|e| ProcessingError::retryable(Code::PresignFailed, e.to_string()))?;
+    let request = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .presigned(presigning)
+        .await
+        .map_err(|e| ProcessingError::from_sdk("S3 presign GetObject", e))?;
+    Ok(std::ffi::OsString::from(request.uri()))
+}
+
 /// Object metadata, when the object exists.
 pub async fn head_object(
     s3: &aws_sdk_s3::Client,

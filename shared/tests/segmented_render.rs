@@ -9,7 +9,9 @@ use std::process::Command;
 
 use shared::probe::MediaInfo;
 use shared::profiles::RenditionProfile;
-use shared::segments::{audio_args, join_args, segment_args, FrameRate, SegmentPlan};
+use shared::segments::{
+    audio_args, join_args, segment_command, FrameRate, SegmentPlan, DEFAULT_LEAD_IN_SECS, DEFAULT_LEAD_OUT_SECS,
+};
 
 fn ffmpeg(args: &[OsString]) {
     let out = Command::new("ffmpeg").args(args).output().expect("ffmpeg runs");
@@ -50,6 +52,18 @@ fn frame_times(file: &Path, stream: &str) -> Vec<f64> {
         .iter()
         .map(|t| t.parse().unwrap())
         .collect()
+}
+
+/// Presentation times of the video's keyframes.
+fn keyframe_times(file: &Path) -> Vec<f64> {
+    let mut times: Vec<f64> = ffprobe_lines(file, "v:0", "packet=pts_time,flags")
+        .iter()
+        .filter_map(|line| line.split_once(','))
+        .filter(|(_, flags)| flags.starts_with('K'))
+        .map(|(pts, _)| pts.parse().unwrap())
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
 }
 
 fn stream_end(file: &Path, stream: &str) -> f64 {
@@ -113,6 +127,15 @@ fn segmented_equals_single_pass(source: &Path, work: &Path, segment_secs: f64) -
         rate,
         profile.video.keyframe_interval_secs,
         segment_secs,
+        DEFAULT_LEAD_IN_SECS,
+        DEFAULT_LEAD_OUT_SECS,
+    );
+    assert!(
+        segments.segments[1..].iter().all(|s| s.lead_in_frames > 0)
+            && segments.segments[..segments.segments.len() - 1]
+                .iter()
+                .all(|s| s.lead_out_frames > 0),
+        "every join is made between a lead-out and a lead-in"
     );
 
     let single = work.join("single.mp4");
@@ -121,9 +144,11 @@ fn segmented_equals_single_pass(source: &Path, work: &Path, segment_secs: f64) -
     let appended = work.join("video.ts");
     let mut bytes = Vec::new();
     for segment in &segments.segments {
-        let part = work.join(format!("segment-{}.ts", segment.index));
-        ffmpeg(&segment_args(&profile, &plan, rate, segment, source.as_os_str(), &part));
-        bytes.extend(std::fs::read(&part).unwrap());
+        let dir = work.join(format!("segment-{}", segment.index));
+        std::fs::create_dir_all(&dir).unwrap();
+        let command = segment_command(&profile, &plan, rate, segment, source.as_os_str(), &dir);
+        ffmpeg(&command.args);
+        bytes.extend(std::fs::read(&command.output).unwrap());
     }
     std::fs::write(&appended, bytes).unwrap();
     let audio = work.join("audio.m4a");
@@ -139,6 +164,20 @@ fn segmented_equals_single_pass(source: &Path, work: &Path, segment_secs: f64) -
         assert!(
             (j - s).abs() < frame / 4.0,
             "frame {n}: joined at {j}, single pass at {s}"
+        );
+    }
+    // The keyframes are the single pass's: at every join and on its grid inside the segments.
+    let (single_keys, joined_keys) = (keyframe_times(&single), keyframe_times(&joined));
+    assert!(single_keys.len() > segments.segments.len(), "{single_keys:?}");
+    assert_eq!(
+        joined_keys.len(),
+        single_keys.len(),
+        "keyframes: joined {joined_keys:?}, single pass {single_keys:?}"
+    );
+    for (j, s) in joined_keys.iter().zip(&single_keys) {
+        assert!(
+            (j - s).abs() < frame / 4.0,
+            "keyframes: joined {joined_keys:?}, single pass {single_keys:?}"
         );
     }
     // Each frame is the single pass's picture: a frame shifted by one at a join scores far lower.

@@ -14,7 +14,8 @@
 //! A source longer than `SEGMENTED_ABOVE_SECS` (what one invocation can encode; the template's
 //! `SegmentedAboveSeconds`) is not encoded here: the worker starts one execution of the
 //! segmented-rendition state machine (`STATE_MACHINE_ARN`) for it and is done with the message.
-//! The execution is named after the source version and profile, so a duplicated notice finds it
+//! Such a source is not downloaded: ffprobe reads its duration through a presigned URL first
+//! (only when that cannot tell is the source downloaded and probed as any other). The execution is named after the source version and profile, so a duplicated notice finds it
 //! already started (`ExecutionAlreadyExists`) and starts nothing; the execution publishes the
 //! progress and the outcome (see the `segmented-rendition` function).
 //!
@@ -29,22 +30,26 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use shared::config::{ConfigError, EnvReader};
-use shared::contracts::segmented::SegmentedJob;
+use shared::contracts::segmented::{ExecutionInput, SegmentedJob};
 use shared::contracts::{
     Compute, Job, ObjectRef, PipelineResult, RenditionOutput, ResultStatus, UploadNotice, CONTRACT_VERSION,
 };
 use shared::ffmpeg::{Deadline, Supervised};
 use shared::ledger::{Ledger, OutcomeKey};
-use shared::probe::probe_file;
+use shared::probe::{probe_file, probe_file_with, Unreadable};
 use shared::profiles::RenditionProfile;
 use shared::renditions::{plan_note, probe_output, publish_rendition_result, OutputDescription};
 use shared::s3_event::MAX_KEY_BYTES;
 use shared::sqs::{deliveries, park_in_dead_letter_queue, parse_body, process_batch, Disposition};
 use shared::storage::{
-    decode_metadata_value, download_to_file, head_object, metadata_value, upload_file, work_dir, UploadOptions,
+    decode_metadata_value, download_to_file, head_object, metadata_value, presigned_get_url, upload_file, work_dir,
+    UploadOptions,
 };
 use shared::{Code, ErrorKind, ProcessingError};
 use tracing::Instrument;
+
+/// How long the URL the worker probes a source through stays valid (one ffprobe run).
+const REMOTE_PROBE_URL_TTL: Duration = Duration::from_secs(900);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -264,6 +269,26 @@ impl Worker {
         }
     }
 
+    /// The source's duration as ffprobe reads it through a presigned URL (the index, not the
+    /// media), if it has a video stream it can read; `None` leaves the decision to the download.
+    async fn remote_duration(&self, notice: &UploadNotice, deadline: Deadline) -> Option<f64> {
+        let url = presigned_get_url(&self.s3, &notice.bucket, &notice.key, REMOTE_PROBE_URL_TTL)
+            .await
+            .ok()?;
+        let unreadable = Unreadable {
+            code: Code::CorruptInput,
+            says: "ffprobe cannot read the source",
+        };
+        match probe_file_with(&self.config.ffprobe, url.as_ref(), deadline, &[], unreadable).await {
+            Ok(info) if info.video.is_some() => info.duration_secs,
+            Ok(_) => None,
+            Err(err) => {
+                tracing::info!(code = %err.code(), reason = %err.reason, "no duration through the URL; the download decides");
+                None
+            }
+        }
+    }
+
     /// Produces (or finds) the rendition of one source, or hands a long one to the state machine.
     pub async fn render(&self, notice: &UploadNotice, deadline: Deadline) -> Result<Rendered, ProcessingError> {
         let config = &self.config;
@@ -271,6 +296,20 @@ impl Worker {
         if let Some(existing) = self.existing_output(notice, &output_key).await? {
             tracing::info!(output_key, "rendition of this source version already exists; reused");
             return Ok(Rendered::Here(existing));
+        }
+
+        // A long source goes to the state machine without being downloaded here: ffprobe reads
+        // its index through a presigned URL. When that cannot tell (an empty or unreadable
+        // object, say), the download below does, and names what is wrong.
+        if let Some(state_machine_arn) = config.state_machine_arn.as_deref() {
+            if let Some(duration) = self.remote_duration(notice, deadline).await {
+                if duration > config.segmented_above_secs {
+                    tracing::info!(duration, "long source: handed to the state machine without a download");
+                    let execution = execution_name(&config.profile.name, notice);
+                    let job = self.segmented_job(notice, output_key, &execution);
+                    return self.start_segmented(state_machine_arn, execution, &job).await;
+                }
+            }
         }
 
         let workspace = work_dir(&config.work_dir, "rendition-")?;
@@ -372,7 +411,7 @@ impl Worker {
         name: String,
         job: &SegmentedJob,
     ) -> Result<Rendered, ProcessingError> {
-        let input = serde_json::to_string(&serde_json::json!({ "job": job }))
+        let input = serde_json::to_string(&ExecutionInput { job: job.clone() })
             .map_err(|e| ProcessingError::failed(Code::SerializeFailed, e.to_string()))?;
         let started = self
             .sfn

@@ -16,6 +16,12 @@
 //! * `answerFailure`: every state's `Catch` ends here: publish `failed` (or `rejected`) with the
 //!   task's code and reason, delete the scratch parts.
 //!
+//! It is also invoked, asynchronously, by an EventBridge rule with Step Functions' status event
+//! of every execution that ended other than in success. An execution that was stopped
+//! (`ABORTED`), ran out of time (`TIMED_OUT`) or failed without reaching its `RenditionFailed`
+//! state (its `answerFailure` gave up) is answered the same way from the job in the event's
+//! input; one that reached `RenditionFailed` has answered already ([`failure_from_execution_end`]).
+//!
 //! Errors reach Step Functions with the error name `retryable`, `rejected` or `failed` (what
 //! the state machine's `Retry` matches on) and the message `CODE: reason` (what
 //! `answerFailure` publishes).
@@ -24,11 +30,13 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::presigning::PresigningConfig;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use shared::config::{ConfigError, EnvReader};
-use shared::contracts::segmented::{Part, PartDone, PlannedRendition, SegmentTask, SegmentedJob, StatesError};
+use shared::contracts::segmented::{
+    ExecutionInput, ExecutionStatusChange, Part, PartDone, PlannedRendition, SegmentTask, SegmentedInvocation,
+    SegmentedJob, StatesError, ANSWERED_FAILURE,
+};
 use shared::contracts::{
     Compute, Job, ObjectRef, PipelineResult, Progress, RenditionOutput, ResultStatus, CONTRACT_VERSION,
 };
@@ -38,8 +46,10 @@ use shared::probe::{probe_file_with, Unreadable};
 use shared::profiles::RenditionProfile;
 use shared::publish::publish_json;
 use shared::renditions::{plan_note, probe_output, publish_rendition_result, OutputDescription};
-use shared::segments::{audio_args, join_args, segment_args, FrameRate, SegmentPlan};
-use shared::storage::{download_to_file, local_io, upload_file, work_dir, UploadOptions};
+use shared::segments::{
+    audio_args, join_args, segment_command, FrameRate, SegmentPlan, DEFAULT_LEAD_IN_SECS, DEFAULT_LEAD_OUT_SECS,
+};
+use shared::storage::{download_to_file, local_io, presigned_get_url, upload_file, work_dir, UploadOptions};
 use shared::{Code, ErrorKind, ProcessingError};
 
 #[derive(Debug, Clone)]
@@ -56,6 +66,12 @@ pub struct Config {
     /// `SEGMENT_SECONDS` (default 30): the output time one segment encodes, rounded to whole
     /// keyframe intervals of the profile.
     pub segment_seconds: f64,
+    /// `SEGMENT_LEAD_IN_SECS` (default [`DEFAULT_LEAD_IN_SECS`]): output time encoded before
+    /// each segment and dropped, so that rate control has settled at the join (0: none).
+    pub lead_in_secs: f64,
+    /// `SEGMENT_LEAD_OUT_SECS` (default [`DEFAULT_LEAD_OUT_SECS`]): output time encoded after
+    /// each segment and dropped, so that its last frames are coded as in a single pass (0: none).
+    pub lead_out_secs: f64,
     /// `PRICE_PER_GB_SECOND` (USD; default 0.0000133334, Lambda's arm64 list price).
     pub price_per_gb_second: f64,
 }
@@ -69,12 +85,24 @@ impl Config {
             work_dir: env.optional_or("WORK_DIR", std::env::temp_dir()),
             deadline_margin: Duration::from_secs(env.optional_or("DEADLINE_MARGIN_SECS", 15)),
             segment_seconds: env.optional_or("SEGMENT_SECONDS", 30.0),
+            lead_in_secs: env.optional_or("SEGMENT_LEAD_IN_SECS", DEFAULT_LEAD_IN_SECS),
+            lead_out_secs: env.optional_or("SEGMENT_LEAD_OUT_SECS", DEFAULT_LEAD_OUT_SECS),
             price_per_gb_second: env.optional_or("PRICE_PER_GB_SECOND", 0.0000133334),
         };
         env.check(
             config.segment_seconds >= 1.0,
             "SEGMENT_SECONDS",
             "must be at least 1 (seconds of output per segment)",
+        );
+        env.check(
+            (0.0..=10.0).contains(&config.lead_in_secs),
+            "SEGMENT_LEAD_IN_SECS",
+            "must be between 0 and 10 (seconds encoded before a segment and dropped)",
+        );
+        env.check(
+            (0.0..=10.0).contains(&config.lead_out_secs),
+            "SEGMENT_LEAD_OUT_SECS",
+            "must be between 0 and 10 (seconds encoded after a segment and dropped)",
         );
         env.finish()?;
         Ok(config)
@@ -108,12 +136,28 @@ impl From<TaskError> for Diagnostic {
 
 impl SegmentTasks {
     #[tracing::instrument(skip_all, fields(request_id = %event.context.request_id))]
-    pub async fn handle(&self, event: LambdaEvent<SegmentTask>) -> Result<Value, TaskError> {
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, TaskError> {
+        let LambdaEvent { payload, context } = event;
+        let answer = match invocation(payload) {
+            Err(err) => Err(err),
+            Ok(SegmentedInvocation::Task(task)) => self.run_task(task, &context).await,
+            Ok(SegmentedInvocation::ExecutionEnded(ended)) => {
+                let delivery = ended.id.as_deref().unwrap_or(&context.request_id);
+                self.answer_execution_end(&ended.detail, delivery).await
+            }
+        };
+        answer.map_err(|err| {
+            tracing::warn!(code = %err.code(), kind = %err.kind, reason = %err.reason, "task failed");
+            TaskError(err)
+        })
+    }
+
+    async fn run_task(&self, task: SegmentTask, context: &lambda_runtime::Context) -> Result<Value, ProcessingError> {
         let started = Instant::now();
-        let deadline = Deadline::from_epoch_millis(event.context.deadline, self.config.deadline_margin);
-        let memory_mb = u32::try_from(event.context.env_config.memory).unwrap_or(0);
-        let request_id = event.context.request_id.clone();
-        let answer = match event.payload {
+        let deadline = Deadline::from_epoch_millis(context.deadline, self.config.deadline_margin);
+        let memory_mb = u32::try_from(context.env_config.memory).unwrap_or(0);
+        let request_id = context.request_id.as_str();
+        match task {
             SegmentTask::Plan { job } => self.plan(&job, deadline, started).await.map(|plan| json!(plan)),
             SegmentTask::Encode { job, rendition, part } => self
                 .encode(&job, &rendition, &part, deadline, started)
@@ -125,7 +169,7 @@ impl SegmentTasks {
                 parts_done,
             } => {
                 let invocation = Invocation {
-                    request_id: &request_id,
+                    request_id,
                     started,
                     memory_mb,
                 };
@@ -133,15 +177,13 @@ impl SegmentTasks {
                     .await
                     .map(|output| json!({ "output": output }))
             }
-            SegmentTask::AnswerFailure { job, error } => self
-                .answer_failure(&job, &error, &request_id)
-                .await
-                .map(|code| json!({ "answered": code })),
-        };
-        answer.map_err(|err| {
-            tracing::warn!(code = %err.code(), kind = %err.kind, reason = %err.reason, "task failed");
-            TaskError(err)
-        })
+            SegmentTask::AnswerFailure { job, error } => {
+                let err = failure_from_states_error(&error);
+                self.publish_failure(&job, &err, request_id)
+                    .await
+                    .map(|code| json!({ "answered": code }))
+            }
+        }
     }
 
     /// Probes the source and cuts its output into parts.
@@ -174,6 +216,8 @@ impl SegmentTasks {
             rate,
             profile.video.keyframe_interval_secs,
             self.config.segment_seconds,
+            self.config.lead_in_secs,
+            self.config.lead_out_secs,
         );
         let mut parts: Vec<Part> = segments
             .segments
@@ -215,17 +259,22 @@ impl SegmentTasks {
         let profile = profile(&job.profile)?;
         let url = self.presigned_source(&job.source).await?;
         let workspace = work_dir(&self.config.work_dir, "segment-")?;
-        let output = workspace.path().join(part.file_name());
-        let args = match part {
-            Part::Video { segment } => segment_args(
-                &profile,
-                &rendition.picture,
-                rendition.segments.rate,
-                segment,
-                url.as_ref(),
-                &output,
-            ),
-            Part::Audio => audio_args(&profile, url.as_ref(), &output),
+        let (args, output) = match part {
+            Part::Video { segment } => {
+                let command = segment_command(
+                    &profile,
+                    &rendition.picture,
+                    rendition.segments.rate,
+                    segment,
+                    url.as_ref(),
+                    workspace.path(),
+                );
+                (command.args, command.output)
+            }
+            Part::Audio => {
+                let output = workspace.path().join(part.file_name());
+                (audio_args(&profile, url.as_ref(), &output), output)
+            }
         };
         Supervised::new(&self.config.ffmpeg, deadline)
             .args(args)
@@ -245,7 +294,7 @@ impl SegmentTasks {
             key,
             bytes,
             billed_ms: billed_ms(started),
-            scratch_bytes: bytes,
+            scratch_bytes: disk_used(workspace.path()),
         })
     }
 
@@ -367,21 +416,40 @@ impl SegmentTasks {
         Ok(output)
     }
 
-    /// Publishes what ended the execution: the task's own code and reason when a task named
-    /// one, else what Step Functions says.
-    #[tracing::instrument(skip_all, fields(key = %job.source.key, profile = %job.profile, error = %error.error))]
-    async fn answer_failure(
+    /// Publishes what ended the execution (from a `Catch`, or from the execution's end event)
+    /// and deletes its scratch parts.
+    #[tracing::instrument(skip_all, fields(key = %job.source.key, profile = %job.profile))]
+    async fn publish_failure(
         &self,
         job: &SegmentedJob,
-        error: &StatesError,
-        request_id: &str,
+        err: &ProcessingError,
+        delivery: &str,
     ) -> Result<Code, ProcessingError> {
-        let err = failure_from_states_error(error);
         tracing::error!(code = %err.code(), reason = %err.reason, "segmented rendition ended without its output");
-        let result = PipelineResult::from_error(Job::Rendition, job.source.clone(), Some(job.profile.clone()), &err);
-        self.answer(job, &result, request_id).await?;
+        let result = PipelineResult::from_error(Job::Rendition, job.source.clone(), Some(job.profile.clone()), err);
+        self.answer(job, &result, delivery).await?;
         self.delete_scratch(job).await;
         Ok(err.code())
+    }
+
+    /// Answers an execution that ended without `answerFailure` (aborted, timed out, or failed
+    /// in `answerFailure` itself); any other end was answered by the execution.
+    #[tracing::instrument(skip_all, fields(execution = %ended.name, status = %ended.status))]
+    async fn answer_execution_end(
+        &self,
+        ended: &ExecutionStatusChange,
+        delivery: &str,
+    ) -> Result<Value, ProcessingError> {
+        match failure_from_execution_end(ended)? {
+            None => {
+                tracing::info!("the execution answered for itself; nothing to add");
+                Ok(json!({ "skipped": ended.status }))
+            }
+            Some((job, err)) => self
+                .publish_failure(&job, &err, delivery)
+                .await
+                .map(|code| json!({ "answered": code })),
+        }
     }
 
     async fn answer(
@@ -409,17 +477,7 @@ impl SegmentTasks {
     }
 
     async fn presigned_source(&self, source: &ObjectRef) -> Result<OsString, ProcessingError> {
-        let presigning = PresigningConfig::expires_in(SOURCE_URL_TTL)
-            .map_err(|e| ProcessingError::retryable(Code::PresignFailed, e.to_string()))?;
-        let request = self
-            .s3
-            .get_object()
-            .bucket(&source.bucket)
-            .key(&source.key)
-            .presigned(presigning)
-            .await
-            .map_err(|e| ProcessingError::from_sdk("S3 presign GetObject", e))?;
-        Ok(OsString::from(request.uri()))
+        presigned_get_url(&self.s3, &source.bucket, &source.key, SOURCE_URL_TTL).await
     }
 
     async fn scratch_keys(&self, job: &SegmentedJob) -> Result<Vec<String>, ProcessingError> {
@@ -462,6 +520,21 @@ struct Invocation<'a> {
     request_id: &'a str,
     started: Instant,
     memory_mb: u32,
+}
+
+/// The bytes of the files directly in `dir` (a task's workspace: its part, and a segment's
+/// lead-in), which is what the task needed of local disk.
+fn disk_used(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.metadata().ok())
+                .filter(std::fs::Metadata::is_file)
+                .map(|metadata| metadata.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn billed_ms(started: Instant) -> u64 {
@@ -548,6 +621,61 @@ fn parts_in_join_order<'a>(
         ));
     }
     Ok((videos, audio))
+}
+
+/// What the function was invoked with; anything else is refused by name (it is then in the
+/// function's error, and for an EventBridge invoke in its dead-letter queue).
+pub fn invocation(payload: Value) -> Result<SegmentedInvocation, ProcessingError> {
+    serde_json::from_value(payload).map_err(|e| {
+        ProcessingError::rejected(
+            Code::MalformedEvent,
+            format!("neither a task of the state machine nor a Step Functions status event: {e}"),
+        )
+    })
+}
+
+/// What an execution's end asks this function to publish, if anything: the job and why it
+/// ended. A success, or a failure through the `RenditionFailed` state ([`ANSWERED_FAILURE`]),
+/// has been answered by the execution itself.
+pub fn failure_from_execution_end(
+    ended: &ExecutionStatusChange,
+) -> Result<Option<(SegmentedJob, ProcessingError)>, ProcessingError> {
+    let err = match (ended.status.as_str(), ended.error.as_deref()) {
+        ("FAILED", Some(ANSWERED_FAILURE)) => return Ok(None),
+        ("TIMED_OUT", _) => ProcessingError::failed(
+            Code::Timeout,
+            "the execution ran past the state machine's time limit (SegmentedExecutionTimeoutSeconds) and was stopped",
+        ),
+        ("ABORTED", _) => ProcessingError::failed(
+            Code::SegmentedRenditionFailed,
+            match ended.cause.as_deref().filter(|c| !c.is_empty()) {
+                Some(cause) => format!("the execution was stopped (ABORTED): {cause}"),
+                None => "the execution was stopped (ABORTED)".to_owned(),
+            },
+        ),
+        ("FAILED", error) => ProcessingError::failed(
+            Code::SegmentedRenditionFailed,
+            format!(
+                "the execution failed before it could answer: {}: {}",
+                error.unwrap_or("no error given"),
+                ended.cause.as_deref().unwrap_or("no cause given")
+            ),
+        ),
+        _ => return Ok(None),
+    };
+    let unreadable = |why: String| {
+        ProcessingError::rejected(
+            Code::MalformedEvent,
+            format!("execution {} ended {} but {why}", ended.name, ended.status),
+        )
+    };
+    let input = ended
+        .input
+        .as_deref()
+        .ok_or_else(|| unreadable("its event carries no input".to_owned()))?;
+    let input: ExecutionInput =
+        serde_json::from_str(input).map_err(|e| unreadable(format!("its input is not a segmented job: {e}")))?;
+    Ok(Some((input.job, err)))
 }
 
 /// What a `Catch` caught, as the result to publish. A task's own error carries its kind as the
@@ -647,6 +775,98 @@ mod tests {
         assert_eq!(diagnostic.error_message, "S3_READ_FAILED: connection reset");
         let back = failure_from_states_error(&states_error(&diagnostic.error_type, &diagnostic.error_message));
         assert_eq!(back.code(), Code::S3ReadFailed);
+    }
+
+    const ABORTED: &str = include_str!("../../../shared/fixtures/segmented-rendition-execution-aborted.json");
+
+    fn ended(status: &str, error: Option<&str>, cause: Option<&str>) -> ExecutionStatusChange {
+        let SegmentedInvocation::ExecutionEnded(event) = serde_json::from_str(ABORTED).unwrap() else {
+            panic!("the fixture is an execution's end");
+        };
+        ExecutionStatusChange {
+            status: status.to_owned(),
+            error: error.map(str::to_owned),
+            cause: cause.map(str::to_owned),
+            ..event.detail
+        }
+    }
+
+    #[test]
+    fn an_execution_that_ended_without_answering_is_answered_by_name() {
+        let (job, err) = failure_from_execution_end(&ended("ABORTED", None, None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.profile, "720p");
+        assert_eq!(job.source.key, "uploads/lecture 01.mp4");
+        assert_eq!(
+            (err.code(), err.kind),
+            (Code::SegmentedRenditionFailed, ErrorKind::Failed)
+        );
+        assert_eq!(err.reason, "the execution was stopped (ABORTED)");
+        let (_, err) = failure_from_execution_end(&ended("ABORTED", Some("Operator"), Some("wrong source")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(err.reason, "the execution was stopped (ABORTED): wrong source");
+
+        let (_, err) = failure_from_execution_end(&ended("TIMED_OUT", None, None))
+            .unwrap()
+            .unwrap();
+        assert_eq!((err.code(), err.kind), (Code::Timeout, ErrorKind::Failed));
+
+        // answerFailure itself gave up: the execution failed elsewhere than its Fail state.
+        let (_, err) = failure_from_execution_end(&ended("FAILED", Some("Lambda.ServiceException"), Some("down")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(err.code(), Code::SegmentedRenditionFailed);
+        assert_eq!(
+            err.reason,
+            "the execution failed before it could answer: Lambda.ServiceException: down"
+        );
+    }
+
+    #[test]
+    fn an_execution_that_answered_for_itself_is_not_answered_again() {
+        assert!(
+            failure_from_execution_end(&ended("FAILED", Some(ANSWERED_FAILURE), Some("answered")))
+                .unwrap()
+                .is_none()
+        );
+        assert!(failure_from_execution_end(&ended("SUCCEEDED", None, None))
+            .unwrap()
+            .is_none());
+        assert!(failure_from_execution_end(&ended("RUNNING", None, None))
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn an_end_without_a_readable_job_is_rejected_by_name() {
+        let mut without_input = ended("ABORTED", None, None);
+        without_input.input = None;
+        let err = failure_from_execution_end(&without_input).unwrap_err();
+        assert_eq!((err.code(), err.kind), (Code::MalformedEvent, ErrorKind::Rejected));
+        without_input.input = Some("{\"job\": 1}".to_owned());
+        let err = failure_from_execution_end(&without_input).unwrap_err();
+        assert!(err.reason.contains("is not a segmented job"), "{}", err.reason);
+    }
+
+    #[test]
+    fn anything_else_is_refused_by_name() {
+        let err = invocation(json!({ "left_by": "an-earlier-run" })).unwrap_err();
+        assert_eq!((err.code(), err.kind), (Code::MalformedEvent, ErrorKind::Rejected));
+        let err = invocation(json!({ "task": "transcode" })).unwrap_err();
+        assert_eq!(err.code(), Code::MalformedEvent);
+    }
+
+    #[test]
+    fn a_task_is_told_apart_from_an_execution_end() {
+        let task = json!({ "task": "plan", "job": serde_json::from_str::<Value>(include_str!(
+            "../../../shared/fixtures/segmented-rendition-job.json"
+        )).unwrap() });
+        assert!(matches!(
+            serde_json::from_value(task).unwrap(),
+            SegmentedInvocation::Task(SegmentTask::Plan { .. })
+        ));
     }
 
     fn plan_of(parts: Vec<Part>) -> PlannedRendition {

@@ -1,7 +1,10 @@
+// The runtime's future nests the tasks' futures (plan, encode, join, answers) deeper than the
+// compiler's default query depth when it computes their layout.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use segmented_rendition::{Config, SegmentTasks};
 use shared::config::EnvReader;
-use shared::contracts::segmented::SegmentTask;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -15,5 +18,8 @@ async fn main() -> Result<(), Error> {
         config,
     };
     let tasks = &tasks;
-    run(service_fn(move |event: LambdaEvent<SegmentTask>| tasks.handle(event))).await
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        tasks.handle(event)
+    }))
+    .await
 }

@@ -6,9 +6,14 @@
 //! 3. `join`: append the video parts, mux the audio, write the output, publish `available`;
 //! 4. `answerFailure`, from every state's `Catch`: publish what ended the execution.
 //!
-//! The rendition worker starts the execution with a [`SegmentedJob`] under `job`.
+//! The rendition worker starts the execution with an [`ExecutionInput`]. An execution that ends
+//! without passing through `answerFailure` (aborted, timed out, or failed in `answerFailure`
+//! itself) is answered by the same function from EventBridge's [`ExecutionStatusChange`] event:
+//! the function is invoked with either, a [`SegmentedInvocation`].
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::contracts::ObjectRef;
 use crate::profiles::RenditionPlan;
@@ -31,6 +36,54 @@ pub struct SegmentedJob {
     /// Where the parts are written (under the output bucket's `scratch/`, which a lifecycle
     /// rule empties), one folder per execution.
     pub scratch_prefix: String,
+}
+
+/// What the rendition worker starts an execution with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionInput {
+    pub job: SegmentedJob,
+}
+
+/// What the `segmented-rendition` function is invoked with: a task of its state machine
+/// (synchronously, by Step Functions), or the news that one of its executions ended
+/// (asynchronously, by the EventBridge rule in the template).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SegmentedInvocation {
+    Task(SegmentTask),
+    ExecutionEnded(EventBridgeEvent<ExecutionStatusChange>),
+}
+
+/// The error of the state machine's `RenditionFailed` state (`infra/template.yaml`), which an
+/// execution reaches after `answerFailure` has published its outcome.
+pub const ANSWERED_FAILURE: &str = "SegmentedRenditionFailed";
+
+/// The `detail-type` of the event Step Functions sends to EventBridge (source `aws.states`) on
+/// every status change of a standard workflow's execution.
+pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+
+/// The `detail` of an [`EXECUTION_STATUS_CHANGE`] event, as Step Functions documents it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionStatusChange {
+    pub execution_arn: String,
+    pub state_machine_arn: String,
+    pub name: String,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED` (or `PENDING_REDRIVE`).
+    pub status: String,
+    /// Epoch milliseconds.
+    pub start_date: Option<i64>,
+    pub stop_date: Option<i64>,
+    /// The execution's input as JSON text (an [`ExecutionInput`]); `None` when it is larger than
+    /// the event carries (248 KiB), which a job never is.
+    pub input: Option<String>,
+    pub output: Option<String>,
+    /// A failed execution's error and cause (its Fail state's, or the one that ended it).
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// The other documented fields (`inputDetails`, the redrive status, …), kept as they came.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 /// The task the state machine asks the `segmented-rendition` function for.
@@ -101,8 +154,8 @@ pub struct PartDone {
     pub key: String,
     pub bytes: u64,
     pub billed_ms: u64,
-    /// The most local disk the task used (its output; the source is read by ranges, never
-    /// stored): what bounds a segment's ephemeral storage.
+    /// The local disk the task used: its output, and a segment's dropped lead-in (the source
+    /// is read by ranges, never stored). What bounds a segment's ephemeral storage.
     pub scratch_bytes: u64,
 }
 

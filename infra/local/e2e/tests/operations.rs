@@ -274,6 +274,7 @@ async fn without_a_queue_redrive_lists_every_dead_letter_queue_with_its_depth() 
         "MediaConvertResultsDeadLetterQueueUrl",
         "GifJobsDeadLetterQueueUrl",
         "ClipRequestsDeadLetterQueueUrl",
+        "SegmentedRenditionDeadLetterQueueUrl",
     ]
     .map(String::from)
     .into_iter()

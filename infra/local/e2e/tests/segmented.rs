@@ -13,7 +13,8 @@ use harness::{
     list_keys, rendition_profiles, unique_suffix, upload, upload_notice, SampleSpec, SegmentedExecution, Tap, TestEnv,
 };
 use serde_json::Value;
-use shared::contracts::{PipelineResult, ResultStatus};
+use shared::contracts::segmented::{ExecutionInput, SegmentedJob};
+use shared::contracts::{ObjectRef, PipelineResult, ResultStatus};
 use shared::Code;
 
 /// How long one profile's segmented rendition may take on two shared cores.
@@ -35,10 +36,9 @@ const LONG: SampleSpec = SampleSpec {
 };
 const LONG_SECONDS: f64 = 1800.0;
 
-/// Every pipeline result for `key` until each profile has answered with a final status, then
-/// for [`SETTLE`] more (a second answer would arrive then), progress included.
-async fn results_for(tap: &Tap, key: &str) -> Vec<PipelineResult> {
-    let profiles = rendition_profiles().len();
+/// Every pipeline result for `key` until `profiles` profiles have answered with a final status,
+/// then for [`SETTLE`] more (a second answer would arrive then), progress included.
+async fn results_for(tap: &Tap, key: &str, profiles: usize) -> Vec<PipelineResult> {
     let mine = |value: &Value| value.pointer("/source/key").and_then(Value::as_str) == Some(key);
     let finals = |values: &[Value]| {
         values
@@ -62,6 +62,14 @@ async fn results_for(tap: &Tap, key: &str) -> Vec<PipelineResult> {
         .into_iter()
         .map(|v| serde_json::from_value(v).unwrap())
         .collect()
+}
+
+/// `result` is `failed` with `code`, and its message starts with `message_start`.
+fn assert_failed(result: &PipelineResult, code: Code, message_start: &str) {
+    assert_eq!(result.status, ResultStatus::Failed, "{result:#?}");
+    let reason = result.reason.as_ref().unwrap();
+    assert_eq!(reason.code, code, "{reason:?}");
+    assert!(reason.message.starts_with(message_start), "{}", reason.message);
 }
 
 fn of_profile<'a>(results: &'a [PipelineResult], profile: &str) -> Vec<&'a PipelineResult> {
@@ -183,7 +191,7 @@ async fn a_long_source_is_rendered_in_segments_frame_exact_once_despite_a_duplic
         env.outputs.get("SegmentedRenditionFunctionName").to_owned(),
         Duration::from_secs(120),
     ));
-    let results = results_for(&tap, &key).await;
+    let results = results_for(&tap, &key, rendition_profiles().len()).await;
     tap.close().await;
     assert!(killer.await.unwrap(), "no segment task was seen running ffmpeg to kill");
 
@@ -294,7 +302,7 @@ async fn a_corrupt_stretch_mid_file_fails_the_segmented_rendition_by_name_with_n
     harness::upload_bytes(&env.clients.s3, env.source_bucket(), &key, bytes)
         .await
         .unwrap();
-    let results = results_for(&tap, &key).await;
+    let results = results_for(&tap, &key, rendition_profiles().len()).await;
     tap.close().await;
     for profile in rendition_profiles() {
         let finals: Vec<_> = of_profile(&results, profile)
@@ -302,15 +310,8 @@ async fn a_corrupt_stretch_mid_file_fails_the_segmented_rendition_by_name_with_n
             .filter(|r| r.status != ResultStatus::InProgress)
             .collect();
         assert_eq!(finals.len(), 1, "{profile}: {finals:#?}");
-        let result = finals[0];
-        assert_eq!(result.status, ResultStatus::Failed, "{result:#?}");
-        let reason = result.reason.as_ref().unwrap();
-        assert_eq!(reason.code, Code::CorruptInput, "{reason:?}");
-        assert!(
-            reason.message.starts_with("segment "),
-            "names the segment: {}",
-            reason.message
-        );
+        // named by the segment where the damage is
+        assert_failed(finals[0], Code::CorruptInput, "segment ");
         // No partial object at the final key, and no part left in scratch.
         let at_final_key = list_keys(&env.clients.s3, env.output_bucket(), &format!("renditions/{key}/"))
             .await
@@ -323,4 +324,65 @@ async fn a_corrupt_stretch_mid_file_fails_the_segmented_rendition_by_name_with_n
         assert_eq!(execution.status, "FAILED", "{execution:?}");
         assert_no_scratch_left(&env, execution).await;
     }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: `make test` runs it"]
+async fn a_stopped_execution_is_answered_as_failed_by_name_and_its_scratch_cleared() {
+    let env = TestEnv::load().await;
+    let suffix = unique_suffix();
+    // No encode is needed: the execution is stopped before its plan runs, so its source need
+    // not exist, and a part is put in its scratch by hand.
+    let key = format!("elsewhere/e2e/{suffix}/stopped by an operator.mp4");
+    let name = format!("e2e-stopped-{suffix}");
+    let job = SegmentedJob {
+        version: 1,
+        source: ObjectRef {
+            bucket: env.source_bucket().to_owned(),
+            key: key.clone(),
+            etag: None,
+        },
+        source_version: suffix.clone(),
+        profile: rendition_profiles()[0].to_owned(),
+        output_bucket: env.output_bucket().to_owned(),
+        output_key: format!("renditions/{key}/{}.mp4", rendition_profiles()[0]),
+        scratch_prefix: format!("scratch/renditions/{name}/"),
+    };
+    harness::upload_bytes(
+        &env.clients.s3,
+        env.output_bucket(),
+        &format!("{}video-00000.ts", job.scratch_prefix),
+        vec![0x47; 188],
+    )
+    .await
+    .unwrap();
+    let tap = env.results_tap("segmented-stopped").await;
+    let sfn = &env.clients.sfn;
+    let started = sfn
+        .start_execution()
+        .state_machine_arn(env.outputs.get("SegmentedRenditionStateMachineArn"))
+        .name(&name)
+        .input(serde_json::to_string(&ExecutionInput { job }).unwrap())
+        .send()
+        .await
+        .unwrap();
+    sfn.stop_execution()
+        .execution_arn(started.execution_arn())
+        .cause("stopped by the e2e test")
+        .send()
+        .await
+        .unwrap();
+
+    let results = results_for(&tap, &key, 1).await;
+    tap.close().await;
+    assert_eq!(results.len(), 1, "one answer: {results:#?}");
+    assert_failed(
+        &results[0],
+        Code::SegmentedRenditionFailed,
+        "the execution was stopped (ABORTED)",
+    );
+    let executions = env.segmented_executions(&key).await;
+    assert_eq!(executions.len(), 1, "{executions:#?}");
+    assert_eq!(executions[0].status, "ABORTED");
+    assert_no_scratch_left(&env, &executions[0]).await;
 }
