@@ -15,7 +15,8 @@
 //! `SegmentedAboveSeconds`) is not encoded here: the worker starts one execution of the
 //! segmented-rendition state machine (`STATE_MACHINE_ARN`) for it and is done with the message.
 //! Such a source is not downloaded: ffprobe reads its duration through a presigned URL first
-//! (only when that cannot tell is the source downloaded and probed as any other). The execution is named after the source version and profile, so a duplicated notice finds it
+//! (only when that cannot tell is the source downloaded and probed as any other). The
+//! execution is named after the source version and profile, so a duplicated notice finds it
 //! already started (`ExecutionAlreadyExists`) and starts nothing; the execution publishes the
 //! progress and the outcome (see the `segmented-rendition` function).
 //!
