@@ -37,7 +37,7 @@ use shared::contracts::{
 };
 use shared::ffmpeg::{Deadline, Supervised};
 use shared::ledger::{Ledger, OutcomeKey};
-use shared::probe::{probe_file, probe_file_with, Unreadable};
+use shared::probe::{probe_file, probe_file_with, MediaInfo, Unreadable};
 use shared::profiles::RenditionProfile;
 use shared::renditions::{plan_note, probe_output, publish_rendition_result, OutputDescription};
 use shared::s3_event::MAX_KEY_BYTES;
@@ -270,9 +270,9 @@ impl Worker {
         }
     }
 
-    /// The source's duration as ffprobe reads it through a presigned URL (the index, not the
-    /// media), if it has a video stream it can read; `None` leaves the decision to the download.
-    async fn remote_duration(&self, notice: &UploadNotice, deadline: Deadline) -> Option<f64> {
+    /// The source as ffprobe reads it through a presigned URL (the index, not the media), if it
+    /// has a video stream it can read; `None` leaves the decision to the download.
+    async fn remote_probe(&self, notice: &UploadNotice, deadline: Deadline) -> Option<MediaInfo> {
         let url = presigned_get_url(&self.s3, &notice.bucket, &notice.key, REMOTE_PROBE_URL_TTL)
             .await
             .ok()?;
@@ -281,10 +281,10 @@ impl Worker {
             says: "ffprobe cannot read the source",
         };
         match probe_file_with(&self.config.ffprobe, url.as_ref(), deadline, &[], unreadable).await {
-            Ok(info) if info.video.is_some() => info.duration_secs,
+            Ok(info) if info.video.is_some() => Some(info),
             Ok(_) => None,
             Err(err) => {
-                tracing::info!(code = %err.code(), reason = %err.reason, "no duration through the URL; the download decides");
+                tracing::info!(code = %err.code(), reason = %err.reason, "no probe through the URL; the download decides");
                 None
             }
         }
@@ -302,8 +302,11 @@ impl Worker {
         // A long source goes to the state machine without being downloaded here: ffprobe reads
         // its index through a presigned URL. When that cannot tell (an empty or unreadable
         // object, say), the download below does, and names what is wrong.
+        // A short source keeps this probe: the downloaded file is the same object.
+        let mut probed = None;
         if let Some(state_machine_arn) = config.state_machine_arn.as_deref() {
-            if let Some(duration) = self.remote_duration(notice, deadline).await {
+            probed = self.remote_probe(notice, deadline).await;
+            if let Some(duration) = probed.as_ref().and_then(|info| info.duration_secs) {
                 if duration > config.segmented_above_secs {
                     tracing::info!(duration, "long source: handed to the state machine without a download");
                     let execution = execution_name(&config.profile.name, notice);
@@ -326,7 +329,10 @@ impl Worker {
                 "the source object is empty (0 bytes)",
             ));
         }
-        let info = probe_file(&config.ffprobe, &source_path, deadline).await?;
+        let info = match probed {
+            Some(info) => info,
+            None => probe_file(&config.ffprobe, &source_path, deadline).await?,
+        };
         info.require_video()?;
         let plan = config.profile.plan(&info).expect("a video stream was required above");
         let duration = info.duration_secs.unwrap_or(0.0);

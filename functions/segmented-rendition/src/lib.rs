@@ -523,7 +523,7 @@ struct Invocation<'a> {
 }
 
 /// The bytes of the files directly in `dir` (a task's workspace: its part, and a segment's
-/// lead-in), which is what the task needed of local disk.
+/// dropped lead-in and lead-out), which is what the task needed of local disk.
 fn disk_used(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
