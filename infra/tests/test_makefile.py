@@ -94,7 +94,7 @@ def test_make_test_runs_its_end_to_end_tests_on_a_stack_of_its_own():
     assert f"trap 'make --no-print-directory stack-down LOCAL_STACK_PORT={test_port} LOCAL_STATE_DIR={test_state}' EXIT" in printed
     assert f">{test_state}/stack-outputs.json" in printed
     assert f"GifSourceLoopbackAllowList=127.0.0.1:{test_port}," in printed
-    assert "cargo test -p e2e --tests" in printed
+    assert "cargo test --workspace --tests --no-fail-fast -- --ignored" in printed
     assert builds_into(values["SAM_BUILD_DIR"], printed), "the sam build cache is shared"
     assert make("-n", "test").stdout.count("make --no-print-directory e2e") == 1
 

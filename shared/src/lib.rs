@@ -5,6 +5,7 @@
 //! * [`s3_event`]: S3 event key decoding and the `s3:TestEvent` check.
 //! * [`ffmpeg`]: ffmpeg/ffprobe as supervised children with an argument vector and a deadline.
 //! * [`probe`]: ffprobe's report as typed data.
+//! * [`source_fence`]: the demuxers and protocols an uploaded source may be read with.
 //! * [`storage`]: streaming S3 download and (multipart) upload, never buffering a whole object.
 //! * [`contracts`]: the messages the functions exchange, versioned, with JSON fixtures.
 //! * [`profiles`]: rendition profiles, read from `job-templates/renditions/`.
@@ -39,6 +40,7 @@ pub mod publish;
 pub mod renditions;
 pub mod s3_event;
 pub mod segments;
+pub mod source_fence;
 pub mod source_url;
 pub mod sqs;
 pub mod storage;

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::ffmpeg::{Deadline, RunError, Supervised};
+use crate::source_fence::source_fence;
 use crate::{Code, ProcessingError};
 
 /// What the pipeline needs to know about a media file.
@@ -81,13 +82,25 @@ impl MediaInfo {
     }
 }
 
-/// Runs ffprobe on a local file. A file ffprobe cannot read is rejected as `CORRUPT_INPUT`.
+/// Runs ffprobe on a local file we trust the container of (an output of ours; a source goes
+/// through [`probe_source`]). A file ffprobe cannot read is rejected as `CORRUPT_INPUT`.
 pub async fn probe_file(ffprobe: &Path, file: &Path, deadline: Deadline) -> Result<MediaInfo, ProcessingError> {
     let unreadable = Unreadable {
         code: Code::CorruptInput,
         says: "ffprobe cannot read the file",
     };
     probe_file_with(ffprobe, file, deadline, &[], unreadable).await
+}
+
+/// Runs ffprobe on an uploaded source, a local file or a presigned URL, fenced in by
+/// [`source_fence`]: a source its demuxers or protocols cannot read is `unreadable`.
+pub async fn probe_source(
+    ffprobe: &Path,
+    source: &Path,
+    deadline: Deadline,
+    unreadable: Unreadable,
+) -> Result<MediaInfo, ProcessingError> {
+    probe_file_with(ffprobe, source, deadline, &source_fence(source.as_os_str()), unreadable).await
 }
 
 /// How a file that ffprobe cannot read is rejected: the code, and what the reason says before

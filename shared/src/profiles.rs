@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ffmpeg::ffmpeg_base_args;
 use crate::probe::MediaInfo;
+use crate::source_fence::source_fence;
 
 include!(concat!(env!("OUT_DIR"), "/built_in_profiles.rs"));
 
@@ -123,6 +124,7 @@ impl RenditionProfile {
         }
         filters.push(self.picture_filters(plan));
         let mut args = ffmpeg_base_args();
+        args.extend(source_fence(input.as_os_str()));
         args.push("-i".into());
         args.push(input.as_os_str().to_owned());
         args.extend(
@@ -317,6 +319,10 @@ mod tests {
         let p = RenditionProfile::built_in("720p").unwrap();
         let plan = p.plan(&source(1920, 1080, 60.0, 0, true)).unwrap();
         let args = p.ffmpeg_args(&plan, Path::new("/tmp/my source+1.mov"), Path::new("/tmp/out.mp4"));
+        assert!(
+            crate::source_fence::is_fenced(&args, "/tmp/my source+1.mov".as_ref()),
+            "{args:?}"
+        );
         let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
         let pos = |flag: &str| {
             args.iter()

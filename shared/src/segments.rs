@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ffmpeg::ffmpeg_base_args;
 use crate::profiles::{RenditionPlan, RenditionProfile};
+use crate::source_fence::source_fence;
 
 /// How far segment timestamps are moved up (seconds), and moved back at the join.
 pub const TS_OFFSET_SECS: u32 = 10;
@@ -223,6 +224,7 @@ pub fn segment_command(
         let seek = rate.seconds_at(encode_from - 1);
         args.extend(["-ss".into(), OsString::from(format!("{seek:.6}"))]);
     }
+    args.extend(source_fence(input));
     args.push("-copyts".into());
     args.push("-i".into());
     args.push(input.to_owned());
@@ -301,6 +303,7 @@ fn forced_keyframes(profile: &RenditionProfile, segment: &Segment, start: f64) -
 /// The ffmpeg arguments that encode the whole source's first audio stream once, to MP4 audio.
 pub fn audio_args(profile: &RenditionProfile, input: &OsStr, output: &Path) -> Vec<OsString> {
     let mut args = ffmpeg_base_args();
+    args.extend(source_fence(input));
     args.push("-i".into());
     args.push(input.to_owned());
     args.extend(["-map", "0:a:0", "-vn"].map(OsString::from));
@@ -335,6 +338,7 @@ pub fn join_args(profile: &RenditionProfile, video: &Path, audio: Option<&Path>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source_fence::is_fenced;
 
     #[test]
     fn probed_rates_become_exact_ones() {
@@ -374,17 +378,22 @@ mod tests {
         assert_eq!(SegmentPlan::new(0.0, rate, 2.0, 20.0, 0.0, 0.0).segments.len(), 1);
     }
 
-    /// The 720p profile's command for frames 600..1200 (20 s to 40 s at 30 fps) of a 640x360
-    /// source, with the given lead-in and lead-out: its output and its arguments as text.
-    fn segment_command_of(lead_in_frames: u64, lead_out_frames: u64, input: &str) -> (PathBuf, Vec<String>) {
-        let profile = RenditionProfile::built_in("720p").unwrap();
-        let plan = RenditionPlan {
+    /// The 720p profile's picture for a 640x360 source with sound.
+    fn plan_of_a_360p_source() -> RenditionPlan {
+        RenditionPlan {
             width: 640,
             height: 360,
             upscale_avoided: true,
             fps_cap: None,
             has_audio: true,
-        };
+        }
+    }
+
+    /// The 720p profile's command for frames 600..1200 (20 s to 40 s at 30 fps) of a 640x360
+    /// source, with the given lead-in and lead-out: its output and its arguments as text.
+    fn segment_command_of(lead_in_frames: u64, lead_out_frames: u64, input: &str) -> (PathBuf, Vec<String>) {
+        let profile = RenditionProfile::built_in("720p").unwrap();
+        let plan = plan_of_a_360p_source();
         let segment = Segment {
             index: 1,
             first_frame: 600,
@@ -437,6 +446,19 @@ mod tests {
         // cut after the lead-in, and after the segment's 600 frames
         assert_eq!(after("-segment_frames"), "30,630");
         assert_eq!(args.last().unwrap(), "/tmp/1/part-%d.ts");
+    }
+
+    #[test]
+    fn every_read_of_the_source_is_fenced_to_its_demuxers_and_its_url_scheme() {
+        let profile = RenditionProfile::built_in("720p").unwrap();
+        let plan = plan_of_a_360p_source();
+        let url = OsString::from("https://bucket.s3.amazonaws.com/k?X-Amz-Signature=1");
+        let rate = FrameRate { num: 30, den: 1 };
+        for segment in SegmentPlan::new(65.0, rate, 2.0, 20.0, 1.0, 0.5).segments {
+            let command = segment_command(&profile, &plan, rate, &segment, &url, Path::new("/tmp/1"));
+            assert!(is_fenced(&command.args, &url), "{:?}", command.args);
+        }
+        assert!(is_fenced(&audio_args(&profile, &url, Path::new("/tmp/a.mp4")), &url));
     }
 
     #[test]

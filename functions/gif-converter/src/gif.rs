@@ -1,33 +1,21 @@
 //! The ffmpeg side: probing a fetched source without letting its container reach out, and the
 //! two-pass palette GIF (plus the one-pass GIF that `make bench` compares it with).
 //!
-//! A fetched file is hostile input to ffmpeg too: an HLS playlist or a concat list "video" would
-//! make ffmpeg open whatever URLs or local files it names, which is the very request forgery the
-//! fetcher refuses. So every read of a source names the demuxers allowed
-//! (`-format_whitelist`: real containers only, no playlists, no concat, no image sequences) and
-//! the protocols allowed (`-protocol_whitelist file`).
+//! A fetched file is hostile input to ffmpeg too: every read of it is fenced in by
+//! [`shared::source_fence`] (real containers only, the local file protocol only), so that a
+//! playlist "video" cannot make ffmpeg fetch what the fetcher refuses.
 
 use std::ffi::OsString;
 use std::path::Path;
 
 use shared::ffmpeg::{ffmpeg_base_args, Deadline, Supervised};
 use shared::gif::GifParams;
-use shared::probe::{probe_file_with, MediaInfo, Unreadable};
+use shared::probe::{self, MediaInfo, Unreadable};
+use shared::source_fence::source_fence;
 use shared::{Code, ProcessingError};
 
-/// Demuxers a source may be read with: containers that carry their media inline.
-pub const SOURCE_FORMATS: &str =
-    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,ogg,asf,mxf,ivf,h264,hevc,m4v";
-
-/// The input options that fence a source in: allowed demuxers, local file protocol only.
-fn fence_args() -> Vec<OsString> {
-    ["-format_whitelist", SOURCE_FORMATS, "-protocol_whitelist", "file"]
-        .map(OsString::from)
-        .to_vec()
-}
-
 fn source_input_args(source: &Path, params: &GifParams) -> Vec<OsString> {
-    let mut args = fence_args();
+    let mut args = source_fence(source.as_os_str());
     // Input seeking: fast, and exact since ffmpeg decodes from the previous keyframe.
     args.extend([
         "-ss".into(),
@@ -46,7 +34,7 @@ pub async fn probe_source(ffprobe: &Path, source: &Path, deadline: Deadline) -> 
         code: Code::NotVideo,
         says: "the source is not a video ffprobe can read",
     };
-    let info = probe_file_with(ffprobe, source, deadline, &fence_args(), unreadable).await?;
+    let info = probe::probe_source(ffprobe, source, deadline, unreadable).await?;
     info.require_video()?;
     Ok(info)
 }

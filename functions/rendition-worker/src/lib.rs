@@ -37,7 +37,7 @@ use shared::contracts::{
 };
 use shared::ffmpeg::{Deadline, Supervised};
 use shared::ledger::{Ledger, OutcomeKey};
-use shared::probe::{probe_file, probe_file_with, MediaInfo, Unreadable};
+use shared::probe::{probe_source, MediaInfo, Unreadable};
 use shared::profiles::RenditionProfile;
 use shared::renditions::{plan_note, probe_output, publish_rendition_result, OutputDescription};
 use shared::s3_event::MAX_KEY_BYTES;
@@ -280,7 +280,7 @@ impl Worker {
             code: Code::CorruptInput,
             says: "ffprobe cannot read the source",
         };
-        match probe_file_with(&self.config.ffprobe, url.as_ref(), deadline, &[], unreadable).await {
+        match probe_source(&self.config.ffprobe, url.as_ref(), deadline, unreadable).await {
             Ok(info) if info.video.is_some() => Some(info),
             Ok(_) => None,
             Err(err) => {
@@ -331,7 +331,13 @@ impl Worker {
         }
         let info = match probed {
             Some(info) => info,
-            None => probe_file(&config.ffprobe, &source_path, deadline).await?,
+            None => {
+                let unreadable = Unreadable {
+                    code: Code::CorruptInput,
+                    says: "ffprobe cannot read the file",
+                };
+                probe_source(&config.ffprobe, &source_path, deadline, unreadable).await?
+            }
         };
         info.require_video()?;
         let plan = config.profile.plan(&info).expect("a video stream was required above");

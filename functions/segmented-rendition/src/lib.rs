@@ -42,7 +42,7 @@ use shared::contracts::{
 };
 use shared::ffmpeg::{Deadline, RunError, Supervised};
 use shared::ledger::Ledger;
-use shared::probe::{probe_file_with, Unreadable};
+use shared::probe::{probe_source, Unreadable};
 use shared::profiles::RenditionProfile;
 use shared::publish::publish_json;
 use shared::renditions::{plan_note, probe_output, publish_rendition_result, OutputDescription};
@@ -200,7 +200,7 @@ impl SegmentTasks {
             code: Code::CorruptInput,
             says: "ffprobe cannot read the source",
         };
-        let info = probe_file_with(&self.config.ffprobe, url.as_ref(), deadline, &[], unreadable).await?;
+        let info = probe_source(&self.config.ffprobe, url.as_ref(), deadline, unreadable).await?;
         let video = info.require_video()?;
         let picture = profile.plan(&info).expect("a video stream was required above");
         let fps = picture.fps_cap.or(video.fps).unwrap_or(0.0);

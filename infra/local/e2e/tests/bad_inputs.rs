@@ -314,6 +314,21 @@ async fn matroska(dir: &Path) -> Vec<u8> {
     encoded(dir, TEST_PATTERN, H264, "matroska").await
 }
 
+/// An HLS playlist whose one segment is a video elsewhere in the source bucket, outside the
+/// upload prefixes, at the stack's plain HTTP address (the emulator does not check signatures).
+/// Unfenced, the worker's probe through the presigned URL followed it (checked by hand with
+/// ffprobe; a playlist read from a local file may only name local files), and a long one would
+/// be rendered by the segment tasks, which read through URLs too: request forgery from inside
+/// the functions. Fenced, it is not a container that may be read.
+async fn playlist_reaching_out(r: &Run) -> Vec<u8> {
+    let video = encoded(r.env.work.path(), TEST_PATTERN, H264, "mpegts").await;
+    let key = format!("private/bad-{}/elsewhere.ts", r.run);
+    let bucket = r.out("SourceBucketName");
+    upload_bytes(&r.env.clients.s3, &bucket, &key, video).await.unwrap();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the stack's endpoint (infra/local/stack.sh run)");
+    format!("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{endpoint}/{bucket}/{key}\n#EXT-X-ENDLIST\n").into_bytes()
+}
+
 /// An H.264 MP4 as cameras write it: the index (`moov`) at the end, after the media data.
 async fn index_last_mp4(dir: &Path) -> Vec<u8> {
     encoded(dir, TEST_PATTERN, H264, "mp4").await
@@ -349,6 +364,7 @@ async fn uploads(r: &Run) {
     let mkv = matroska(r.env.work.path()).await;
     let plain = index_last_mp4(r.env.work.path()).await;
     let prefix = format!("uploads/bad-{}/", r.run);
+    let playlist = playlist_reaching_out(r).await;
     let long_name = format!("{}.mp4", "L".repeat(1010 - prefix.len() - 4));
     let cases: Vec<(&str, String, Vec<u8>, String)> = vec![
         (
@@ -409,6 +425,12 @@ async fn uploads(r: &Run) {
             "text named .mp4",
             "notes.mp4".into(),
             b"just some text\n".repeat(200),
+            renditions(rejected(Code::CorruptInput)),
+        ),
+        (
+            "HLS playlist named .mp4, naming another object",
+            "playlist.mp4".into(),
+            playlist,
             renditions(rejected(Code::CorruptInput)),
         ),
         (
