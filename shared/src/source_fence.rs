@@ -40,6 +40,20 @@ pub fn source_fence(input: &OsStr) -> Vec<OsString> {
     .to_vec()
 }
 
+/// [`source_fence`] for a concat list of ours that names local sources (a piece of a recording to
+/// copy from its `inpoint` to its `outpoint`): the list itself is read with the `concat`
+/// demuxer, and ffmpeg passes both whitelists on to the files the list opens.
+pub fn concat_of_sources_fence() -> Vec<OsString> {
+    [
+        "-format_whitelist".into(),
+        format!("concat,{SOURCE_FORMATS}"),
+        "-protocol_whitelist".into(),
+        "file".into(),
+    ]
+    .map(OsString::from)
+    .to_vec()
+}
+
 /// Whether `args` fence the input that follows their `-i` `input` (test helper for the callers'
 /// own tests: every source read must be fenced).
 pub fn is_fenced(args: &[OsString], input: &OsStr) -> bool {

@@ -21,6 +21,7 @@ use std::path::Path;
 
 use shared::contracts::clip::ClipMode;
 use shared::ffmpeg::{ffmpeg_base_args, Deadline, Supervised};
+use shared::source_fence::{concat_of_sources_fence, source_fence};
 use shared::{Code, ProcessingError};
 
 use crate::media::{MediaIndex, Packet};
@@ -232,7 +233,7 @@ impl Cutter<'_> {
                 let mut args = ffmpeg_base_args();
                 match piece {
                     Piece::Encode { first_pts, frames } => {
-                        args.extend(seek_args(part.index, *first_pts));
+                        args.extend(recording_input_options(part.index, *first_pts, part.file));
                         args.extend(os(["-i"]));
                         args.push(part.file.into());
                         args.extend(os(["-map", "0:v:0", "-an", "-sn", "-dn", "-frames:v"]));
@@ -249,6 +250,7 @@ impl Cutter<'_> {
                             text.push_str(&format!("outpoint {outpoint:.6}\n"));
                         }
                         write(&list, &text).await?;
+                        args.extend(concat_of_sources_fence());
                         args.extend(os(["-f", "concat", "-safe", "0", "-i"]));
                         args.push(list.into());
                         args.extend(os(["-map", "0:v:0", "-c", "copy"]));
@@ -288,7 +290,7 @@ impl Cutter<'_> {
         let mut args = ffmpeg_base_args();
         let mut filter = String::new();
         for (i, part) in parts.iter().enumerate() {
-            args.extend(seek_args(part.index, part.plan.first_pts));
+            args.extend(recording_input_options(part.index, part.plan.first_pts, part.file));
             args.extend(os(["-t"]));
             args.push(format!("{:.6}", f64::from(part.plan.frames) * part.index.frame_duration()).into());
             args.extend(os(["-i"]));
@@ -318,7 +320,7 @@ impl Cutter<'_> {
         let mut filter = String::new();
         let mut joined = String::new();
         for (i, part) in parts.iter().enumerate() {
-            args.extend(seek_args(part.index, part.plan.first_pts));
+            args.extend(recording_input_options(part.index, part.plan.first_pts, part.file));
             args.extend(os(["-t"]));
             args.push(format!("{:.6}", f64::from(part.plan.frames) * part.index.frame_duration()).into());
             args.extend(os(["-i"]));
@@ -371,12 +373,15 @@ impl Cutter<'_> {
     }
 }
 
-/// Input options that start decoding at the frame shown at `pts` (a file timestamp): ffmpeg
-/// counts `-ss` from the file's start time, and half a frame earlier keeps that frame and
+/// Input options for the recording `file`: fenced in ([`source_fence`]: a recording is the
+/// camera's, not ours), and decoding started at the frame shown at `pts` (a file timestamp):
+/// ffmpeg counts `-ss` from the file's start time, and half a frame earlier keeps that frame and
 /// drops the one before.
-pub fn seek_args(index: &MediaIndex, pts: f64) -> Vec<OsString> {
+pub fn recording_input_options(index: &MediaIndex, pts: f64, file: &Path) -> Vec<OsString> {
     let seek = (pts - index.format_start_time - index.frame_duration() / 2.0).max(0.0);
-    vec!["-ss".into(), format!("{seek:.6}").into()]
+    let mut options = source_fence(file.as_os_str());
+    options.extend(["-ss".into(), format!("{seek:.6}").into()]);
+    options
 }
 
 /// Encoder options for the edges: H.264 with the recording's own parameters.

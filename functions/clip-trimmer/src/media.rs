@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use shared::ffmpeg::{Deadline, Supervised};
+use shared::source_fence::source_fence;
 use shared::{Code, ProcessingError};
 
 /// What must match between recordings for their GOPs to be copied into one stream.
@@ -134,7 +135,10 @@ async fn run_ffprobe(
     interval: Option<(f64, f64)>,
     entries: &str,
 ) -> Result<Vec<u8>, ProcessingError> {
-    let mut command = Supervised::new(ffprobe, deadline).args(options);
+    // A recording is the camera's, not ours: read it fenced in.
+    let mut command = Supervised::new(ffprobe, deadline)
+        .args(source_fence(file.as_os_str()))
+        .args(options);
     if let Some((from, to)) = interval {
         command = command.arg("-read_intervals").arg(format!("{from:.3}%{to:.3}"));
     }

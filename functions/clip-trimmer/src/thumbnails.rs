@@ -9,7 +9,7 @@ pub use shared::contracts::clip::CappedSize;
 use shared::ffmpeg::{ffmpeg_base_args, Deadline, Supervised};
 use shared::{Code, ProcessingError};
 
-use crate::cut::seek_args;
+use crate::cut::recording_input_options;
 use crate::media::MediaIndex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub async fn make(
     out_dir: &Path,
 ) -> Result<Vec<(u32, PathBuf)>, ProcessingError> {
     let mut args = ffmpeg_base_args();
-    args.extend(seek_args(index, pts));
+    args.extend(recording_input_options(index, pts, file));
     args.push("-i".into());
     args.push(file.into());
     let labels: String = (0..widths.len()).map(|i| format!("[s{i}]")).collect();

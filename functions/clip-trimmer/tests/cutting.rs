@@ -106,3 +106,46 @@ async fn a_full_re_encode_gives_the_same_frames() {
     assert_eq!(count_frames(&clip), 75);
     assert_eq!(decode_errors(&clip), "");
 }
+
+/// A "recording" that is an HLS playlist naming a real recording is refused by name, not
+/// followed: the camera's files are read fenced in (`shared::source_fence`).
+#[tokio::test]
+async fn a_recording_that_is_a_playlist_naming_another_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = recordings(dir.path()).await;
+    let real = dir.path().join("real.ts");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(&files[0])
+        .args(["-c", "copy", "-f", "mpegts"])
+        .arg(&real)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let playlist = dir.path().join("rec-999.mp4");
+    std::fs::write(
+        &playlist,
+        format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n{}\n#EXT-X-ENDLIST\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    // Unfenced, ffprobe follows it (what the fence is for).
+    let unfenced = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0"])
+        .arg(&playlist)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&unfenced.stdout).contains("video"));
+
+    let refused = probe_index(
+        Path::new("ffprobe"),
+        &playlist,
+        Deadline::after(Duration::from_secs(60)),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), shared::Code::RecordingCorrupt, "{refused}");
+}
