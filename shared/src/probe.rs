@@ -110,9 +110,9 @@ pub struct Unreadable {
     pub says: &'static str,
 }
 
-/// [`probe_file`] with input options of the caller's (e.g. format and protocol whitelists for
-/// files from the internet) and its own rejection of an unreadable file.
-pub async fn probe_file_with(
+/// [`probe_file`] and [`probe_source`]: ffprobe with their input options and their rejection of
+/// an unreadable file. Private, so that a source is probed only through the fence.
+async fn probe_file_with(
     ffprobe: &Path,
     file: &Path,
     deadline: Deadline,

@@ -54,9 +54,10 @@ pub fn concat_of_sources_fence() -> Vec<OsString> {
     .to_vec()
 }
 
-/// Whether `args` fence the input that follows their `-i` `input` (test helper for the callers'
-/// own tests: every source read must be fenced).
-pub fn is_fenced(args: &[OsString], input: &OsStr) -> bool {
+/// Whether `args` fence the input that follows their `-i` `input` (for this crate's tests: every
+/// source read must be fenced). Not compiled into the functions.
+#[cfg(test)]
+pub(crate) fn is_fenced(args: &[OsString], input: &OsStr) -> bool {
     let Some(at) = args.iter().position(|arg| arg == input) else {
         return false;
     };
