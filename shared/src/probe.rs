@@ -52,6 +52,28 @@ pub struct AudioStream {
     pub codec: String,
     pub channels: Option<u32>,
     pub sample_rate: Option<u32>,
+    /// The stream's time base as (numerator, denominator): `(1, 48000)` in an MP4 whose audio
+    /// track counts samples, `(1, 1000)` in Matroska.
+    pub time_base: Option<(u64, u64)>,
+    /// When its first sample is shown, and how long it lasts (seconds).
+    pub start_secs: Option<f64>,
+    pub duration_secs: Option<f64>,
+}
+
+impl AudioStream {
+    /// Whether every timestamp of the stream names a whole sample (its time base divides one
+    /// sample), so that a stretch of it can be cut out by time to the sample. Not so in
+    /// Matroska or MPEG-TS, whose milliseconds or 90 kHz ticks fall between samples.
+    pub fn timestamps_name_samples(&self) -> bool {
+        match (self.time_base, self.sample_rate) {
+            (Some((num, den)), Some(rate)) if num > 0 && rate > 0 => {
+                // One tick is num/den s, one sample 1/rate s: a sample is a whole number of
+                // ticks when den is a multiple of num × rate.
+                den % (num * u64::from(rate)) == 0
+            }
+            _ => false,
+        }
+    }
 }
 
 impl MediaInfo {
@@ -167,6 +189,12 @@ pub fn parse_ffprobe_json(json: &[u8]) -> Result<MediaInfo, ProcessingError> {
         codec: s.codec_name.clone().unwrap_or_default(),
         channels: s.channels,
         sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()),
+        time_base: s.time_base.as_deref().and_then(|t| {
+            let (num, den) = t.split_once('/')?;
+            Some((num.parse().ok()?, den.parse().ok()?))
+        }),
+        start_secs: s.start_time.as_deref().and_then(|t| t.parse().ok()),
+        duration_secs: s.duration.as_deref().and_then(|d| d.parse().ok()),
     });
     let duration_secs = format
         .duration
@@ -222,6 +250,8 @@ struct RawStream {
     duration: Option<String>,
     channels: Option<u32>,
     sample_rate: Option<String>,
+    time_base: Option<String>,
+    start_time: Option<String>,
     #[serde(default)]
     disposition: RawDisposition,
     #[serde(default)]
@@ -253,6 +283,7 @@ mod tests {
          "bit_rate":"4000000","nb_frames":"300","disposition":{"attached_pic":0},
          "side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]},
         {"index":1,"codec_name":"aac","codec_type":"audio","sample_rate":"48000","channels":2,
+         "time_base":"1/48000","start_time":"0.000000","duration":"10.026667",
          "disposition":{"attached_pic":0}}
       ],
       "format": {"format_name":"mov,mp4,m4a,3gp,3g2,mj2","duration":"10.026667"}
@@ -267,7 +298,11 @@ mod tests {
         assert_eq!(video.display_size(), (1080, 1920));
         assert!((video.fps.unwrap() - 29.97).abs() < 0.01);
         assert_eq!(video.frame_count, Some(300));
-        assert_eq!(info.audio.as_ref().unwrap().channels, Some(2));
+        let audio = info.audio.as_ref().unwrap();
+        assert_eq!(audio.channels, Some(2));
+        assert_eq!(audio.time_base, Some((1, 48000)));
+        assert_eq!((audio.start_secs, audio.duration_secs), (Some(0.0), Some(10.026667)));
+        assert!(audio.timestamps_name_samples());
         assert!((info.duration_secs.unwrap() - 10.026667).abs() < 1e-6);
     }
 
@@ -313,5 +348,26 @@ mod tests {
         assert_eq!(parse_ratio("25/1"), Some(25.0));
         assert_eq!(parse_ratio("0/0"), None);
         assert_eq!(parse_ratio("junk"), None);
+    }
+
+    #[test]
+    fn audio_timestamps_name_samples_only_when_the_time_base_divides_a_sample() {
+        let audio = |time_base: Option<(u64, u64)>, sample_rate: Option<u32>| AudioStream {
+            codec: "aac".into(),
+            channels: Some(2),
+            sample_rate,
+            time_base,
+            start_secs: Some(0.0),
+            duration_secs: Some(60.0),
+        };
+        assert!(audio(Some((1, 48000)), Some(48000)).timestamps_name_samples());
+        assert!(audio(Some((1, 96000)), Some(48000)).timestamps_name_samples());
+        assert!(audio(Some((1, 44100)), Some(44100)).timestamps_name_samples());
+        // Matroska's milliseconds, MPEG-TS's 90 kHz: between samples.
+        assert!(!audio(Some((1, 1000)), Some(48000)).timestamps_name_samples());
+        assert!(!audio(Some((1, 90000)), Some(48000)).timestamps_name_samples());
+        assert!(!audio(Some((1, 48000)), Some(44100)).timestamps_name_samples());
+        assert!(!audio(None, Some(48000)).timestamps_name_samples());
+        assert!(!audio(Some((1, 48000)), None).timestamps_name_samples());
     }
 }

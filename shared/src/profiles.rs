@@ -179,6 +179,13 @@ impl RenditionProfile {
 
     /// The audio encoder, its rate and channel rule.
     pub(crate) fn audio_encoder_args(&self) -> Vec<OsString> {
+        let mut args = self.audio_codec_args();
+        args.extend(["-af".into(), self.audio_filters().into()]);
+        args
+    }
+
+    /// The audio encoder and its rate, without filters.
+    pub(crate) fn audio_codec_args(&self) -> Vec<OsString> {
         let a = &self.audio;
         [
             "-c:a".into(),
@@ -187,16 +194,19 @@ impl RenditionProfile {
             format!("{}k", a.bitrate_kbps),
             "-ar".into(),
             a.sample_rate.to_string(),
-            // Downmix only: `-ac 2` on a mono source would invent a channel.
-            "-af".into(),
-            format!(
-                "aformat=channel_layouts=mono|stereo{}",
-                if a.max_channels >= 6 { "|5.1" } else { "" }
-            ),
         ]
         .into_iter()
         .map(OsString::from)
         .collect()
+    }
+
+    /// The channel rule, as an audio filter. Downmix only: `-ac 2` on a mono source would
+    /// invent a channel.
+    pub(crate) fn audio_filters(&self) -> String {
+        format!(
+            "aformat=channel_layouts=mono|stereo{}",
+            if self.audio.max_channels >= 6 { "|5.1" } else { "" }
+        )
     }
 }
 
@@ -230,6 +240,9 @@ mod tests {
                 codec: "aac".into(),
                 channels: Some(2),
                 sample_rate: Some(48000),
+                time_base: Some((1, 48000)),
+                start_secs: Some(0.0),
+                duration_secs: None,
             }),
         }
     }

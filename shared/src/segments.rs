@@ -14,8 +14,13 @@
 //! * Segments are MPEG-TS, which keeps those timestamps. They are shifted by
 //!   [`TS_OFFSET_SECS`] so that no B-frame's decode time is negative (the TS muxer would
 //!   otherwise move the first segment), and shifted back when the appended stream is remuxed.
-//! * The audio is encoded once, over the whole source, and muxed at the join: AAC encoded per
-//!   segment would put its encoder priming (a gap, a click) at every join.
+//! * The audio is cut into its own, longer segments on the AAC frame grid of the single pass
+//!   ([`audio_segments`]), each encoded from a whole second before it with a lead-in and a
+//!   lead-out, and only the segment's own frames are kept ([`keep_audio_frames`]). Every kept
+//!   frame was coded from the real sound around it, and the encoder's priming (its silent first
+//!   frame) is kept only at the start of the file, so the frames join without a gap or a click.
+//!   A source whose audio timestamps do not name samples (Matroska's milliseconds) has its audio
+//!   encoded once, as one segment.
 //! * Accurate input seeking (`-ss` before `-i`) on a presigned URL makes ffmpeg read the
 //!   segment's byte range and the container's index, never the whole source.
 //!
@@ -36,6 +41,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ffmpeg::ffmpeg_base_args;
+use crate::probe::AudioStream;
 use crate::profiles::{RenditionPlan, RenditionProfile};
 use crate::source_fence::source_fence;
 
@@ -300,27 +306,231 @@ fn forced_keyframes(profile: &RenditionProfile, segment: &Segment, start: f64) -
     format!("expr:gte(t,n_forced*{interval}{first_keyframe:+.6})")
 }
 
-/// The ffmpeg arguments that encode the whole source's first audio stream once, to MP4 audio.
-pub fn audio_args(profile: &RenditionProfile, input: &OsStr, output: &Path) -> Vec<OsString> {
+/// Samples in one AAC-LC frame.
+pub const AAC_FRAME_SAMPLES: u64 = 1024;
+
+/// The samples ffmpeg's `aac` encoder puts before the first one (its `initial_padding`): the
+/// first frame of every encode, which a player skips (the MP4's edit list says so).
+pub const AAC_PRIMING_SAMPLES: u64 = 1024;
+
+/// How much audio one audio segment encodes, by default. Audio encodes about 20 times faster
+/// than the profiles' video, so an audio segment of 5 minutes takes about as long as a video
+/// segment of 30 s, and an hour of sound is 12 parts instead of one task that bounds the whole
+/// rendition's wall time.
+pub const DEFAULT_AUDIO_SEGMENT_SECS: f64 = 300.0;
+
+/// One stretch of a rendition's audio, counted in the output's AAC frames: frame `n` holds the
+/// samples `n × 1024 ..` of the single pass (after its priming).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioSegment {
+    /// 0, 1, …: the order of the join.
+    pub index: u32,
+    pub first_frame: u64,
+    /// How many frames it keeps; `None` for the last segment, which runs to the audio's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u64>,
+    /// How many frames before `first_frame` it encodes and drops.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lead_in_frames: u64,
+    /// How many frames after its last it encodes and drops.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lead_out_frames: u64,
+}
+
+/// How long `frames` AAC frames last at `sample_rate`, in seconds.
+pub fn aac_frames_secs(frames: u64, sample_rate: u32) -> f64 {
+    (frames * AAC_FRAME_SAMPLES) as f64 / f64::from(sample_rate)
+}
+
+impl AudioSegment {
+    /// When its first kept sample is shown, in seconds, at the output's `sample_rate`.
+    pub fn start_secs(&self, sample_rate: u32) -> f64 {
+        aac_frames_secs(self.first_frame, sample_rate)
+    }
+
+    /// The whole audio as one segment: encoded once.
+    pub fn whole() -> AudioSegment {
+        AudioSegment {
+            index: 0,
+            first_frame: 0,
+            frames: None,
+            lead_in_frames: 0,
+            lead_out_frames: 0,
+        }
+    }
+}
+
+/// The audio of `source` cut into segments of about `segment_secs` for `profile`, each with
+/// `lead_in_secs` before it and `lead_out_secs` after it (rounded up to frames). Or, when it
+/// cannot be cut to the sample, why not: the caller then encodes it whole
+/// ([`AudioSegment::whole`]).
+pub fn audio_segments(
+    profile: &RenditionProfile,
+    source: &AudioStream,
+    segment_secs: f64,
+    lead_in_secs: f64,
+    lead_out_secs: f64,
+) -> Result<Vec<AudioSegment>, &'static str> {
+    if profile.audio.encoder != "aac" {
+        return Err("the profile's audio encoder is not ffmpeg's aac, whose frames and priming the cut counts on");
+    }
+    if !source.timestamps_name_samples() {
+        return Err("the source's audio timestamps do not name samples (its time base is coarser than a sample)");
+    }
+    let rate = f64::from(profile.audio.sample_rate);
+    let half_a_sample = 0.5 / f64::from(source.sample_rate.unwrap_or(profile.audio.sample_rate));
+    if source.start_secs.is_none_or(|start| start.abs() > half_a_sample) {
+        return Err("the source's audio does not start at 0");
+    }
+    let duration = source.duration_secs.ok_or("the source's audio has no duration")?;
+    let frames_in = |secs: f64| (secs.max(0.0) * rate / AAC_FRAME_SAMPLES as f64 - 1e-9).ceil() as u64;
+    let total = (duration * rate / AAC_FRAME_SAMPLES as f64).floor() as u64;
+    let per_segment = frames_in(segment_secs).max(1);
+    let (lead_in, lead_out) = (frames_in(lead_in_secs), frames_in(lead_out_secs));
+    // A tail shorter than a tenth of a segment, or than the lead-out and a second to spare
+    // (the probed duration is a container's figure), joins the segment before.
+    let shortest_tail = (per_segment / 10).max(lead_out + frames_in(1.0));
+    let mut segments = Vec::new();
+    loop {
+        let first_frame = segments.len() as u64 * per_segment;
+        let last = first_frame + per_segment + shortest_tail > total;
+        segments.push(AudioSegment {
+            index: segments.len() as u32,
+            first_frame,
+            frames: (!last).then_some(per_segment),
+            lead_in_frames: lead_in.min(first_frame),
+            lead_out_frames: if last { 0 } else { lead_out },
+        });
+        if last {
+            return Ok(segments);
+        }
+    }
+}
+
+/// The ffmpeg arguments that encode one audio segment of `input` (a path or a URL) to ADTS:
+/// the segment with its lead-in and lead-out, each sample where the single pass has it.
+///
+/// * It is cut by the source's timestamps (`-copyts`, `atrim`), which name samples
+///   ([`AudioStream::timestamps_name_samples`]).
+/// * The resampler starts at a whole second, where every integer sample rate has a sample, so
+///   its output lies on the single pass's sample grid (which starts at 0); it runs through the
+///   lead-in before the first sample kept.
+/// * Decoding starts half a second before that: a decoder's first frame after a seek lacks
+///   the overlap of the frame before it.
+pub fn audio_segment_args(
+    profile: &RenditionProfile,
+    segment: &AudioSegment,
+    input: &OsStr,
+    output: &Path,
+) -> Vec<OsString> {
+    let rate = profile.audio.sample_rate;
+    let seconds = |frame: u64| aac_frames_secs(frame, rate);
+    let encode_from = segment.first_frame - segment.lead_in_frames.min(segment.first_frame);
+    let start = seconds(encode_from);
+    let resample_from = start.floor();
     let mut args = ffmpeg_base_args();
+    if resample_from > 0.0 {
+        args.extend(["-ss".into(), OsString::from(format!("{:.6}", resample_from - 0.5))]);
+    }
     args.extend(source_fence(input));
+    args.push("-copyts".into());
     args.push("-i".into());
     args.push(input.to_owned());
-    args.extend(["-map", "0:a:0", "-vn"].map(OsString::from));
-    args.extend(profile.audio_encoder_args());
-    args.extend(["-f", "mp4"].map(OsString::from));
+    let end = segment
+        .frames
+        .map(|frames| {
+            format!(
+                ":end={:.6}",
+                seconds(segment.first_frame + frames + segment.lead_out_frames)
+            )
+        })
+        .unwrap_or_default();
+    let filters = format!(
+        "atrim=start={resample_from},{},aresample={rate},atrim=start={start:.6}{end},asetpts=PTS-STARTPTS",
+        profile.audio_filters()
+    );
+    args.extend(["-map", "0:a:0", "-vn", "-af", &filters].map(OsString::from));
+    args.extend(profile.audio_codec_args());
+    args.extend(["-f", "adts"].map(OsString::from));
     args.push(output.as_os_str().to_owned());
     args
 }
 
-/// The ffmpeg arguments that join the appended segments (`video`, MPEG-TS) and the audio into
-/// the profile's container by stream copy, timestamps moved back to start at 0.
+/// A segment's own AAC frames out of its encode (ADTS, as [`audio_segment_args`] writes it): the
+/// encode's priming frame, lead-in and lead-out are dropped (the first segment keeps its
+/// priming frame: it is the single pass's). A segment that is not the last must have made
+/// exactly the frames planned; otherwise the source's audio is shorter than probed or has a
+/// gap, and the error says so rather than shifting the sound after the join.
+pub fn keep_audio_frames(adts: &[u8], segment: &AudioSegment) -> Result<Vec<u8>, String> {
+    let frames = adts_frames(adts)?;
+    let lead_in = segment.lead_in_frames.min(segment.first_frame) as usize;
+    // The encode's own priming frame, then the lead-in.
+    let skip = if segment.first_frame > 0 { 1 + lead_in } else { 0 };
+    let kept = match segment.frames {
+        Some(own) => {
+            let own = own as usize;
+            let planned = 1 + lead_in + own + segment.lead_out_frames as usize;
+            if frames.len() != planned {
+                return Err(format!(
+                    "the encode made {} AAC frames where {planned} were planned: the source's audio is shorter than probed or has a gap",
+                    frames.len()
+                ));
+            }
+            &frames[skip..1 + lead_in + own]
+        }
+        None if frames.len() > skip => &frames[skip..],
+        None => {
+            return Err(format!(
+                "the encode made {} AAC frames, none after the {skip} it drops: the source's audio ends before this segment",
+                frames.len()
+            ))
+        }
+    };
+    Ok(kept.concat())
+}
+
+/// The frames of an ADTS stream. A parser crate would bring a streaming API for what is two
+/// fields of a 7-byte header: the frame's length, and how many AAC frames it holds (ffmpeg's
+/// ADTS muxer writes one).
+fn adts_frames(bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let mut frames = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let at = bytes.len() - rest.len();
+        // The syncword (12 bits set) and layer 0.
+        if rest.len() < 7 || rest[0] != 0xFF || rest[1] & 0xF6 != 0xF0 {
+            return Err(format!("the encode is not ADTS at byte {at}"));
+        }
+        let length = (usize::from(rest[3] & 0x03) << 11) | (usize::from(rest[4]) << 3) | usize::from(rest[5] >> 5);
+        let more_than_one = rest[6] & 0x03 != 0;
+        if length < 7 || length > rest.len() || more_than_one {
+            return Err(format!(
+                "the ADTS frame at byte {at} is cut short or holds more than one AAC frame"
+            ));
+        }
+        let (frame, after) = rest.split_at(length);
+        frames.push(frame);
+        rest = after;
+    }
+    Ok(frames)
+}
+
+/// The ffmpeg arguments that join the appended segments (`video`, MPEG-TS) and the appended
+/// audio segments (`audio`, ADTS) into the profile's container by stream copy, timestamps moved
+/// back to start at 0. ADTS does not say that its first frame is the encoder's priming, so the
+/// audio is moved back by it: the muxer then writes the edit list a single pass writes.
 pub fn join_args(profile: &RenditionProfile, video: &Path, audio: Option<&Path>, output: &Path) -> Vec<OsString> {
     let mut args = ffmpeg_base_args();
     args.extend(["-copyts", "-itsoffset", &format!("-{TS_OFFSET_SECS}"), "-i"].map(OsString::from));
     args.push(video.as_os_str().to_owned());
     if let Some(audio) = audio {
-        args.push("-i".into());
+        let priming = AAC_PRIMING_SAMPLES as f64 / f64::from(profile.audio.sample_rate);
+        args.extend([
+            "-itsoffset".into(),
+            OsString::from(format!("-{priming:.6}")),
+            "-i".into(),
+        ]);
         args.push(audio.as_os_str().to_owned());
         args.extend(["-map", "0:v:0", "-map", "1:a:0"].map(OsString::from));
     } else {
@@ -458,7 +668,10 @@ mod tests {
             let command = segment_command(&profile, &plan, rate, &segment, &url, Path::new("/tmp/1"));
             assert!(is_fenced(&command.args, &url), "{:?}", command.args);
         }
-        assert!(is_fenced(&audio_args(&profile, &url, Path::new("/tmp/a.mp4")), &url));
+        for segment in [AudioSegment::whole(), audio_segment(2, Some(100), 47, 24)] {
+            let args = audio_segment_args(&profile, &segment, &url, Path::new("/tmp/a.aac"));
+            assert!(is_fenced(&args, &url), "{args:?}");
+        }
     }
 
     #[test]
@@ -494,7 +707,189 @@ mod tests {
         );
         assert!(
             !args.contains(&"-c:a".to_owned()),
-            "audio is encoded once, not per segment"
+            "the audio is encoded in parts of its own"
         );
+    }
+
+    fn audio_segment(first_frame: u64, frames: Option<u64>, lead_in_frames: u64, lead_out_frames: u64) -> AudioSegment {
+        AudioSegment {
+            index: 1,
+            first_frame,
+            frames,
+            lead_in_frames,
+            lead_out_frames,
+        }
+    }
+
+    fn mp4_audio(duration_secs: f64) -> AudioStream {
+        AudioStream {
+            codec: "aac".into(),
+            channels: Some(2),
+            sample_rate: Some(44100),
+            time_base: Some((1, 44100)),
+            start_secs: Some(0.0),
+            duration_secs: Some(duration_secs),
+        }
+    }
+
+    #[test]
+    fn audio_is_cut_on_the_aac_frame_grid_with_leads_and_a_tail_joined_to_the_segment_before() {
+        let profile = RenditionProfile::built_in("720p").unwrap();
+        assert_eq!(profile.audio.sample_rate, 48000);
+        // 300 s at 48 kHz is 14,062.5 frames of 1,024 samples: 14,063 per segment.
+        let segments = audio_segments(&profile, &mp4_audio(1000.0), 300.0, 1.0, 0.5).unwrap();
+        let cuts: Vec<(u64, Option<u64>, u64, u64)> = segments
+            .iter()
+            .map(|s| (s.first_frame, s.frames, s.lead_in_frames, s.lead_out_frames))
+            .collect();
+        assert_eq!(
+            cuts,
+            [
+                (0, Some(14063), 0, 24),
+                (14063, Some(14063), 47, 24),
+                (28126, Some(14063), 47, 24),
+                // 1000 s is 46,875 frames: the 100 s tail is long enough to stand alone.
+                (42189, None, 47, 0),
+            ]
+        );
+        // A tail of 20 s (under a tenth of a segment) joins the segment before.
+        let segments = audio_segments(&profile, &mp4_audio(620.0), 300.0, 1.0, 0.5).unwrap();
+        assert_eq!(segments.len(), 2);
+        assert_eq!(segments[1].frames, None);
+        // Shorter than one segment: one segment, no leads.
+        let segments = audio_segments(&profile, &mp4_audio(200.0), 300.0, 1.0, 0.5).unwrap();
+        assert_eq!(segments, [AudioSegment::whole()]);
+    }
+
+    #[test]
+    fn audio_whose_timestamps_do_not_name_samples_is_encoded_whole() {
+        let profile = RenditionProfile::built_in("720p").unwrap();
+        let matroska = AudioStream {
+            time_base: Some((1, 1000)),
+            ..mp4_audio(1000.0)
+        };
+        let why = audio_segments(&profile, &matroska, 300.0, 1.0, 0.5).unwrap_err();
+        assert!(why.contains("do not name samples"), "{why}");
+        let late = AudioStream {
+            start_secs: Some(0.1),
+            ..mp4_audio(1000.0)
+        };
+        assert!(audio_segments(&profile, &late, 300.0, 1.0, 0.5).is_err());
+        let no_duration = AudioStream {
+            duration_secs: None,
+            ..mp4_audio(1000.0)
+        };
+        assert!(audio_segments(&profile, &no_duration, 300.0, 1.0, 0.5).is_err());
+    }
+
+    #[test]
+    fn an_audio_segment_is_cut_by_timestamps_after_resampling_from_a_whole_second() {
+        let profile = RenditionProfile::built_in("720p").unwrap();
+        let args: Vec<String> = audio_segment_args(
+            &profile,
+            &audio_segment(14063, Some(14063), 47, 24),
+            OsStr::new("https://example/src?X-Amz-Signature=1"),
+            Path::new("/tmp/a.aac"),
+        )
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+        let after = |flag: &str| args[args.iter().position(|a| a == flag).unwrap() + 1].clone();
+        // From frame 14,016 (14,063 - 47): 14,016 × 1,024 / 48,000 = 299.008 s; the resampler
+        // starts at 299 s, the decoder half a second before.
+        assert_eq!(after("-ss"), "298.500000");
+        assert_eq!(
+            after("-af"),
+            "atrim=start=299,aformat=channel_layouts=mono|stereo,aresample=48000,\
+             atrim=start=299.008000:end=600.533333,asetpts=PTS-STARTPTS"
+        );
+        assert_eq!(after("-map"), "0:a:0");
+        assert_eq!(after("-f"), "adts");
+        assert!(args.contains(&"-copyts".to_owned()));
+        // The whole audio: no seek, no end.
+        let args = audio_segment_args(
+            &profile,
+            &AudioSegment::whole(),
+            OsStr::new("in.mp4"),
+            Path::new("/tmp/a.aac"),
+        );
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert!(!args.contains(&"-ss".to_owned()));
+        assert!(args.contains(
+            &"atrim=start=0,aformat=channel_layouts=mono|stereo,aresample=48000,atrim=start=0.000000,asetpts=PTS-STARTPTS"
+                .to_owned()
+        ));
+    }
+
+    /// An ADTS stream of `count` frames whose one payload byte is the frame's number.
+    fn adts(count: u8) -> Vec<u8> {
+        (0..count)
+            .flat_map(|n| {
+                let length = 8usize;
+                [
+                    0xFF,
+                    0xF1,
+                    0x50,
+                    0x80 | ((length >> 11) & 0x03) as u8,
+                    ((length >> 3) & 0xFF) as u8,
+                    (((length & 0x07) << 5) as u8) | 0x1F,
+                    0xFC,
+                    n,
+                ]
+            })
+            .collect()
+    }
+
+    fn payloads(kept: &[u8]) -> Vec<u8> {
+        kept.chunks(8).map(|frame| frame[7]).collect()
+    }
+
+    #[test]
+    fn a_segment_keeps_its_own_frames_and_the_first_keeps_the_priming() {
+        // Priming, 2 lead-in, 3 own, 1 lead-out.
+        let kept = keep_audio_frames(&adts(7), &audio_segment(10, Some(3), 2, 1)).unwrap();
+        assert_eq!(payloads(&kept), [3, 4, 5]);
+        // The first segment: its priming frame is the single pass's.
+        let kept = keep_audio_frames(&adts(5), &audio_segment(0, Some(3), 0, 1)).unwrap();
+        assert_eq!(payloads(&kept), [0, 1, 2, 3]);
+        // The last: everything after the priming and the lead-in.
+        let kept = keep_audio_frames(&adts(9), &audio_segment(10, None, 2, 0)).unwrap();
+        assert_eq!(payloads(&kept), [3, 4, 5, 6, 7, 8]);
+        assert_eq!(keep_audio_frames(&adts(4), &AudioSegment::whole()).unwrap(), adts(4));
+    }
+
+    #[test]
+    fn an_audio_encode_of_the_wrong_length_or_not_adts_is_refused_by_name() {
+        let err = keep_audio_frames(&adts(6), &audio_segment(10, Some(3), 2, 1)).unwrap_err();
+        assert!(err.contains("made 6 AAC frames where 7 were planned"), "{err}");
+        let err = keep_audio_frames(&adts(3), &audio_segment(10, None, 2, 0)).unwrap_err();
+        assert!(err.contains("ends before this segment"), "{err}");
+        let mut cut_short = adts(3);
+        cut_short.truncate(20);
+        assert!(keep_audio_frames(&cut_short, &AudioSegment::whole()).is_err());
+        let err = keep_audio_frames(b"ID3\x04 not adts", &AudioSegment::whole()).unwrap_err();
+        assert!(err.contains("not ADTS at byte 0"), "{err}");
+    }
+
+    #[test]
+    fn the_join_moves_the_adts_audio_back_by_its_priming() {
+        let profile = RenditionProfile::built_in("720p").unwrap();
+        let args: Vec<String> = join_args(
+            &profile,
+            Path::new("v.ts"),
+            Some(Path::new("a.aac")),
+            Path::new("o.mp4"),
+        )
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+        let offsets: Vec<&String> = args
+            .iter()
+            .zip(&args[1..])
+            .filter(|(flag, _)| *flag == "-itsoffset")
+            .map(|(_, value)| value)
+            .collect();
+        // 1,024 samples at 48 kHz.
+        assert_eq!(offsets, ["-10", "-0.021333"]);
     }
 }

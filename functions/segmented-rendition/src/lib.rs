@@ -5,12 +5,13 @@
 //!
 //! * `plan`: probe the source through a presigned URL (ffprobe reads the index, not the
 //!   media), fit it to the profile as a single pass would, cut the output into segments of
-//!   whole keyframe intervals ([`shared::segments`]) and list the parts (segments, then audio);
-//! * `encode`: one part. A video segment is read by byte ranges of the presigned source
-//!   (accurate input seeking), encoded to MPEG-TS at the single pass's frame times and
-//!   keyframes, and written under the job's scratch prefix; the audio is encoded once for the
-//!   whole source. Then a progress result (`in_progress`, parts done / total) is published;
-//! * `join`: append the video parts, mux the audio by stream copy (`+faststart`), write the
+//!   whole keyframe intervals and its audio into longer segments of whole AAC frames
+//!   ([`shared::segments`]), and list the parts (video segments, then audio segments);
+//! * `encode`: one part, read by byte ranges of the presigned source (accurate input seeking)
+//!   and written under the job's scratch prefix. A video segment is encoded to MPEG-TS at the
+//!   single pass's frame times and keyframes; an audio segment to AAC frames, of which only its
+//!   own are kept. Then a progress result (`in_progress`, parts done / total) is published;
+//! * `join`: append the video parts and the audio parts, mux them by stream copy (`+faststart`), write the
 //!   rendition in one upload at its final key (no partial object ever appears there), publish
 //!   `available` with the compute of every invocation, and delete the scratch parts;
 //! * `answerFailure`: every state's `Catch` ends here: publish `failed` (or `rejected`) with the
@@ -42,12 +43,13 @@ use shared::contracts::{
 };
 use shared::ffmpeg::{Deadline, RunError, Supervised};
 use shared::ledger::Ledger;
-use shared::probe::{probe_source, Unreadable};
+use shared::probe::{probe_source, AudioStream, Unreadable};
 use shared::profiles::RenditionProfile;
 use shared::publish::publish_json;
 use shared::renditions::{plan_note, probe_output, publish_rendition_result, OutputDescription};
 use shared::segments::{
-    audio_args, join_args, segment_command, FrameRate, SegmentPlan, DEFAULT_LEAD_IN_SECS, DEFAULT_LEAD_OUT_SECS,
+    audio_segment_args, audio_segments, join_args, keep_audio_frames, segment_command, AudioSegment, FrameRate,
+    SegmentPlan, DEFAULT_AUDIO_SEGMENT_SECS, DEFAULT_LEAD_IN_SECS, DEFAULT_LEAD_OUT_SECS,
 };
 use shared::storage::{download_to_file, local_io, presigned_get_url, upload_file, work_dir, UploadOptions};
 use shared::{Code, ErrorKind, ProcessingError};
@@ -66,6 +68,9 @@ pub struct Config {
     /// `SEGMENT_SECONDS` (default 30): the output time one segment encodes, rounded to whole
     /// keyframe intervals of the profile.
     pub segment_seconds: f64,
+    /// `AUDIO_SEGMENT_SECONDS` (default [`DEFAULT_AUDIO_SEGMENT_SECS`]): the audio one audio
+    /// segment encodes, rounded to whole AAC frames.
+    pub audio_segment_seconds: f64,
     /// `SEGMENT_LEAD_IN_SECS` (default [`DEFAULT_LEAD_IN_SECS`]): output time encoded before
     /// each segment and dropped, so that rate control has settled at the join (0: none).
     pub lead_in_secs: f64,
@@ -85,6 +90,7 @@ impl Config {
             work_dir: env.optional_or("WORK_DIR", std::env::temp_dir()),
             deadline_margin: Duration::from_secs(env.optional_or("DEADLINE_MARGIN_SECS", 15)),
             segment_seconds: env.optional_or("SEGMENT_SECONDS", 30.0),
+            audio_segment_seconds: env.optional_or("AUDIO_SEGMENT_SECONDS", DEFAULT_AUDIO_SEGMENT_SECS),
             lead_in_secs: env.optional_or("SEGMENT_LEAD_IN_SECS", DEFAULT_LEAD_IN_SECS),
             lead_out_secs: env.optional_or("SEGMENT_LEAD_OUT_SECS", DEFAULT_LEAD_OUT_SECS),
             price_per_gb_second: env.optional_or("PRICE_PER_GB_SECOND", 0.0000133334),
@@ -93,6 +99,11 @@ impl Config {
             config.segment_seconds >= 1.0,
             "SEGMENT_SECONDS",
             "must be at least 1 (seconds of output per segment)",
+        );
+        env.check(
+            config.audio_segment_seconds >= 10.0,
+            "AUDIO_SEGMENT_SECONDS",
+            "must be at least 10 (seconds of audio per audio segment)",
         );
         env.check(
             (0.0..=10.0).contains(&config.lead_in_secs),
@@ -226,16 +237,18 @@ impl SegmentTasks {
                 segment: segment.clone(),
             })
             .collect();
-        if picture.has_audio {
-            parts.push(Part::Audio);
-        }
+        let audio_segments = match info.audio.as_ref().filter(|_| picture.has_audio) {
+            Some(audio) => self.audio_segments(&profile, audio),
+            None => Vec::new(),
+        };
         tracing::info!(
             duration,
             rate = %rate.ffmpeg(),
             segments = segments.segments.len(),
-            parts = parts.len(),
+            audio_segments = audio_segments.len(),
             "planned"
         );
+        parts.extend(audio_segments.into_iter().map(|segment| Part::Audio { segment }));
         Ok(PlannedRendition {
             note: plan_note(&picture, &info, &profile),
             picture,
@@ -243,6 +256,22 @@ impl SegmentTasks {
             segments,
             parts,
             billed_ms: billed_ms(started),
+        })
+    }
+
+    /// The audio's segments: cut to the sample where the source allows it, else the whole
+    /// audio as one (encoded once), with the reason in the log.
+    fn audio_segments(&self, profile: &RenditionProfile, audio: &AudioStream) -> Vec<AudioSegment> {
+        audio_segments(
+            profile,
+            audio,
+            self.config.audio_segment_seconds,
+            self.config.lead_in_secs,
+            self.config.lead_out_secs,
+        )
+        .unwrap_or_else(|why| {
+            tracing::info!(why, "the audio is encoded once, not in segments");
+            vec![AudioSegment::whole()]
         })
     }
 
@@ -259,7 +288,7 @@ impl SegmentTasks {
         let profile = profile(&job.profile)?;
         let url = self.presigned_source(&job.source).await?;
         let workspace = work_dir(&self.config.work_dir, "segment-")?;
-        let (args, output) = match part {
+        let output = match part {
             Part::Video { segment } => {
                 let command = segment_command(
                     &profile,
@@ -269,18 +298,25 @@ impl SegmentTasks {
                     url.as_ref(),
                     workspace.path(),
                 );
-                (command.args, command.output)
+                self.run_part(command.args, deadline, part, rendition, &profile).await?;
+                command.output
             }
-            Part::Audio => {
+            Part::Audio { segment } => {
+                let encoded = workspace.path().join("encoded.aac");
+                let args = audio_segment_args(&profile, segment, url.as_ref(), &encoded);
+                self.run_part(args, deadline, part, rendition, &profile).await?;
+                let frames = std::fs::read(&encoded).map_err(local_io("read", &encoded))?;
+                let kept = keep_audio_frames(&frames, segment).map_err(|why| {
+                    ProcessingError::failed(
+                        Code::SegmentedRenditionFailed,
+                        format!("{}: {why}", part_name(part, rendition, &profile)),
+                    )
+                })?;
                 let output = workspace.path().join(part.file_name());
-                (audio_args(&profile, url.as_ref(), &output), output)
+                std::fs::write(&output, kept).map_err(local_io("write", &output))?;
+                output
             }
         };
-        Supervised::new(&self.config.ffmpeg, deadline)
-            .args(args)
-            .run()
-            .await
-            .map_err(|err| part_error(part, rendition, err))?;
         let key = format!("{}{}", job.scratch_prefix, part.file_name());
         let options = UploadOptions {
             content_type: Some("application/octet-stream".to_owned()),
@@ -296,6 +332,23 @@ impl SegmentTasks {
             billed_ms: billed_ms(started),
             scratch_bytes: disk_used(workspace.path()),
         })
+    }
+
+    /// Runs a part's ffmpeg; its error names the part.
+    async fn run_part(
+        &self,
+        args: Vec<OsString>,
+        deadline: Deadline,
+        part: &Part,
+        rendition: &PlannedRendition,
+        profile: &RenditionProfile,
+    ) -> Result<(), ProcessingError> {
+        Supervised::new(&self.config.ffmpeg, deadline)
+            .args(args)
+            .run()
+            .await
+            .map(drop)
+            .map_err(|err| part_error(part, rendition, profile, err))
     }
 
     /// Publishes how many parts are in scratch so far. Progress is a courtesy: a failure to
@@ -328,7 +381,7 @@ impl SegmentTasks {
         invocation: &Invocation<'_>,
     ) -> Result<RenditionOutput, ProcessingError> {
         let profile = profile(&job.profile)?;
-        let (videos, audio) = parts_in_join_order(rendition, parts_done)?;
+        let (videos, audios) = parts_in_join_order(rendition, parts_done)?;
         let workspace = work_dir(&self.config.work_dir, "join-")?;
         let appended = workspace.path().join("video.ts");
         let part_file = workspace.path().join("part");
@@ -340,13 +393,17 @@ impl SegmentTasks {
                 std::io::copy(&mut part, &mut out).map_err(local_io("append", &appended))?;
             }
         }
-        let audio_file = match audio {
-            Some(audio) => {
-                let path = workspace.path().join("audio.m4a");
-                download_to_file(&self.s3, &job.output_bucket, &audio.key, &path).await?;
-                Some(path)
+        let audio_file = if audios.is_empty() {
+            None
+        } else {
+            let path = workspace.path().join("audio.aac");
+            let mut out = std::fs::File::create(&path).map_err(local_io("create", &path))?;
+            for audio in &audios {
+                download_to_file(&self.s3, &job.output_bucket, &audio.key, &part_file).await?;
+                let mut part = std::fs::File::open(&part_file).map_err(local_io("open", &part_file))?;
+                std::io::copy(&mut part, &mut out).map_err(local_io("append", &path))?;
             }
-            None => None,
+            Some(path)
         };
         let output_path = workspace.path().join("output.mp4");
         Supervised::new(&self.config.ffmpeg, deadline)
@@ -360,10 +417,10 @@ impl SegmentTasks {
             rendition.note.clone(),
             Some(format!(
                 "rendered in {segments} segments joined by stream copy{}",
-                if audio_file.is_some() {
-                    ", audio encoded once"
-                } else {
-                    ""
+                match audios.len() {
+                    0 => String::new(),
+                    1 => ", audio encoded once".to_owned(),
+                    n => format!(", audio in {n} segments"),
                 }
             )),
         ]
@@ -568,17 +625,11 @@ fn bare_result(job: &SegmentedJob, status: ResultStatus) -> PipelineResult {
 
 /// What a part's ffmpeg run ending in error means. A segment stops at the first decoding error
 /// (`-xerror`), so a damaged source is named as such, with where its damage is.
-fn part_error(part: &Part, rendition: &PlannedRendition, err: RunError) -> ProcessingError {
-    let (what, code) = match part {
-        Part::Video { segment } => (
-            format!(
-                "segment {} (from {:.3} s)",
-                segment.index,
-                rendition.segments.rate.seconds_at(segment.first_frame)
-            ),
-            Code::CorruptInput,
-        ),
-        Part::Audio => ("the audio".to_owned(), Code::TranscodeFailed),
+fn part_error(part: &Part, rendition: &PlannedRendition, profile: &RenditionProfile, err: RunError) -> ProcessingError {
+    let what = part_name(part, rendition, profile);
+    let code = match part {
+        Part::Video { .. } => Code::CorruptInput,
+        Part::Audio { .. } => Code::TranscodeFailed,
     };
     match err {
         RunError::Exit { .. } => {
@@ -594,22 +645,43 @@ fn part_error(part: &Part, rendition: &PlannedRendition, err: RunError) -> Proce
     }
 }
 
-/// The parts to join, checked against the plan: the video segments in order, and the audio.
+/// A part as a reason names it: "segment 3 (from 90.000 s)", "audio segment 1 (from 300.032 s)".
+fn part_name(part: &Part, rendition: &PlannedRendition, profile: &RenditionProfile) -> String {
+    match part {
+        Part::Video { segment } => format!(
+            "segment {} (from {:.3} s)",
+            segment.index,
+            rendition.segments.rate.seconds_at(segment.first_frame)
+        ),
+        Part::Audio { segment } if segment.first_frame == 0 && segment.frames.is_none() => "the audio".to_owned(),
+        Part::Audio { segment } => format!(
+            "audio segment {} (from {:.3} s)",
+            segment.index,
+            segment.start_secs(profile.audio.sample_rate)
+        ),
+    }
+}
+
+/// The parts to join, checked against the plan: the video segments in order, and the audio
+/// segments in order.
 fn parts_in_join_order<'a>(
     rendition: &PlannedRendition,
     parts_done: &'a [PartDone],
-) -> Result<(Vec<&'a PartDone>, Option<&'a PartDone>), ProcessingError> {
-    let mut videos: Vec<&PartDone> = parts_done
-        .iter()
-        .filter(|p| matches!(p.part, Part::Video { .. }))
-        .collect();
-    videos.sort_by_key(|p| match &p.part {
-        Part::Video { segment } => segment.index,
-        Part::Audio => u32::MAX,
-    });
-    let audio = parts_done.iter().find(|p| p.part == Part::Audio);
+) -> Result<(Vec<&'a PartDone>, Vec<&'a PartDone>), ProcessingError> {
+    let in_order = |video: bool| {
+        let mut parts: Vec<&PartDone> = parts_done
+            .iter()
+            .filter(|p| matches!(p.part, Part::Video { .. }) == video)
+            .collect();
+        parts.sort_by_key(|p| match &p.part {
+            Part::Video { segment } => segment.index,
+            Part::Audio { segment } => segment.index,
+        });
+        parts
+    };
+    let (videos, audios) = (in_order(true), in_order(false));
     let expected: Vec<&Part> = rendition.parts.iter().collect();
-    let got: Vec<&Part> = videos.iter().map(|p| &p.part).chain(audio.map(|a| &a.part)).collect();
+    let got: Vec<&Part> = videos.iter().chain(&audios).map(|p| &p.part).collect();
     if got != expected {
         return Err(ProcessingError::failed(
             Code::SegmentedRenditionFailed,
@@ -620,7 +692,7 @@ fn parts_in_join_order<'a>(
             ),
         ));
     }
-    Ok((videos, audio))
+    Ok((videos, audios))
 }
 
 /// What the function was invoked with; anything else is refused by name (it is then in the
@@ -894,21 +966,48 @@ mod tests {
         }
     }
 
+    fn audio(index: u32) -> Part {
+        serde_json::from_value(json!({ "kind": "audio", "segment": { "index": index, "firstFrame": index * 14063 } }))
+            .unwrap()
+    }
+
     #[test]
     fn the_join_takes_the_parts_in_segment_order_whatever_order_the_map_returned() {
-        let plan = plan_of(vec![video(0), video(1), video(2), Part::Audio]);
-        let returned = vec![done(Part::Audio), done(video(2)), done(video(0)), done(video(1))];
-        let (videos, audio) = parts_in_join_order(&plan, &returned).unwrap();
-        let names: Vec<String> = videos.iter().map(|p| p.key.clone()).collect();
-        assert_eq!(names, ["video-00000.ts", "video-00001.ts", "video-00002.ts"]);
-        assert_eq!(audio.unwrap().key, "audio.m4a");
+        let plan = plan_of(vec![video(0), video(1), video(2), audio(0), audio(1)]);
+        let returned = vec![
+            done(audio(1)),
+            done(video(2)),
+            done(video(0)),
+            done(audio(0)),
+            done(video(1)),
+        ];
+        let (videos, audios) = parts_in_join_order(&plan, &returned).unwrap();
+        let names = |parts: &[&PartDone]| parts.iter().map(|p| p.key.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&videos), ["video-00000.ts", "video-00001.ts", "video-00002.ts"]);
+        assert_eq!(names(&audios), ["audio-00000.aac", "audio-00001.aac"]);
     }
 
     #[test]
     fn a_join_missing_a_part_is_refused_by_name() {
-        let plan = plan_of(vec![video(0), video(1), Part::Audio]);
-        let err = parts_in_join_order(&plan, &[done(video(0)), done(Part::Audio)]).unwrap_err();
+        let plan = plan_of(vec![video(0), video(1), audio(0), audio(1)]);
+        let err = parts_in_join_order(&plan, &[done(video(0)), done(video(1)), done(audio(1))]).unwrap_err();
         assert_eq!(err.code(), Code::SegmentedRenditionFailed);
-        assert!(err.reason.contains("2 parts, not the 3 planned"), "{}", err.reason);
+        assert!(err.reason.contains("3 parts, not the 4 planned"), "{}", err.reason);
+    }
+
+    #[test]
+    fn a_part_is_named_with_where_it_starts() {
+        let plan = plan_of(vec![video(0), audio(0)]);
+        let profile = RenditionProfile::built_in("720p").unwrap();
+        assert_eq!(part_name(&video(2), &plan, &profile), "segment 2 (from 4.000 s)");
+        // Frame 14,063 of 1,024 samples at 48 kHz.
+        assert_eq!(
+            part_name(&audio(1), &plan, &profile),
+            "audio segment 1 (from 300.011 s)"
+        );
+        let whole = Part::Audio {
+            segment: AudioSegment::whole(),
+        };
+        assert_eq!(part_name(&whole, &plan, &profile), "the audio");
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! 1. `plan`: probe the source, cut its output into [`Part`]s ([`PlannedRendition`]);
 //! 2. `encode`, once per part, in a `Map` state: encode it to a scratch object ([`PartDone`]);
-//! 3. `join`: append the video parts, mux the audio, write the output, publish `available`;
+//! 3. `join`: append the video parts and the audio parts, mux them, write the output, publish
+//!    `available`;
 //! 4. `answerFailure`, from every state's `Catch`: publish what ended the execution.
 //!
 //! The rendition worker starts the execution with an [`ExecutionInput`]. An execution that ends
@@ -17,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::contracts::ObjectRef;
 use crate::profiles::RenditionPlan;
-use crate::segments::{Segment, SegmentPlan};
+use crate::segments::{AudioSegment, Segment, SegmentPlan};
 
 /// One source version rendered under one profile, in segments: the execution's input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,7 +118,8 @@ pub struct PlannedRendition {
     pub picture: RenditionPlan,
     pub source_duration_secs: f64,
     pub segments: SegmentPlan,
-    /// Every part to encode: the video segments, then the audio when the source has sound.
+    /// Every part to encode: the video segments, then the audio segments when the source has
+    /// sound.
     pub parts: Vec<Part>,
     /// What the result's `output.note` will say (upscale avoided, fps capped, no audio).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,8 +134,9 @@ pub struct PlannedRendition {
 pub enum Part {
     /// Video frames `segment.firstFrame` onwards, as MPEG-TS.
     Video { segment: Segment },
-    /// The whole source's sound, encoded once.
-    Audio,
+    /// Audio frames `segment.firstFrame` onwards, as ADTS (the whole sound when the source's
+    /// audio cannot be cut to the sample).
+    Audio { segment: AudioSegment },
 }
 
 impl Part {
@@ -141,7 +144,7 @@ impl Part {
     pub fn file_name(&self) -> String {
         match self {
             Part::Video { segment } => format!("video-{:05}.ts", segment.index),
-            Part::Audio => "audio.m4a".to_owned(),
+            Part::Audio { segment } => format!("audio-{:05}.aac", segment.index),
         }
     }
 }

@@ -3,13 +3,15 @@
 //! source made with ffmpeg (`BENCH_SEGMENTED_SECONDS`, default 600 s: the 10 minutes):
 //!
 //! 1. total CPU-seconds (user + system of the ffmpeg children, from `getrusage`), segmented
-//!    (every segment, the audio, the join) over single pass (goal ≤ 1.10×);
+//!    (every video and audio segment, the join) over single pass (goal ≤ 1.10×);
 //! 2. wall time on this machine, the segments one after another (each ffmpeg uses both cores);
 //! 3. the projected AWS wall time at the template's `SegmentMaxConcurrency` (40) and at 100:
 //!    plan (ffprobe) + the slowest wave of parts + the join, from the measured per-part times
 //!    (this machine's 2 cores standing in for the 2 vCPUs of a 3,008 MB function). Lambda start-up
 //!    and Step Functions' transitions are not measured here and not included;
-//! 4. a 60-minute source to 720p projected the same way, from this run's 720p segment times;
+//! 4. a 60-minute source to 720p projected the same way, from this run's 720p segment times
+//!    (video segments of 30 s and audio segments of 5 minutes take the same time whatever the
+//!    source's length; the join grows with it);
 //! 5. join quality: per-frame PSNR of each output against the source, and the largest drop of the
 //!    segmented file below the single pass within two frames of a join (goal ≤ 0.5 dB).
 //!
@@ -28,7 +30,8 @@ use shared::ffmpeg::{Deadline, Supervised};
 use shared::probe::probe_file;
 use shared::profiles::RenditionProfile;
 use shared::segments::{
-    audio_args, join_args, segment_command, FrameRate, SegmentPlan, DEFAULT_LEAD_IN_SECS, DEFAULT_LEAD_OUT_SECS,
+    aac_frames_secs, audio_segment_args, audio_segments, join_args, keep_audio_frames, segment_command, FrameRate,
+    SegmentPlan, DEFAULT_AUDIO_SEGMENT_SECS, DEFAULT_LEAD_IN_SECS, DEFAULT_LEAD_OUT_SECS,
 };
 
 /// The template's defaults.
@@ -66,7 +69,10 @@ async fn ffmpeg(args: Vec<OsString>) -> Result<Cost, BoxError> {
 /// The costs of rendering `source` in segments under `profile`.
 struct Segmented {
     plan: Duration,
+    /// The video segments, then the audio segments.
     parts: Vec<Cost>,
+    /// The audio each audio segment encoded, with its lead-in and lead-out (seconds).
+    audio_seconds: Vec<f64>,
     join: Cost,
     output: PathBuf,
     segments: SegmentPlan,
@@ -125,13 +131,38 @@ async fn render_segmented(
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::write(&appended, bytes)?;
-    let audio = work.join(format!("{}-audio.m4a", profile.name));
-    parts.push(ffmpeg(audio_args(profile, source.as_os_str(), &audio)).await?);
+    let audio_segments = audio_segments(
+        profile,
+        info.audio.as_ref().ok_or("the source has no sound")?,
+        DEFAULT_AUDIO_SEGMENT_SECS,
+        leads.0,
+        leads.1,
+    )?;
+    let mut frames = Vec::new();
+    let encoded = work.join(format!("{}-audio-part.aac", profile.name));
+    let rate = profile.audio.sample_rate;
+    let audio_end = info.audio.as_ref().and_then(|a| a.duration_secs).unwrap_or(0.0);
+    let audio_seconds = audio_segments
+        .iter()
+        .map(|s| {
+            let own_end = s
+                .frames
+                .map_or(audio_end, |frames| aac_frames_secs(s.first_frame + frames, rate));
+            own_end - s.start_secs(rate) + aac_frames_secs(s.lead_in_frames + s.lead_out_frames, rate)
+        })
+        .collect();
+    for segment in &audio_segments {
+        parts.push(ffmpeg(audio_segment_args(profile, segment, source.as_os_str(), &encoded)).await?);
+        frames.extend(keep_audio_frames(&std::fs::read(&encoded)?, segment)?);
+    }
+    let audio = work.join(format!("{}-audio.aac", profile.name));
+    std::fs::write(&audio, frames)?;
     let output = work.join(format!("{}-segmented.mp4", profile.name));
     let join = ffmpeg(join_args(profile, &appended, Some(&audio), &output)).await?;
     Ok(Segmented {
         plan: plan_time,
         parts,
+        audio_seconds,
         join,
         output,
         segments,
@@ -216,8 +247,9 @@ pub async fn figures(work: &Path) -> Result<(), BoxError> {
     );
     let slowest = segmented.parts.iter().map(|p| p.wall).max().unwrap_or_default();
     println!(
-        "  parts: {} segments + audio; slowest part {:.1} s; plan {:.2} s; join {:.1} s",
+        "  parts: {} segments + {} audio segments; slowest part {:.1} s; plan {:.2} s; join {:.1} s",
         segmented.segments.segments.len(),
+        segmented.audio_seconds.len(),
         secs(slowest),
         secs(segmented.plan),
         secs(segmented.join.wall)
@@ -267,22 +299,31 @@ pub async fn figures(work: &Path) -> Result<(), BoxError> {
     let profile_720 = RenditionProfile::built_in("720p").ok_or("no 720p profile")?;
     let segmented_720 = render_segmented(&profile_720, &source, &work, leads).await?;
     let scale = 3600.0 / seconds;
-    let video_parts = &segmented_720.parts[..segmented_720.parts.len() - 1];
+    let (video_parts, audio_parts) = segmented_720
+        .parts
+        .split_at(segmented_720.parts.len() - segmented_720.audio_seconds.len());
     let slowest_segment = video_parts.iter().map(|p| p.wall).max().unwrap_or_default();
-    let audio = segmented_720.parts.last().map(|p| p.wall).unwrap_or_default();
-    let segments_60 = (3600.0 / SEGMENT_SECONDS).ceil() as usize;
+    // An audio segment of the full length, at the slowest rate an audio part of this run
+    // encoded at (a source shorter than two audio segments has only shorter ones).
+    let full_audio_segment = DEFAULT_AUDIO_SEGMENT_SECS + leads.0 + leads.1;
+    let slowest_audio = audio_parts
+        .iter()
+        .zip(&segmented_720.audio_seconds)
+        .map(|(part, seconds)| part.wall.mul_f64(full_audio_segment / seconds.max(1.0)))
+        .max()
+        .unwrap_or_default();
+    let parts_60 = (3600.0 / SEGMENT_SECONDS).ceil() as usize + (3600.0 / DEFAULT_AUDIO_SEGMENT_SECS).ceil() as usize;
     for concurrency in [TEMPLATE_CONCURRENCY, 100] {
-        let waves = segments_60.div_ceil(concurrency) as u32;
-        // The audio and the join grow with the length; a segment does not.
-        let projected = segmented_720.plan
-            + (slowest_segment * waves).max(audio.mul_f64(scale))
-            + segmented_720.join.wall.mul_f64(scale);
+        let waves = parts_60.div_ceil(concurrency) as u32;
+        // Each wave as slow as the slowest part of either kind; the join grows with the length.
+        let projected =
+            segmented_720.plan + slowest_segment.max(slowest_audio) * waves + segmented_720.join.wall.mul_f64(scale);
         println!(
-            "  60-minute 1080p -> 720p projected at {concurrency}-way: {:.1} s = plan {:.2} s + the longer of {waves} waves of the slowest 720p segment ({:.1} s each) and the audio ({:.1} s, scaled) + join ({:.1} s, scaled) (goal <= 60 s at <= 100-way; the Step Functions sample: 230 s)",
+            "  60-minute 1080p -> 720p projected at {concurrency}-way: {:.1} s = plan {:.2} s + {waves} waves of {parts_60} parts (slowest 720p segment {:.1} s, slowest audio segment {:.1} s for {full_audio_segment} s) + join ({:.1} s, scaled) (goal <= 60 s at <= 100-way; the Step Functions sample: 230 s)",
             secs(projected),
             secs(segmented_720.plan),
             secs(slowest_segment),
-            secs(audio.mul_f64(scale)),
+            secs(slowest_audio),
             secs(segmented_720.join.wall.mul_f64(scale))
         );
     }

@@ -210,7 +210,7 @@ async fn a_long_source_is_rendered_in_segments_frame_exact_once_despite_a_duplic
         assert_eq!(finals.len(), 1, "{profile}: one outcome, answered once: {finals:#?}");
         let result = finals[0];
         assert_eq!(result.status, ResultStatus::Available, "{result:#?}");
-        // Progress while it ran: parts done of all parts (the segments and the audio).
+        // Progress while it ran: parts done of all parts (the video and audio segments).
         let progress: Vec<_> = mine.iter().filter_map(|r| r.progress.as_ref()).collect();
         assert!(!progress.is_empty(), "{profile}: no progress was published");
         let total = progress[0].parts_total;
@@ -224,12 +224,14 @@ async fn a_long_source_is_rendered_in_segments_frame_exact_once_despite_a_duplic
         assert_eq!(compute.invocations, Some(total + 2), "{compute:?}");
         let output = result.output.as_ref().unwrap();
         assert_eq!(output.key, format!("renditions/{key}/{profile}.mp4"));
+        // 30 minutes of MP4 audio (timestamps in samples) in the function's default audio
+        // segments of 5 minutes.
         assert!(
             output
                 .note
                 .as_deref()
                 .unwrap_or("")
-                .contains("segments joined by stream copy"),
+                .contains("segments joined by stream copy, audio in 6 segments"),
             "{output:?}"
         );
 
