@@ -384,25 +384,12 @@ impl SegmentTasks {
         let (videos, audios) = parts_in_join_order(rendition, parts_done)?;
         let workspace = work_dir(&self.config.work_dir, "join-")?;
         let appended = workspace.path().join("video.ts");
-        let part_file = workspace.path().join("part");
-        {
-            let mut out = std::fs::File::create(&appended).map_err(local_io("create", &appended))?;
-            for video in &videos {
-                download_to_file(&self.s3, &job.output_bucket, &video.key, &part_file).await?;
-                let mut part = std::fs::File::open(&part_file).map_err(local_io("open", &part_file))?;
-                std::io::copy(&mut part, &mut out).map_err(local_io("append", &appended))?;
-            }
-        }
+        self.append_parts(job, &videos, workspace.path(), &appended).await?;
         let audio_file = if audios.is_empty() {
             None
         } else {
             let path = workspace.path().join("audio.aac");
-            let mut out = std::fs::File::create(&path).map_err(local_io("create", &path))?;
-            for audio in &audios {
-                download_to_file(&self.s3, &job.output_bucket, &audio.key, &part_file).await?;
-                let mut part = std::fs::File::open(&part_file).map_err(local_io("open", &part_file))?;
-                std::io::copy(&mut part, &mut out).map_err(local_io("append", &path))?;
-            }
+            self.append_parts(job, &audios, workspace.path(), &path).await?;
             Some(path)
         };
         let output_path = workspace.path().join("output.mp4");
@@ -471,6 +458,25 @@ impl SegmentTasks {
         self.answer(job, &result, invocation.request_id).await?;
         self.delete_scratch(job).await;
         Ok(output)
+    }
+
+    /// Downloads `parts` from scratch one at a time (through a file in `dir`) and appends them,
+    /// in order, into the file `into`.
+    async fn append_parts(
+        &self,
+        job: &SegmentedJob,
+        parts: &[&PartDone],
+        dir: &std::path::Path,
+        into: &std::path::Path,
+    ) -> Result<(), ProcessingError> {
+        let part_file = dir.join("part");
+        let mut out = std::fs::File::create(into).map_err(local_io("create", into))?;
+        for done in parts {
+            download_to_file(&self.s3, &job.output_bucket, &done.key, &part_file).await?;
+            let mut part = std::fs::File::open(&part_file).map_err(local_io("open", &part_file))?;
+            std::io::copy(&mut part, &mut out).map_err(local_io("append", into))?;
+        }
+        Ok(())
     }
 
     /// Publishes what ended the execution (from a `Catch`, or from the execution's end event)
