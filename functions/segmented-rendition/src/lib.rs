@@ -11,9 +11,10 @@
 //!   and written under the job's scratch prefix. A video segment is encoded to MPEG-TS at the
 //!   single pass's frame times and keyframes; an audio segment to AAC frames, of which only its
 //!   own are kept. Then a progress result (`in_progress`, parts done / total) is published;
-//! * `join`: append the video parts and the audio parts, mux them by stream copy (`+faststart`), write the
-//!   rendition in one upload at its final key (no partial object ever appears there), publish
-//!   `available` with the compute of every invocation, and delete the scratch parts;
+//! * `join`: append the video parts and the audio parts, mux them by stream copy
+//!   (`+faststart`), write the rendition in one upload at its final key (no partial object
+//!   ever appears there), publish `available` with the compute of every invocation, and
+//!   delete the scratch parts;
 //! * `answerFailure`: every state's `Catch` ends here: publish `failed` (or `rejected`) with the
 //!   task's code and reason, delete the scratch parts.
 //!
@@ -237,10 +238,11 @@ impl SegmentTasks {
                 segment: segment.clone(),
             })
             .collect();
-        let audio_segments = match info.audio.as_ref().filter(|_| picture.has_audio) {
-            Some(audio) => self.audio_segments(&profile, audio),
-            None => Vec::new(),
-        };
+        let audio_segments = info
+            .audio
+            .as_ref()
+            .map(|audio| self.audio_segments(&profile, audio))
+            .unwrap_or_default();
         tracing::info!(
             duration,
             rate = %rate.ffmpeg(),
