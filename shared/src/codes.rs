@@ -32,6 +32,9 @@ wire_enum! {
         EmptyObject = "EMPTY_OBJECT",
         /// The source object does not exist (any more).
         SourceMissing = "SOURCE_MISSING",
+        /// A source longer than one segmented rendition can carry: its plan and its parts'
+        /// answers would be over Step Functions' 256 KiB of state (longer segments make fewer).
+        SourceTooLong = "SOURCE_TOO_LONG",
 
         // Running ffmpeg/ffprobe, local disk and AWS.
         /// ffmpeg failed on a rendition, or its output is not a readable video.

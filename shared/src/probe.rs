@@ -107,11 +107,7 @@ impl MediaInfo {
 /// Runs ffprobe on a local file we trust the container of (an output of ours; a source goes
 /// through [`probe_source`]). A file ffprobe cannot read is rejected as `CORRUPT_INPUT`.
 pub async fn probe_file(ffprobe: &Path, file: &Path, deadline: Deadline) -> Result<MediaInfo, ProcessingError> {
-    let unreadable = Unreadable {
-        code: Code::CorruptInput,
-        says: "ffprobe cannot read the file",
-    };
-    probe_file_with(ffprobe, file, deadline, &[], unreadable).await
+    probe_file_with(ffprobe, file, deadline, &[], Unreadable::CORRUPT_FILE).await
 }
 
 /// Runs ffprobe on an uploaded source, a local file or a presigned URL, fenced in by
@@ -130,6 +126,19 @@ pub async fn probe_source(
 pub struct Unreadable {
     pub code: Code,
     pub says: &'static str,
+}
+
+impl Unreadable {
+    /// A source ffprobe cannot read through its presigned URL: corrupt input.
+    pub const CORRUPT_SOURCE: Unreadable = Unreadable {
+        code: Code::CorruptInput,
+        says: "ffprobe cannot read the source",
+    };
+    /// A local file ffprobe cannot read (a downloaded source, an output of ours): corrupt input.
+    pub const CORRUPT_FILE: Unreadable = Unreadable {
+        code: Code::CorruptInput,
+        says: "ffprobe cannot read the file",
+    };
 }
 
 /// [`probe_file`] and [`probe_source`]: ffprobe with their input options and their rejection of

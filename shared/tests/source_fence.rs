@@ -50,10 +50,7 @@ fn video_and_playlist(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn unreadable() -> Unreadable {
-    Unreadable {
-        code: Code::CorruptInput,
-        says: "ffprobe cannot read the file",
-    }
+    Unreadable::CORRUPT_FILE
 }
 
 #[tokio::test]

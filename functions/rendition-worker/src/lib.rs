@@ -276,11 +276,7 @@ impl Worker {
         let url = presigned_get_url(&self.s3, &notice.bucket, &notice.key, REMOTE_PROBE_URL_TTL)
             .await
             .ok()?;
-        let unreadable = Unreadable {
-            code: Code::CorruptInput,
-            says: "ffprobe cannot read the source",
-        };
-        match probe_source(&self.config.ffprobe, url.as_ref(), deadline, unreadable).await {
+        match probe_source(&self.config.ffprobe, url.as_ref(), deadline, Unreadable::CORRUPT_SOURCE).await {
             Ok(info) if info.video.is_some() => Some(info),
             Ok(_) => None,
             Err(err) => {
@@ -331,13 +327,7 @@ impl Worker {
         }
         let info = match probed {
             Some(info) => info,
-            None => {
-                let unreadable = Unreadable {
-                    code: Code::CorruptInput,
-                    says: "ffprobe cannot read the file",
-                };
-                probe_source(&config.ffprobe, &source_path, deadline, unreadable).await?
-            }
+            None => probe_source(&config.ffprobe, &source_path, deadline, Unreadable::CORRUPT_FILE).await?,
         };
         info.require_video()?;
         let plan = config.profile.plan(&info).expect("a video stream was required above");

@@ -208,11 +208,7 @@ impl SegmentTasks {
     ) -> Result<PlannedRendition, ProcessingError> {
         let profile = profile(&job.profile)?;
         let url = self.presigned_source(&job.source).await?;
-        let unreadable = Unreadable {
-            code: Code::CorruptInput,
-            says: "ffprobe cannot read the source",
-        };
-        let info = probe_source(&self.config.ffprobe, url.as_ref(), deadline, unreadable).await?;
+        let info = probe_source(&self.config.ffprobe, url.as_ref(), deadline, Unreadable::CORRUPT_SOURCE).await?;
         let video = info.require_video()?;
         let picture = profile.plan(&info).expect("a video stream was required above");
         let fps = picture.fps_cap.or(video.fps).unwrap_or(0.0);
@@ -251,14 +247,16 @@ impl SegmentTasks {
             "planned"
         );
         parts.extend(audio_segments.into_iter().map(|segment| Part::Audio { segment }));
-        Ok(PlannedRendition {
+        let planned = PlannedRendition {
             note: plan_note(&picture, &info, &profile),
             picture,
             source_duration_secs: duration,
             segments,
             parts,
             billed_ms: billed_ms(started),
-        })
+        };
+        fits_in_one_execution(job, &planned, self.config.segment_seconds)?;
+        Ok(planned)
     }
 
     /// The audio's segments: cut to the sample where the source allows it, else the whole
@@ -600,6 +598,49 @@ fn disk_used(dir: &std::path::Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// What Step Functions carries from one state to the next, at most (its payload quota).
+const STATE_QUOTA_BYTES: usize = 256 * 1024;
+
+/// Whether `planned` fits in one execution. The join's input holds the job, the plan and every
+/// part's answer; a state over [`STATE_QUOTA_BYTES`] would fail the execution with
+/// `States.DataLimitExceeded`, which tells a reader of the results nothing they could act on.
+/// Measured on the plan itself with every part's answer at its longest (20-digit numbers), so a
+/// plan that fits here fits at the join. At the template's 30 s segments that is three and a half
+/// hours of source at least (S3's longest keys); a longer one may be rejected, by name, with what
+/// would make it fit.
+fn fits_in_one_execution(
+    job: &SegmentedJob,
+    planned: &PlannedRendition,
+    segment_seconds: f64,
+) -> Result<(), ProcessingError> {
+    let longest_answers: Vec<PartDone> = planned
+        .parts
+        .iter()
+        .map(|part| PartDone {
+            part: part.clone(),
+            key: format!("{}{}", job.scratch_prefix, part.file_name()),
+            bytes: u64::MAX,
+            billed_ms: u64::MAX,
+            scratch_bytes: u64::MAX,
+        })
+        .collect();
+    let join_input = json!({ "job": job, "planned": { "rendition": planned }, "partsDone": longest_answers });
+    let bytes = join_input.to_string().len();
+    if bytes <= STATE_QUOTA_BYTES {
+        return Ok(());
+    }
+    Err(ProcessingError::rejected(
+        Code::SourceTooLong,
+        format!(
+            "the source's {:.1} hours make {} parts, whose plan and answers need {} KiB of Step Functions state where an execution carries {} KiB; longer segments make fewer parts (the template's SegmentSeconds, {segment_seconds} s here)",
+            planned.source_duration_secs / 3600.0,
+            planned.parts.len(),
+            bytes.div_ceil(1024),
+            STATE_QUOTA_BYTES / 1024
+        ),
+    ))
 }
 
 fn billed_ms(started: Instant) -> u64 {
@@ -993,6 +1034,58 @@ mod tests {
         let names = |parts: &[&PartDone]| parts.iter().map(|p| p.key.clone()).collect::<Vec<_>>();
         assert_eq!(names(&videos), ["video-00000.ts", "video-00001.ts", "video-00002.ts"]);
         assert_eq!(names(&audios), ["audio-00000.aac", "audio-00001.aac"]);
+    }
+
+    /// The plan of `hours` of 30 fps source with sound, cut as the function cuts it.
+    fn plan_of_hours(hours: f64, segment_seconds: f64) -> PlannedRendition {
+        let rate = FrameRate::from_fps(30.0).unwrap();
+        let segments = SegmentPlan::new(hours * 3600.0, rate, 2.0, segment_seconds, 1.0, 0.5);
+        let mut parts: Vec<Part> = segments
+            .segments
+            .iter()
+            .map(|segment| Part::Video {
+                segment: segment.clone(),
+            })
+            .collect();
+        let audio_frames_per_segment = (DEFAULT_AUDIO_SEGMENT_SECS * 48_000.0 / 1024.0).round() as u32;
+        parts.extend((0..(hours * 12.0).ceil() as u32).map(|index| {
+            serde_json::from_value::<Part>(json!({ "kind": "audio", "segment": {
+                "index": index, "firstFrame": index * audio_frames_per_segment, "frames": audio_frames_per_segment,
+                "leadInFrames": 47, "leadOutFrames": 24 } }))
+            .unwrap()
+        }));
+        PlannedRendition {
+            segments,
+            parts,
+            source_duration_secs: hours * 3600.0,
+            ..plan_of(vec![])
+        }
+    }
+
+    #[test]
+    fn a_plan_too_large_for_one_execution_is_rejected_by_name() {
+        let mut job: SegmentedJob =
+            serde_json::from_str(include_str!("../../../shared/fixtures/segmented-rendition-job.json")).unwrap();
+        // S3's longest keys, written twice in the job (the source, the output).
+        job.source.key = format!("uploads/{}", "k".repeat(1016));
+        job.output_key = format!("renditions/{}/720p.mp4", job.source.key);
+        assert!(fits_in_one_execution(&job, &plan_of_hours(1.0, 30.0), 30.0).is_ok());
+        assert!(fits_in_one_execution(&job, &plan_of_hours(3.5, 30.0), 30.0).is_ok());
+        assert!(fits_in_one_execution(&job, &plan_of_hours(4.0, 30.0), 30.0).is_err());
+        let err = fits_in_one_execution(&job, &plan_of_hours(6.0, 30.0), 30.0).unwrap_err();
+        assert_eq!((err.code(), err.kind), (Code::SourceTooLong, ErrorKind::Rejected));
+        assert!(
+            err.reason.starts_with("the source's 6.0 hours make 792 parts"),
+            "{}",
+            err.reason
+        );
+        assert!(
+            err.reason.contains("(the template's SegmentSeconds, 30 s here)"),
+            "{}",
+            err.reason
+        );
+        // Longer segments make the same source fit.
+        assert!(fits_in_one_execution(&job, &plan_of_hours(6.0, 120.0), 120.0).is_ok());
     }
 
     #[test]

@@ -39,11 +39,20 @@ pub async fn make_sample(spec: SampleSpec, output: &Path) -> Result<(), BoxError
     }
     args.extend(["-movflags", "+faststart", "-f", "mp4"].map(Into::into));
     args.push(output.into());
-    Supervised::new("ffmpeg", Deadline::after(Duration::from_secs(120)))
+    Supervised::new("ffmpeg", Deadline::after(making_allowance(spec)))
         .args(args)
         .run()
         .await?;
     Ok(())
+}
+
+/// How long making `spec` may take: two minutes, or more for a long or large sample at a slow
+/// 20 million pixels a second (generated and encoded at `ultrafast`; the 10-minute 1080p source of
+/// `make bench` took over two minutes on a busy 2-core machine). A guard against a hung ffmpeg,
+/// not a measure.
+fn making_allowance(spec: SampleSpec) -> Duration {
+    let pixels = f64::from(spec.width) * f64::from(spec.height) * f64::from(spec.fps) * spec.seconds;
+    Duration::from_secs_f64((pixels / 20e6).max(120.0))
 }
 
 /// A camera's recorder: `count` consecutive recordings of `seconds_each`, the first starting at
