@@ -236,28 +236,14 @@ rehearse-deploy: ## the deploy rehearsal against the stack already up: validate,
 	  $(RUN) $(VENV)/bin/python infra/deploy/check_bootstraps.py --build-dir $$dir --arch $$arch --stack-name $(STACK_NAME); \
 	done
 
-# The end-to-end tests (infra/local/e2e/tests, the workspace's only ignored tests; soak is `make
-# soak`'s) run in two cargo processes side by side: E2E_BESIDE, the long segmented rendition (mostly
-# encodes, two at a time), beside every other test binary, one after another (mostly waiting: a
-# visibility timeout after killed workers, a camera API that is down, requeue delays). One after
-# another they took 16 minutes of `make test` on a slow day, 8 of them the segmented binary. The
-# group beside writes to a log of its own, shown when both are done. Built as `--workspace`, like
-# the unit tests before them: the same packages and dev-dependencies resolve the same features, so
-# their compiled dependencies are reused (`-p e2e` alone resolved others and rebuilt the AWS SDK).
-E2E_TESTS := $(filter-out soak,$(basename $(notdir $(wildcard infra/local/e2e/tests/*.rs))))
-E2E_BESIDE ?= segmented
-E2E_BESIDE_LOG = $(LOCAL_STATE_DIR)/e2e-beside.log
-e2e_tests = $(RUN) cargo test --workspace $(addprefix --test ,$(1)) --no-fail-fast -- --ignored --test-threads $(E2E_THREADS) --show-output
-
+# The end-to-end tests are the workspace's only ignored tests. Built as `--workspace`, like the unit
+# tests before them: the same packages and dev-dependencies resolve the same features, so their
+# compiled dependencies are reused (`-p e2e` alone resolved others and rebuilt the AWS SDK). One
+# binary after another: run beside the others, the long segmented test (two encodes at a time)
+# saved 6 of `make test`'s minutes but slowed them enough for a local S3 download to break.
 run-e2e: ## the end-to-end tests alone, against the stack already up on LOCAL_STACK_PORT
 	$(RUN) infra/local/check_cargo_lambda_deploy.sh
-	$(RUN) cargo test --workspace --tests --no-run --quiet
-	@echo "end-to-end tests: $(E2E_BESIDE) beside the others (its output: $(E2E_BESIDE_LOG), shown after them)"
-	$(call e2e_tests,$(E2E_BESIDE)) >$(E2E_BESIDE_LOG) 2>&1 & beside=$$!; status=0; \
-	  $(call e2e_tests,$(filter-out $(E2E_BESIDE),$(E2E_TESTS))) || status=$$?; \
-	  wait $$beside || status=$$?; \
-	  echo "--- the end-to-end tests run beside the others: $(E2E_BESIDE)"; cat $(E2E_BESIDE_LOG); \
-	  exit $$status
+	$(RUN) cargo test --workspace --tests --no-fail-fast -- --ignored --test-threads $(E2E_THREADS) --show-output
 
 # Long (minutes of transcoding on two cores), so CI does not run it; prints its counts.
 soak: tools ## the load test: 200 uploads and 200 clip requests at once on the local stack

@@ -94,13 +94,7 @@ def test_make_test_runs_its_end_to_end_tests_on_a_stack_of_its_own():
     assert f"trap 'make --no-print-directory stack-down LOCAL_STACK_PORT={test_port} LOCAL_STATE_DIR={test_state}' EXIT" in printed
     assert f">{test_state}/stack-outputs.json" in printed
     assert f"GifSourceLoopbackAllowList=127.0.0.1:{test_port}," in printed
-    # Every end-to-end test file but the load test runs, in one of the two groups side by side.
-    groups = re.findall(r"cargo test --workspace((?: --test \w+)+) --no-fail-fast -- --ignored", printed)
-    assert len(groups) == 2, printed
-    listed = [name for group in groups for name in group.split() if name != "--test"]
-    files = sorted(p.stem for p in (REPO / "infra" / "local" / "e2e" / "tests").glob("*.rs") if p.stem != "soak")
-    assert sorted(listed) == files, (listed, files)
-    assert re.search(r"--show-output >\S+ 2>&1 & beside=\$!", printed), "the first group runs beside the second"
+    assert "cargo test --workspace --tests --no-fail-fast -- --ignored" in printed
     assert builds_into(values["SAM_BUILD_DIR"], printed), "the sam build cache is shared"
     assert make("-n", "test").stdout.count("make --no-print-directory e2e") == 1
 

@@ -89,6 +89,10 @@ EXPECTED = {
         ("sns:Publish", "ResultsTopic"),
         # Lambda's on-failure destination for the execution-end events
         ("sqs:SendMessage", "SegmentedRenditionDeadLetterQueue"),
+        # failed_part_error: a failed Map Run's part, read from the Map Run of its execution
+        ("states:ListMapRuns", "SegmentedRenditionStateMachine executions"),
+        ("states:ListExecutions", "SegmentedRenditionStateMachine EncodeParts map runs"),
+        ("states:DescribeExecution", "SegmentedRenditionStateMachine EncodeParts children"),
     },
     "ClipTrimmerFunction": {
         # the SQS event source mapping, plus ChangeMessageVisibility for the retry backoff
@@ -184,6 +188,16 @@ MEDIACONVERT_RESOURCES = {
     "MediaConvertJobTemplate": MEDIACONVERT_ARN + r"jobTemplates/\$\{MediaConvertTemplate\}",
     "MediaConvertPresets": MEDIACONVERT_ARN + r"presets/\*",
 }
+# The segmented-rendition state machine's ARNs by its name (a Ref would close a cycle), and those
+# of its executions, of its EncodeParts Map Runs and of their child executions (one per part).
+STATES_ARN = r"arn:\$\{AWS::Partition\}:states:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
+SEGMENTED_MACHINE = r"\$\{AWS::StackName\}-segmented-rendition"
+STATES_RESOURCES = {
+    "SegmentedRenditionStateMachine": STATES_ARN + "stateMachine:" + SEGMENTED_MACHINE,
+    "SegmentedRenditionStateMachine executions": STATES_ARN + "execution:" + SEGMENTED_MACHINE + r":\*",
+    "SegmentedRenditionStateMachine EncodeParts map runs": STATES_ARN + "mapRun:" + SEGMENTED_MACHINE + r"/EncodeParts:\*",
+    "SegmentedRenditionStateMachine EncodeParts children": STATES_ARN + "execution:" + SEGMENTED_MACHINE + r"/EncodeParts:\*",
+}
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +223,7 @@ def resource_name(ref) -> str:
             return target[0]
         if "Fn::Sub" in ref:
             text = ref["Fn::Sub"]
-            for name, pattern in MEDIACONVERT_RESOURCES.items():
+            for name, pattern in (MEDIACONVERT_RESOURCES | STATES_RESOURCES).items():
                 if re.fullmatch(pattern, text):
                     return name
             for bucket_id, bucket_name in BUCKET_NAMES.items():
@@ -685,6 +699,11 @@ def test_every_way_a_segmented_rendition_can_fail_is_answered(template):
         assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "AnswerFailure"}], name
     answer = states["AnswerFailure"]
     assert answer["Parameters"]["Payload"]["task"] == "answerFailure"
+    # A Distributed Map: a failed part fails the Map Run, whose part answerFailure reads from the
+    # execution (segmented_rendition::SegmentTasks::failed_part_error).
+    assert states["EncodeParts"]["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert states["EncodeParts"]["Label"] == "EncodeParts", "the Map Run's name in the function's policy"
+    assert answer["Parameters"]["Payload"]["executionArn.$"] == "$$.Execution.Id"
     assert answer["Next"] == "RenditionFailed" and states["RenditionFailed"]["Type"] == "Fail"
     tasks = [states["Plan"], states["EncodeParts"]["ItemProcessor"]["States"]["EncodePart"], states["Join"]]
     for task in tasks:
@@ -694,6 +713,8 @@ def test_every_way_a_segmented_rendition_can_fail_is_answered(template):
         assert permanent == {"ErrorEquals": ["rejected", "failed"], "MaxAttempts": 0}
         assert faults["ErrorEquals"] == ["States.ALL"] and faults["MaxAttempts"] >= 2 and faults["BackoffRate"] > 1
     assert states["EncodeParts"]["MaxConcurrency"] == 40, "MaxConcurrency is a number (the SegmentMaxConcurrency parameter)"
+    parameter = template["Parameters"]["SegmentMaxConcurrency"]
+    assert parameter["Default"] == 100 and parameter["MaxValue"] > 40, "more than an inline Map's 40"
     assert definition["TimeoutSeconds"] == 7200, "the execution has a time limit (a number)"
     # The Fail state's error is how the function tells an answered failure from one that is not
     # (segmented_rendition::failure_from_execution_end, shared::contracts::segmented::ANSWERED_FAILURE).
@@ -720,7 +741,7 @@ def test_executions_that_end_without_answering_are_answered_from_their_status_ev
     assert resource_name(destination["Destination"]) == "SegmentedRenditionDeadLetterQueue"
 
 
-def test_the_state_machine_may_only_invoke_its_tasks_function(template):
+def test_the_state_machine_may_only_invoke_its_tasks_function_and_run_its_parts(template):
     resources = template["Resources"]
     role_id = resource_name(resources["SegmentedRenditionStateMachine"]["Properties"]["RoleArn"])
     role = resources[role_id]["Properties"]
@@ -732,7 +753,13 @@ def test_the_state_machine_may_only_invoke_its_tasks_function(template):
                 for resource in as_list(statement["Resource"]):
                     grants.add((action, resource_name(resource)))
     invoke = {(a, r) for a, r in grants if not a.startswith("logs:")}
-    assert invoke == {("lambda:InvokeFunction", "SegmentedRenditionFunction")}
+    assert invoke == {
+        ("lambda:InvokeFunction", "SegmentedRenditionFunction"),
+        # the Distributed Map's child executions, one per part
+        ("states:StartExecution", "SegmentedRenditionStateMachine"),
+        ("states:DescribeExecution", "SegmentedRenditionStateMachine EncodeParts children"),
+        ("states:StopExecution", "SegmentedRenditionStateMachine EncodeParts children"),
+    }
     # CloudWatch Logs delivery for the execution logs: account-level calls without a resource type
     assert {r for a, r in grants if a.startswith("logs:")} == {"*"}
     for profile, worker in RENDITION_WORKERS.items():

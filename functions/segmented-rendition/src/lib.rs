@@ -32,12 +32,13 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use aws_sdk_sfn::types::ExecutionStatus;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use shared::config::{ConfigError, EnvReader};
 use shared::contracts::segmented::{
     ExecutionInput, ExecutionStatusChange, Part, PartDone, PlannedRendition, SegmentTask, SegmentedInvocation,
-    SegmentedJob, StatesError, ANSWERED_FAILURE,
+    SegmentedJob, StatesError, ANSWERED_FAILURE, MAP_RUN_FAILED,
 };
 use shared::contracts::{
     Compute, Job, ObjectRef, PipelineResult, Progress, RenditionOutput, ResultStatus, CONTRACT_VERSION,
@@ -124,6 +125,8 @@ impl Config {
 pub struct SegmentTasks {
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
+    /// Only to read a failed part's error from its Map Run (`answerFailure`).
+    pub sfn: aws_sdk_sfn::Client,
     /// One `available` or `failed` result per outcome, shared with the rendition workers.
     pub ledger: Ledger,
     pub config: Config,
@@ -189,7 +192,17 @@ impl SegmentTasks {
                     .await
                     .map(|output| json!({ "output": output }))
             }
-            SegmentTask::AnswerFailure { job, error } => {
+            SegmentTask::AnswerFailure {
+                job,
+                error,
+                execution_arn,
+            } => {
+                let error = match execution_arn.as_deref() {
+                    Some(execution) if error.error == MAP_RUN_FAILED => {
+                        self.failed_part_error(execution).await?.unwrap_or(error)
+                    }
+                    _ => error,
+                };
                 let err = failure_from_states_error(&error);
                 self.publish_failure(&job, &err, request_id)
                     .await
@@ -543,6 +556,67 @@ impl SegmentTasks {
         presigned_get_url(&self.s3, &source.bucket, &source.key, SOURCE_URL_TTL).await
     }
 
+    /// The error of the part that failed a Map Run of `execution`, as the `Catch` of an inline
+    /// Map would have seen it (the part's kind and `CODE: reason`); the earliest part in the file
+    /// when more than one failed ([`earliest_failed_part`]). `None` when the Map Run lists no
+    /// failed part. A fault reading it is retryable: `AnswerFailure` retries, and past its
+    /// retries the execution's end is answered from its status event.
+    async fn failed_part_error(&self, execution: &str) -> Result<Option<StatesError>, ProcessingError> {
+        let runs = self
+            .sfn
+            .list_map_runs()
+            .execution_arn(execution)
+            .send()
+            .await
+            .map_err(|e| ProcessingError::from_sdk("ListMapRuns", e))?;
+        let mut failed = Vec::new();
+        for run in runs.map_runs() {
+            // One page: AWS stops a Map Run at its first failed part (no failure is tolerated).
+            let children = self
+                .sfn
+                .list_executions()
+                .map_run_arn(run.map_run_arn())
+                .status_filter(ExecutionStatus::Failed)
+                .max_results(100)
+                .send()
+                .await
+                .map_err(|e| ProcessingError::from_sdk("ListExecutions", e))?;
+            for child in children.executions() {
+                let child = self
+                    .sfn
+                    .describe_execution()
+                    .execution_arn(child.execution_arn())
+                    .send()
+                    .await
+                    .map_err(|e| ProcessingError::from_sdk("DescribeExecution", e))?;
+                let part = child
+                    .input()
+                    .and_then(|input| serde_json::from_str::<SegmentTask>(input).ok())
+                    .and_then(|task| match task {
+                        SegmentTask::Encode { part, .. } => Some(part),
+                        _ => None,
+                    });
+                let error = StatesError {
+                    error: child.error().unwrap_or_default().to_owned(),
+                    cause: child.cause().map(str::to_owned),
+                };
+                failed.push((part, error));
+            }
+        }
+        let count = failed.len();
+        let earliest = earliest_failed_part(failed);
+        match &earliest {
+            Some(error) => {
+                tracing::info!(failed = count, error = %error.error, "the failed part's own error, read from its Map Run")
+            }
+            None => tracing::warn!(
+                execution,
+                "the Map Run failed but lists no failed part; its own error is answered"
+            ),
+        }
+        Ok(earliest)
+    }
+
     async fn scratch_keys(&self, job: &SegmentedJob) -> Result<Vec<String>, ProcessingError> {
         let mut keys = Vec::new();
         let mut pages = self
@@ -713,6 +787,19 @@ fn part_name(part: &Part, rendition: &PlannedRendition, profile: &RenditionProfi
 
 /// The parts to join, checked against the plan: the video segments in order, and the audio
 /// segments in order.
+/// Of the parts that failed (each with its error), the one earliest in the file: the video
+/// segments by index, then the audio segments, then any whose part could not be read.
+fn earliest_failed_part(failed: Vec<(Option<Part>, StatesError)>) -> Option<StatesError> {
+    failed
+        .into_iter()
+        .min_by_key(|(part, _)| match part {
+            Some(Part::Video { segment }) => (0, segment.index),
+            Some(Part::Audio { segment }) => (1, segment.index),
+            None => (2, 0),
+        })
+        .map(|(_, error)| error)
+}
+
 fn parts_in_join_order<'a>(
     rendition: &PlannedRendition,
     parts_done: &'a [PartDone],
@@ -988,6 +1075,62 @@ mod tests {
             serde_json::from_value(task).unwrap(),
             SegmentedInvocation::Task(SegmentTask::Plan { .. })
         ));
+    }
+
+    #[test]
+    fn a_failed_map_run_is_answered_with_the_execution_to_read_its_part_from() {
+        let job: Value =
+            serde_json::from_str(include_str!("../../../shared/fixtures/segmented-rendition-job.json")).unwrap();
+        let execution = "arn:aws:states:us-east-1:000000000000:execution:video-suite-segmented-rendition:720p-3f2a";
+        let task = json!({
+            "task": "answerFailure",
+            "job": job,
+            "error": { "Error": MAP_RUN_FAILED, "Cause": "The specified tolerated failure threshold was exceeded" },
+            "executionArn": execution,
+        });
+        let Ok(SegmentedInvocation::Task(SegmentTask::AnswerFailure {
+            error, execution_arn, ..
+        })) = invocation(task)
+        else {
+            panic!("not an answerFailure task");
+        };
+        assert_eq!(
+            (error.error.as_str(), execution_arn.as_deref()),
+            (MAP_RUN_FAILED, Some(execution))
+        );
+        // When no failed part can be read, the Map Run's own error is answered, by name.
+        let err = failure_from_states_error(&error);
+        assert_eq!(err.code(), Code::SegmentedRenditionFailed);
+        assert!(
+            err.reason
+                .starts_with("States.ExceedToleratedFailureThreshold: The specified tolerated"),
+            "{}",
+            err.reason
+        );
+        // A part's own error, as DescribeExecution gives it for the failed child execution.
+        let part = states_error(
+            "failed",
+            r#"{"errorType":"failed","errorMessage":"CORRUPT_INPUT: segment 7 (from 210.000 s): ffmpeg failed"}"#,
+        );
+        let err = failure_from_states_error(&part);
+        assert_eq!((err.code(), err.kind), (Code::CorruptInput, ErrorKind::Failed));
+        assert!(err.reason.starts_with("segment 7 (from 210.000 s)"), "{}", err.reason);
+    }
+
+    #[test]
+    fn of_several_failed_parts_the_earliest_in_the_file_is_answered() {
+        let failed = vec![
+            (
+                Some(audio(0)),
+                states_error("failed", "SEGMENTED_RENDITION_FAILED: the audio"),
+            ),
+            (None, states_error("States.Runtime", "unreadable input")),
+            (Some(video(3)), states_error("failed", "CORRUPT_INPUT: segment 3")),
+            (Some(video(2)), states_error("failed", "CORRUPT_INPUT: segment 2")),
+        ];
+        let earliest = earliest_failed_part(failed).unwrap();
+        assert_eq!(earliest.cause.as_deref(), Some("CORRUPT_INPUT: segment 2"));
+        assert_eq!(earliest_failed_part(vec![]), None);
     }
 
     fn plan_of(parts: Vec<Part>) -> PlannedRendition {

@@ -14,6 +14,7 @@ async fn main() -> Result<(), Error> {
     let tasks = SegmentTasks {
         s3: shared::clients::s3_client(&sdk),
         sns: shared::clients::sns_client(&sdk),
+        sfn: aws_sdk_sfn::Client::new(&sdk),
         ledger: shared::ledger::Ledger::from_env(&sdk),
         config,
     };

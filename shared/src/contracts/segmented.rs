@@ -107,8 +107,16 @@ pub enum SegmentTask {
     AnswerFailure {
         job: SegmentedJob,
         error: StatesError,
+        /// The execution that failed (`$$.Execution.Id`): where a failed Map Run's part is
+        /// looked up, when the error is [`MAP_RUN_FAILED`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        execution_arn: Option<String>,
     },
 }
+
+/// The error a Distributed Map's `Catch` sees when one of its child executions (a part) failed:
+/// the part's own error is read from the Map Run.
+pub const MAP_RUN_FAILED: &str = "States.ExceedToleratedFailureThreshold";
 
 /// What the `plan` task decided.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

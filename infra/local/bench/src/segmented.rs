@@ -5,7 +5,8 @@
 //! 1. total CPU-seconds (user + system of the ffmpeg children, from `getrusage`), segmented
 //!    (every video and audio segment, the join) over single pass (goal ≤ 1.10×);
 //! 2. wall time on this machine, the segments one after another (each ffmpeg uses both cores);
-//! 3. the projected AWS wall time at the template's `SegmentMaxConcurrency` (40) and at 100:
+//! 3. the projected AWS wall time at the template's `SegmentMaxConcurrency` (100, its
+//!    Distributed Map) and at an inline Map's 40:
 //!    plan (ffprobe) + the slowest wave of parts + the join, from the measured per-part times
 //!    (this machine's 2 cores standing in for the 2 vCPUs of a 3,008 MB function). Lambda start-up
 //!    and Step Functions' transitions are not measured here and not included;
@@ -36,7 +37,9 @@ use shared::segments::{
 
 /// The template's defaults.
 const SEGMENT_SECONDS: f64 = 30.0;
-const TEMPLATE_CONCURRENCY: usize = 40;
+const TEMPLATE_CONCURRENCY: usize = 100;
+/// What an inline Map would allow, for comparison.
+const INLINE_MAP_CONCURRENCY: usize = 40;
 
 /// CPU time of the children this process has waited for so far.
 fn children_cpu() -> Duration {
@@ -254,7 +257,7 @@ pub async fn figures(work: &Path) -> Result<(), BoxError> {
         secs(segmented.plan),
         secs(segmented.join.wall)
     );
-    for concurrency in [TEMPLATE_CONCURRENCY, 100] {
+    for concurrency in [INLINE_MAP_CONCURRENCY, TEMPLATE_CONCURRENCY] {
         println!(
             "  projected AWS wall at {concurrency}-way: {:.1} s (single pass {:.1} s: {:.1}x faster; Lambda start-up and Step Functions transitions not included)",
             secs(segmented.projected_wall(concurrency)),
@@ -313,7 +316,7 @@ pub async fn figures(work: &Path) -> Result<(), BoxError> {
         .max()
         .unwrap_or_default();
     let parts_60 = (3600.0 / SEGMENT_SECONDS).ceil() as usize + (3600.0 / DEFAULT_AUDIO_SEGMENT_SECS).ceil() as usize;
-    for concurrency in [TEMPLATE_CONCURRENCY, 100] {
+    for concurrency in [INLINE_MAP_CONCURRENCY, TEMPLATE_CONCURRENCY] {
         let waves = parts_60.div_ceil(concurrency) as u32;
         // Each wave as slow as the slowest part of either kind; the join grows with the length.
         let projected =

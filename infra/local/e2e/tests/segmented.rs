@@ -278,6 +278,10 @@ async fn a_long_source_is_rendered_in_segments_frame_exact_once_despite_a_duplic
     assert_eq!(names.len(), executions.len());
     assert!(executions.iter().all(|e| e.status == "SUCCEEDED"), "{executions:#?}");
     for execution in &executions {
+        // The parts ran as the child executions of one Distributed Map Run: 15 video segments
+        // of 120 s and 6 audio segments of 5 minutes, each done (once: a redone part is retried
+        // inside its child).
+        assert_eq!(execution.map_runs, [(21, 21, 0)], "{execution:#?}");
         assert_no_scratch_left(&env, execution).await;
     }
 }
@@ -331,6 +335,12 @@ async fn a_corrupt_stretch_mid_file_fails_the_segmented_rendition_by_name_with_n
     assert_eq!(executions.len(), rendition_profiles().len(), "{executions:#?}");
     for execution in &executions {
         assert_eq!(execution.status, "FAILED", "{execution:?}");
+        // The damaged segment failed its child execution, and that its Map Run; the result's
+        // reason above was read from that child.
+        let [(items, _, failed)] = execution.map_runs[..] else {
+            panic!("not one Map Run: {execution:#?}");
+        };
+        assert!(items == 3 && failed >= 1, "{execution:#?}");
         assert_no_scratch_left(&env, execution).await;
     }
 }

@@ -166,6 +166,8 @@ pub struct SegmentedExecution {
     pub name: String,
     pub status: String,
     pub input: serde_json::Value,
+    /// Each Map Run of the execution (its Distributed Map of parts): (items, succeeded, failed).
+    pub map_runs: Vec<(i64, i64, i64)>,
 }
 
 impl TestEnv {
@@ -191,11 +193,35 @@ impl TestEnv {
                         name: execution.name().to_owned(),
                         status: described.status().as_str().to_owned(),
                         input,
+                        map_runs: self.map_runs(execution.execution_arn()).await,
                     });
                 }
             }
         }
         found
+    }
+
+    /// (items, succeeded, failed) of each Map Run of `execution`.
+    async fn map_runs(&self, execution: &str) -> Vec<(i64, i64, i64)> {
+        let sfn = &self.clients.sfn;
+        let runs = sfn
+            .list_map_runs()
+            .execution_arn(execution)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ListMapRuns {execution}: {e}"));
+        let mut counts = Vec::new();
+        for run in runs.map_runs() {
+            let described = sfn
+                .describe_map_run()
+                .map_run_arn(run.map_run_arn())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("DescribeMapRun {}: {e}", run.map_run_arn()));
+            let items = described.item_counts();
+            counts.push(items.map_or((0, 0, 0), |c| (c.total(), c.succeeded(), c.failed())));
+        }
+        counts
     }
 }
 
