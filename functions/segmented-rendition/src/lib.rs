@@ -240,13 +240,7 @@ impl SegmentTasks {
             self.config.lead_in_secs,
             self.config.lead_out_secs,
         );
-        let mut parts: Vec<Part> = segments
-            .segments
-            .iter()
-            .map(|segment| Part::Video {
-                segment: segment.clone(),
-            })
-            .collect();
+        let mut parts = video_parts(&segments);
         let audio_segments = info
             .audio
             .as_ref()
@@ -330,7 +324,7 @@ impl SegmentTasks {
                 output
             }
         };
-        let key = format!("{}{}", job.scratch_prefix, part.file_name());
+        let key = part_key(job, part);
         let options = UploadOptions {
             content_type: Some("application/octet-stream".to_owned()),
             metadata: Vec::new(),
@@ -694,7 +688,7 @@ fn fits_in_one_execution(
         .iter()
         .map(|part| PartDone {
             part: part.clone(),
-            key: format!("{}{}", job.scratch_prefix, part.file_name()),
+            key: part_key(job, part),
             bytes: u64::MAX,
             billed_ms: u64::MAX,
             scratch_bytes: u64::MAX,
@@ -787,6 +781,22 @@ fn part_name(part: &Part, rendition: &PlannedRendition, profile: &RenditionProfi
 
 /// The parts to join, checked against the plan: the video segments in order, and the audio
 /// segments in order.
+/// The video segments of `segments` as parts, in join order.
+fn video_parts(segments: &SegmentPlan) -> Vec<Part> {
+    segments
+        .segments
+        .iter()
+        .map(|segment| Part::Video {
+            segment: segment.clone(),
+        })
+        .collect()
+}
+
+/// Where `part` is written: under the job's scratch prefix.
+fn part_key(job: &SegmentedJob, part: &Part) -> String {
+    format!("{}{}", job.scratch_prefix, part.file_name())
+}
+
 /// Of the parts that failed (each with its error), the one earliest in the file: the video
 /// segments by index, then the audio segments, then any whose part could not be read.
 fn earliest_failed_part(failed: Vec<(Option<Part>, StatesError)>) -> Option<StatesError> {
@@ -1183,13 +1193,7 @@ mod tests {
     fn plan_of_hours(hours: f64, segment_seconds: f64) -> PlannedRendition {
         let rate = FrameRate::from_fps(30.0).unwrap();
         let segments = SegmentPlan::new(hours * 3600.0, rate, 2.0, segment_seconds, 1.0, 0.5);
-        let mut parts: Vec<Part> = segments
-            .segments
-            .iter()
-            .map(|segment| Part::Video {
-                segment: segment.clone(),
-            })
-            .collect();
+        let mut parts = video_parts(&segments);
         let audio_frames_per_segment = (DEFAULT_AUDIO_SEGMENT_SECS * 48_000.0 / 1024.0).round() as u32;
         parts.extend((0..(hours * 12.0).ceil() as u32).map(|index| {
             serde_json::from_value::<Part>(json!({ "kind": "audio", "segment": {
