@@ -66,6 +66,11 @@ LOCAL_PARAMETERS = Architecture=$(LOCAL_ARCH) FfmpegPath=ffmpeg FfprobePath=ffpr
 LOCAL_SEGMENTED_ABOVE_SECONDS ?= 60
 LOCAL_SEGMENT_SECONDS ?= 120
 E2E_THREADS ?= 3
+# The local services' binary, built with their tests (`--all-targets`): with their
+# dev-dependencies in, its dependencies resolve the same features as `cargo test --workspace`,
+# so the AWS SDK is compiled once for both (a plain `-p local-services` build resolved others,
+# and `make test` compiled the SDK twice).
+BUILD_LOCAL_SERVICES := cargo build --quiet -p local-services --all-targets
 
 .PHONY: help tools venvs layer stack-up build build-aws rehearse-deploy stack stack-down demo run-demo unit lint test e2e dead-letters run-e2e soak run-soak \
   bench run-bench deploy deploy-fn redrive clean-local
@@ -149,7 +154,7 @@ build-aws: tools ## sam build for AWS (ARCH=arm64|x86_64), into SAM_BUILD_DIR-AR
 
 # ------------------------------------------------------------------ local stack
 stack-up: tools ## build the local services and start ministack (no deploy)
-	cargo build --quiet -p local-services
+	$(BUILD_LOCAL_SERVICES)
 	infra/local/stack.sh up
 
 # Deploys the same template a real account gets, with `sam deploy`, records the outputs, then
@@ -199,7 +204,7 @@ lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on th
 
 # The local services are built first so that infra/tests/test_stack.py restarts them too.
 test: lint layer ## lint, the layer, Python and unit tests, then the end-to-end tests on a stack of their own (make e2e)
-	cargo build --quiet -p local-services
+	$(BUILD_LOCAL_SERVICES)
 	$(VENV)/bin/pytest -q infra/tests
 	cargo test --workspace -- --skip local_mediaconvert_conformance
 	cargo test -p local-services --test conformance -- --nocapture

@@ -48,6 +48,14 @@ use crate::source_fence::source_fence;
 /// How far segment timestamps are moved up (seconds), and moved back at the join.
 pub const TS_OFFSET_SECS: u32 = 10;
 
+/// How much output time one video segment encodes, by default (the template's `SegmentSeconds`).
+/// Every segment but the first and the last encodes its lead-in and lead-out beside it and starts
+/// its own ffmpeg: at 30 s those cost 11 % more CPU than the single pass on the 10-minute 1080p
+/// source of `make bench`, over the 10 % the segmented render may cost. At 60 s the cost halves,
+/// while an hour of source is still fewer parts (72 with the audio) than the template's 100 at
+/// once, so it is rendered in one wave of parts as long as a 720p segment of 60 s takes.
+pub const DEFAULT_SEGMENT_SECS: f64 = 60.0;
+
 /// How much output time a segment encodes before its first frame and drops, by default.
 pub const DEFAULT_LEAD_IN_SECS: f64 = 1.0;
 
@@ -315,8 +323,9 @@ pub const AAC_PRIMING_SAMPLES: u64 = 1024;
 
 /// How much audio one audio segment encodes, by default. Audio encodes about ten times faster
 /// than 720p video (`make bench`: 301.5 s of audio in 11.8 s, a 30 s 720p segment in 11.6 s),
-/// so an audio segment of 5 minutes takes about as long as a video segment of 30 s, and an
-/// hour of sound is 12 parts instead of one task that bounds the whole rendition's wall time.
+/// so an audio segment of 5 minutes takes about half as long as a 720p video segment of the
+/// default 60 s ([`DEFAULT_SEGMENT_SECS`]), and an hour of sound is 12 parts instead of one task
+/// that bounds the whole rendition's wall time.
 pub const DEFAULT_AUDIO_SEGMENT_SECS: f64 = 300.0;
 
 /// One stretch of a rendition's audio, counted in the output's AAC frames: frame `n` holds the

@@ -51,7 +51,7 @@ use shared::publish::publish_json;
 use shared::renditions::{plan_note, probe_output, publish_rendition_result, OutputDescription};
 use shared::segments::{
     audio_segment_args, audio_segments, join_args, keep_audio_frames, segment_command, AudioSegment, FrameRate,
-    SegmentPlan, DEFAULT_AUDIO_SEGMENT_SECS, DEFAULT_LEAD_IN_SECS, DEFAULT_LEAD_OUT_SECS,
+    SegmentPlan, DEFAULT_AUDIO_SEGMENT_SECS, DEFAULT_LEAD_IN_SECS, DEFAULT_LEAD_OUT_SECS, DEFAULT_SEGMENT_SECS,
 };
 use shared::storage::{download_to_file, local_io, presigned_get_url, upload_file, work_dir, UploadOptions};
 use shared::{Code, ErrorKind, ProcessingError};
@@ -67,8 +67,8 @@ pub struct Config {
     pub work_dir: PathBuf,
     /// `DEADLINE_MARGIN_SECS` (default 15): time kept after ffmpeg for the upload.
     pub deadline_margin: Duration,
-    /// `SEGMENT_SECONDS` (default 30): the output time one segment encodes, rounded to whole
-    /// keyframe intervals of the profile.
+    /// `SEGMENT_SECONDS` (default [`DEFAULT_SEGMENT_SECS`]): the output time one segment
+    /// encodes, rounded to whole keyframe intervals of the profile.
     pub segment_seconds: f64,
     /// `AUDIO_SEGMENT_SECONDS` (default [`DEFAULT_AUDIO_SEGMENT_SECS`]): the audio one audio
     /// segment encodes, rounded to whole AAC frames.
@@ -91,7 +91,7 @@ impl Config {
             ffprobe: env.optional_or("FFPROBE_PATH", PathBuf::from("ffprobe")),
             work_dir: env.optional_or("WORK_DIR", std::env::temp_dir()),
             deadline_margin: Duration::from_secs(env.optional_or("DEADLINE_MARGIN_SECS", 15)),
-            segment_seconds: env.optional_or("SEGMENT_SECONDS", 30.0),
+            segment_seconds: env.optional_or("SEGMENT_SECONDS", DEFAULT_SEGMENT_SECS),
             audio_segment_seconds: env.optional_or("AUDIO_SEGMENT_SECONDS", DEFAULT_AUDIO_SEGMENT_SECS),
             lead_in_secs: env.optional_or("SEGMENT_LEAD_IN_SECS", DEFAULT_LEAD_IN_SECS),
             lead_out_secs: env.optional_or("SEGMENT_LEAD_OUT_SECS", DEFAULT_LEAD_OUT_SECS),
@@ -675,9 +675,9 @@ const STATE_QUOTA_BYTES: usize = 256 * 1024;
 /// part's answer; a state over [`STATE_QUOTA_BYTES`] would fail the execution with
 /// `States.DataLimitExceeded`, which tells a reader of the results nothing they could act on.
 /// Measured on the plan itself with every part's answer at its longest (20-digit numbers), so a
-/// plan that fits here fits at the join. At the template's 30 s segments that is three and a half
-/// hours of source at least (S3's longest keys); a longer one may be rejected, by name, with what
-/// would make it fit.
+/// plan that fits here fits at the join. At the template's 60 s segments that is six hours of
+/// source at least (three and a half at 30 s; S3's longest keys); a longer one may be rejected,
+/// by name, with what would make it fit.
 fn fits_in_one_execution(
     job: &SegmentedJob,
     planned: &PlannedRendition,
@@ -1231,7 +1231,9 @@ mod tests {
             "{}",
             err.reason
         );
-        // Longer segments make the same source fit.
+        // Longer segments make the same source fit: the template's default, and longer still.
+        assert!(fits_in_one_execution(&job, &plan_of_hours(6.0, DEFAULT_SEGMENT_SECS), DEFAULT_SEGMENT_SECS).is_ok());
+        assert!(fits_in_one_execution(&job, &plan_of_hours(7.5, DEFAULT_SEGMENT_SECS), DEFAULT_SEGMENT_SECS).is_err());
         assert!(fits_in_one_execution(&job, &plan_of_hours(6.0, 120.0), 120.0).is_ok());
     }
 

@@ -11,14 +11,15 @@
 //!    (this machine's 2 cores standing in for the 2 vCPUs of a 3,008 MB function). Lambda start-up
 //!    and Step Functions' transitions are not measured here and not included;
 //! 4. a 60-minute source to 720p projected the same way, from this run's 720p segment times
-//!    (video segments of 30 s and audio segments of 5 minutes take the same time whatever the
+//!    (video segments of 60 s and audio segments of 5 minutes take the same time whatever the
 //!    source's length; the join grows with it);
 //! 5. join quality: per-frame PSNR of each output against the source, and the largest drop of the
 //!    segmented file below the single pass within two frames of a join (goal ≤ 0.5 dB).
 //!
-//! Segments are encoded with the function's default lead-in and lead-out
-//! (`shared::segments::DEFAULT_LEAD_IN_SECS` / `DEFAULT_LEAD_OUT_SECS`), or
-//! `BENCH_SEGMENT_LEAD_IN_SECS` / `BENCH_SEGMENT_LEAD_OUT_SECS` (0 and 0 show the joins without).
+//! Segments are cut as the function cuts them by default (`shared::segments::DEFAULT_SEGMENT_SECS`,
+//! `DEFAULT_LEAD_IN_SECS`, `DEFAULT_LEAD_OUT_SECS`), or by `BENCH_SEGMENT_SECONDS`,
+//! `BENCH_SEGMENT_LEAD_IN_SECS` and `BENCH_SEGMENT_LEAD_OUT_SECS` (leads of 0 and 0 show the joins
+//! without).
 //!
 //! Runs without the stack: what is measured is ffmpeg's work, which the functions only supervise.
 
@@ -32,11 +33,10 @@ use shared::probe::probe_file;
 use shared::profiles::RenditionProfile;
 use shared::segments::{
     aac_frames_secs, audio_segment_args, audio_segments, join_args, keep_audio_frames, segment_command, FrameRate,
-    SegmentPlan, DEFAULT_AUDIO_SEGMENT_SECS, DEFAULT_LEAD_IN_SECS, DEFAULT_LEAD_OUT_SECS,
+    SegmentPlan, DEFAULT_AUDIO_SEGMENT_SECS, DEFAULT_LEAD_IN_SECS, DEFAULT_LEAD_OUT_SECS, DEFAULT_SEGMENT_SECS,
 };
 
-/// The template's defaults.
-const SEGMENT_SECONDS: f64 = 30.0;
+/// The template's default.
 const TEMPLATE_CONCURRENCY: usize = 100;
 /// What an inline Map would allow, for comparison.
 const INLINE_MAP_CONCURRENCY: usize = 40;
@@ -103,7 +103,7 @@ async fn render_segmented(
     profile: &RenditionProfile,
     source: &Path,
     work: &Path,
-    leads: (f64, f64),
+    cut: Cut,
 ) -> Result<Segmented, BoxError> {
     let started = Instant::now();
     let info = probe_file(Path::new("ffprobe"), source, Deadline::after(Duration::from_secs(60))).await?;
@@ -117,9 +117,9 @@ async fn render_segmented(
         info.duration_secs.unwrap_or(0.0),
         rate,
         profile.video.keyframe_interval_secs,
-        SEGMENT_SECONDS,
-        leads.0,
-        leads.1,
+        cut.segment_secs,
+        cut.lead_in_secs,
+        cut.lead_out_secs,
     );
     let plan_time = started.elapsed();
     let mut parts = Vec::new();
@@ -138,8 +138,8 @@ async fn render_segmented(
         profile,
         info.audio.as_ref().ok_or("the source has no sound")?,
         DEFAULT_AUDIO_SEGMENT_SECS,
-        leads.0,
-        leads.1,
+        cut.lead_in_secs,
+        cut.lead_out_secs,
     )?;
     let mut frames = Vec::new();
     let encoded = work.join(format!("{}-audio-part.aac", profile.name));
@@ -202,22 +202,29 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// How the segments are cut (seconds of output time).
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    segment_secs: f64,
+    lead_in_secs: f64,
+    lead_out_secs: f64,
+}
+
+/// Seconds from the environment variable `name`, or `default`.
+fn secs_from_env(name: &str, default: f64) -> f64 {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
 pub async fn figures(work: &Path) -> Result<(), BoxError> {
-    let seconds: f64 = std::env::var("BENCH_SEGMENTED_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(600.0);
-    let lead_in_secs: f64 = std::env::var("BENCH_SEGMENT_LEAD_IN_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_LEAD_IN_SECS);
-    let lead_out_secs: f64 = std::env::var("BENCH_SEGMENT_LEAD_OUT_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_LEAD_OUT_SECS);
-    let leads = (lead_in_secs, lead_out_secs);
+    let seconds = secs_from_env("BENCH_SEGMENTED_SECONDS", 600.0);
+    let cut = Cut {
+        segment_secs: secs_from_env("BENCH_SEGMENT_SECONDS", DEFAULT_SEGMENT_SECS),
+        lead_in_secs: secs_from_env("BENCH_SEGMENT_LEAD_IN_SECS", DEFAULT_LEAD_IN_SECS),
+        lead_out_secs: secs_from_env("BENCH_SEGMENT_LEAD_OUT_SECS", DEFAULT_LEAD_OUT_SECS),
+    };
     println!(
-        "== segmented rendering vs single pass (1080p profile; a {seconds} s 1920x1080 30 fps source with sound, made with ffmpeg; {SEGMENT_SECONDS} s segments, {lead_in_secs} s lead-in, {lead_out_secs} s lead-out)"
+        "== segmented rendering vs single pass (1080p profile; a {seconds} s 1920x1080 30 fps source with sound, made with ffmpeg; {} s segments, {} s lead-in, {} s lead-out)",
+        cut.segment_secs, cut.lead_in_secs, cut.lead_out_secs
     );
     let work = work.join("segmented");
     std::fs::create_dir_all(&work)?;
@@ -236,7 +243,7 @@ pub async fn figures(work: &Path) -> Result<(), BoxError> {
     let plan = profile.plan(&info).ok_or("the source has no video")?;
     let single_path = work.join("1080p-single.mp4");
     let single = ffmpeg(profile.ffmpeg_args(&plan, &source, &single_path)).await?;
-    let segmented = render_segmented(&profile, &source, &work, leads).await?;
+    let segmented = render_segmented(&profile, &source, &work, cut).await?;
     let cpu_ratio = secs(segmented.cpu()) / secs(single.cpu);
     println!(
         "  CPU: segmented {:.1} s, single pass {:.1} s: segmented/single = {cpu_ratio:.3}x (goal <= 1.10x)",
@@ -300,7 +307,7 @@ pub async fn figures(work: &Path) -> Result<(), BoxError> {
 
     // A 60-minute source to 720p, projected from this run's 720p parts.
     let profile_720 = RenditionProfile::built_in("720p").ok_or("no 720p profile")?;
-    let segmented_720 = render_segmented(&profile_720, &source, &work, leads).await?;
+    let segmented_720 = render_segmented(&profile_720, &source, &work, cut).await?;
     let scale = 3600.0 / seconds;
     let (video_parts, audio_parts) = segmented_720
         .parts
@@ -308,23 +315,24 @@ pub async fn figures(work: &Path) -> Result<(), BoxError> {
     let slowest_segment = video_parts.iter().map(|p| p.wall).max().unwrap_or_default();
     // An audio segment of the full length, at the slowest rate an audio part of this run
     // encoded at (a source shorter than two audio segments has only shorter ones).
-    let full_audio_segment = DEFAULT_AUDIO_SEGMENT_SECS + leads.0 + leads.1;
+    let full_audio_segment = DEFAULT_AUDIO_SEGMENT_SECS + cut.lead_in_secs + cut.lead_out_secs;
     let slowest_audio = audio_parts
         .iter()
         .zip(&segmented_720.audio_seconds)
         .map(|(part, seconds)| part.wall.mul_f64(full_audio_segment / seconds.max(1.0)))
         .max()
         .unwrap_or_default();
-    let parts_60 = (3600.0 / SEGMENT_SECONDS).ceil() as usize + (3600.0 / DEFAULT_AUDIO_SEGMENT_SECS).ceil() as usize;
+    let parts_60 = (3600.0 / cut.segment_secs).ceil() as usize + (3600.0 / DEFAULT_AUDIO_SEGMENT_SECS).ceil() as usize;
     for concurrency in [INLINE_MAP_CONCURRENCY, TEMPLATE_CONCURRENCY] {
         let waves = parts_60.div_ceil(concurrency) as u32;
         // Each wave as slow as the slowest part of either kind; the join grows with the length.
         let projected =
             segmented_720.plan + slowest_segment.max(slowest_audio) * waves + segmented_720.join.wall.mul_f64(scale);
         println!(
-            "  60-minute 1080p -> 720p projected at {concurrency}-way: {:.1} s = plan {:.2} s + {waves} waves of {parts_60} parts (slowest 720p segment {:.1} s, slowest audio segment {:.1} s for {full_audio_segment} s) + join ({:.1} s, scaled) (goal <= 60 s at <= 100-way; the Step Functions sample: 230 s)",
+            "  60-minute 1080p -> 720p projected at {concurrency}-way: {:.1} s = plan {:.2} s + {waves} wave{} of {parts_60} parts (slowest 720p segment {:.1} s, slowest audio segment {:.1} s for {full_audio_segment} s) + join ({:.1} s, scaled) (goal <= 60 s at <= 100-way; the Step Functions sample: 230 s)",
             secs(projected),
             secs(segmented_720.plan),
+            if waves == 1 { "" } else { "s" },
             secs(slowest_segment),
             secs(slowest_audio),
             secs(segmented_720.join.wall.mul_f64(scale))

@@ -329,6 +329,20 @@ async fn playlist_reaching_out(r: &Run) -> Vec<u8> {
     format!("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{endpoint}/{bucket}/{key}\n#EXT-X-ENDLIST\n").into_bytes()
 }
 
+/// An HLS playlist whose one segment is a video on this machine's disk, where the local
+/// MediaConvert stand-in runs. Unfenced, the stand-in read it (ffmpeg lets a playlist read from a
+/// local file name local files) and rendered it `available`: a hostile upload copying a local
+/// file into an output. Fenced, like the functions, it is not a container that may be read.
+async fn playlist_naming_a_local_file(dir: &Path) -> Vec<u8> {
+    let video = dir.join(format!("on-disk-{}.ts", unique_suffix()));
+    std::fs::write(&video, encoded(dir, TEST_PATTERN, H264, "mpegts").await).unwrap();
+    format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{}\n#EXT-X-ENDLIST\n",
+        video.display()
+    )
+    .into_bytes()
+}
+
 /// An H.264 MP4 as cameras write it: the index (`moov`) at the end, after the media data.
 async fn index_last_mp4(dir: &Path) -> Vec<u8> {
     encoded(dir, TEST_PATTERN, H264, "mp4").await
@@ -1086,6 +1100,7 @@ async fn mediaconvert(r: &Run) {
     let bucket = r.out("SourceBucketName");
     let prefix = format!("{}bad-{}/", r.out("MediaConvertUploadsPrefix"), r.run);
     let good = std::fs::read(r.sample(TINY).await).unwrap();
+    let playlist = playlist_naming_a_local_file(r.env.work.path()).await;
     let odd_name = "-i $(id) +%é.mp4";
     let cases: Vec<(&str, &str, Vec<u8>, String)> = vec![
         (
@@ -1098,6 +1113,12 @@ async fn mediaconvert(r: &Run) {
             "text named .mp4",
             "notes.mp4",
             b"not a video\n".repeat(100),
+            about(Job::Mediaconvert, failed(Code::MediaconvertError)),
+        ),
+        (
+            "HLS playlist named .mp4, naming a file on the stand-in's disk",
+            "playlist.mp4",
+            playlist,
             about(Job::Mediaconvert, failed(Code::MediaconvertError)),
         ),
         (

@@ -761,9 +761,14 @@ impl LocalMediaConvert {
         shared::storage::download_to_file(&clients.s3, &plan.input_bucket, &plan.input_key, &input)
             .await
             .map_err(unreadable)?;
-        let info = shared::probe::probe_file(Path::new("ffprobe"), &input, Deadline::after(Duration::from_secs(60)))
-            .await
-            .map_err(unreadable)?;
+        let info = shared::probe::probe_source(
+            Path::new("ffprobe"),
+            &input,
+            Deadline::after(Duration::from_secs(60)),
+            shared::probe::Unreadable::CORRUPT_FILE,
+        )
+        .await
+        .map_err(unreadable)?;
         let video = info.require_video().map_err(unreadable)?;
         let (width, height) = plan.source_size((video.width, video.height), video.display_size());
         let source = Source {

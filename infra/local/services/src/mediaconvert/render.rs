@@ -101,6 +101,9 @@ impl GroupPlan {
         if matches!(self.rotation, Rotation::Fixed(_)) {
             args.push("-noautorotate".into());
         }
+        // The input is an upload, hostile as any: read as a container that carries its media
+        // inline, never as a playlist or list naming other files (the functions' fence).
+        args.extend(shared::source_fence::source_fence(input.as_os_str()));
         args.push("-i".into());
         args.push(input.as_os_str().to_owned());
         // Every output's picture starts turned as the input's selector says.

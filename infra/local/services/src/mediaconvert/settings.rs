@@ -748,6 +748,14 @@ mod tests {
             1,
             "the input is decoded once"
         );
+        // Fenced like the functions' sources: a local file, read as an inline container.
+        let input = args.iter().position(|a| a == "-i").unwrap();
+        assert!(args.iter().position(|a| a == "-format_whitelist").unwrap() < input);
+        assert_eq!(
+            after(&args, "-format_whitelist", 0),
+            shared::source_fence::SOURCE_FORMATS
+        );
+        assert_eq!(after(&args, "-protocol_whitelist", 0), "file");
         assert_eq!(after(&args, "-c:v", 0), "libx265");
         assert_eq!(after(&args, "-crf:v", 0), "28");
         assert_eq!(after(&args, "-maxrate:v", 0), "5000000");
