@@ -50,10 +50,11 @@ pub const TS_OFFSET_SECS: u32 = 10;
 
 /// How much output time one video segment encodes, by default (the template's `SegmentSeconds`).
 /// Every segment but the first and the last encodes its lead-in and lead-out beside it and starts
-/// its own ffmpeg: at 30 s those cost 11 % more CPU than the single pass on the 10-minute 1080p
-/// source of `make bench`, over the 10 % the segmented render may cost. At 60 s the cost halves,
-/// while an hour of source is still fewer parts (72 with the audio) than the template's 100 at
-/// once, so it is rendered in one wave of parts as long as a 720p segment of 60 s takes.
+/// its own ffmpeg: at 30 s the segmented render took 1.110x the CPU of the single pass on the
+/// 10-minute 1080p source of `make bench`, over the 1.10x it may cost. At 60 s the leads are half
+/// as many frames (2.25 %) and it measured 0.947x, within the machine's noise of the single pass.
+/// An hour of source is still fewer parts (72 with the audio) than the template's 100 at once,
+/// so it is rendered in one wave as long as a 720p segment of 60 s takes (30.5 s projected).
 pub const DEFAULT_SEGMENT_SECS: f64 = 60.0;
 
 /// How much output time a segment encodes before its first frame and drops, by default.
