@@ -66,11 +66,12 @@ LOCAL_PARAMETERS = Architecture=$(LOCAL_ARCH) FfmpegPath=ffmpeg FfprobePath=ffpr
 LOCAL_SEGMENTED_ABOVE_SECONDS ?= 60
 LOCAL_SEGMENT_SECONDS ?= 120
 E2E_THREADS ?= 3
-# The local services' binary, built with their tests (`--all-targets`): with their
-# dev-dependencies in, its dependencies resolve the same features as `cargo test --workspace`,
-# so the AWS SDK is compiled once for both (a plain `-p local-services` build resolved others,
-# and `make test` compiled the SDK twice).
-BUILD_LOCAL_SERVICES := cargo build --quiet -p local-services --all-targets
+# The local services, the demo and every test, in one dev build of the whole workspace with its
+# tests: cargo resolves dependency features per selection of packages and targets, so this is
+# the only dev build the targets below make, and `cargo test --workspace` finds it done. A build
+# of `-p local-services` and a `cargo run -p demo` each resolved other features and compiled the
+# AWS SDK again (in `make test`, twice).
+BUILD_WORKSPACE := cargo build --quiet --workspace --all-targets
 
 .PHONY: help tools venvs layer stack-up build build-aws rehearse-deploy stack stack-down demo run-demo unit lint test e2e dead-letters run-e2e soak run-soak \
   bench run-bench deploy deploy-fn redrive clean-local
@@ -153,8 +154,8 @@ build-aws: tools ## sam build for AWS (ARCH=arm64|x86_64), into SAM_BUILD_DIR-AR
 	$(VENV)/bin/python infra/deploy/check_artifacts.py --build-dir $(SAM_BUILD_DIR)-$(ARCH) --arch $(ARCH)
 
 # ------------------------------------------------------------------ local stack
-stack-up: tools ## build the local services and start ministack (no deploy)
-	$(BUILD_LOCAL_SERVICES)
+stack-up: tools ## build the local services (the workspace's dev build) and start ministack (no deploy)
+	$(BUILD_WORKSPACE)
 	infra/local/stack.sh up
 
 # Deploys the same template a real account gets, with `sam deploy`, records the outputs, then
@@ -187,7 +188,8 @@ demo: tools ## the whole pipeline on the local stack with a sample video (stack 
 	$(call with_stack,run-demo,MEDIACONVERT_TEMPLATE=$(DEMO_MEDIACONVERT_TEMPLATE))
 
 run-demo: ## the demo alone, against the stack already up (make stack)
-	$(RUN) cargo run --quiet -p demo --bin demo
+	$(BUILD_WORKSPACE)
+	$(RUN) $${CARGO_TARGET_DIR:-target}/debug/demo
 
 # ------------------------------------------------------------------ tests
 unit: ## cargo test of the whole workspace (no stack)
@@ -204,7 +206,7 @@ lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on th
 
 # The local services are built first so that infra/tests/test_stack.py restarts them too.
 test: lint layer ## lint, the layer, Python and unit tests, then the end-to-end tests on a stack of their own (make e2e)
-	$(BUILD_LOCAL_SERVICES)
+	$(BUILD_WORKSPACE)
 	$(VENV)/bin/pytest -q infra/tests
 	cargo test --workspace -- --skip local_mediaconvert_conformance
 	cargo test -p local-services --test conformance -- --nocapture
