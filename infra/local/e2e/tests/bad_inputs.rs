@@ -326,7 +326,12 @@ async fn playlist_reaching_out(r: &Run) -> Vec<u8> {
     let bucket = r.out("SourceBucketName");
     upload_bytes(&r.env.clients.s3, &bucket, &key, video).await.unwrap();
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the stack's endpoint (infra/local/stack.sh run)");
-    format!("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{endpoint}/{bucket}/{key}\n#EXT-X-ENDLIST\n").into_bytes()
+    hls_playlist(&format!("{endpoint}/{bucket}/{key}"))
+}
+
+/// An HLS playlist of one 1-second segment at `segment` (a URL or a path).
+fn hls_playlist(segment: &str) -> Vec<u8> {
+    format!("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{segment}\n#EXT-X-ENDLIST\n").into_bytes()
 }
 
 /// An HLS playlist whose one segment is a video on this machine's disk, where the local
@@ -336,11 +341,7 @@ async fn playlist_reaching_out(r: &Run) -> Vec<u8> {
 async fn playlist_naming_a_local_file(dir: &Path) -> Vec<u8> {
     let video = dir.join(format!("on-disk-{}.ts", unique_suffix()));
     std::fs::write(&video, encoded(dir, TEST_PATTERN, H264, "mpegts").await).unwrap();
-    format!(
-        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{}\n#EXT-X-ENDLIST\n",
-        video.display()
-    )
-    .into_bytes()
+    hls_playlist(&video.display().to_string())
 }
 
 /// An H.264 MP4 as cameras write it: the index (`moov`) at the end, after the media data.
