@@ -1216,10 +1216,12 @@ mod tests {
         // S3's longest keys, written twice in the job (the source, the output).
         job.source.key = format!("uploads/{}", "k".repeat(1016));
         job.output_key = format!("renditions/{}/720p.mp4", job.source.key);
-        assert!(fits_in_one_execution(&job, &plan_of_hours(1.0, 30.0), 30.0).is_ok());
-        assert!(fits_in_one_execution(&job, &plan_of_hours(3.5, 30.0), 30.0).is_ok());
-        assert!(fits_in_one_execution(&job, &plan_of_hours(4.0, 30.0), 30.0).is_err());
-        let err = fits_in_one_execution(&job, &plan_of_hours(6.0, 30.0), 30.0).unwrap_err();
+        // `hours` of source cut into segments of `secs`, checked as the function checks it.
+        let fits = |hours: f64, secs: f64| fits_in_one_execution(&job, &plan_of_hours(hours, secs), secs);
+        assert!(fits(1.0, 30.0).is_ok());
+        assert!(fits(3.5, 30.0).is_ok());
+        assert!(fits(4.0, 30.0).is_err());
+        let err = fits(6.0, 30.0).unwrap_err();
         assert_eq!((err.code(), err.kind), (Code::SourceTooLong, ErrorKind::Rejected));
         assert!(
             err.reason.starts_with("the source's 6.0 hours make 792 parts"),
@@ -1232,9 +1234,9 @@ mod tests {
             err.reason
         );
         // Longer segments make the same source fit: the template's default, and longer still.
-        assert!(fits_in_one_execution(&job, &plan_of_hours(6.0, DEFAULT_SEGMENT_SECS), DEFAULT_SEGMENT_SECS).is_ok());
-        assert!(fits_in_one_execution(&job, &plan_of_hours(7.5, DEFAULT_SEGMENT_SECS), DEFAULT_SEGMENT_SECS).is_err());
-        assert!(fits_in_one_execution(&job, &plan_of_hours(6.0, 120.0), 120.0).is_ok());
+        assert!(fits(6.0, DEFAULT_SEGMENT_SECS).is_ok());
+        assert!(fits(7.5, DEFAULT_SEGMENT_SECS).is_err());
+        assert!(fits(6.0, 120.0).is_ok());
     }
 
     #[test]
