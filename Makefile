@@ -67,10 +67,10 @@ LOCAL_SEGMENTED_ABOVE_SECONDS ?= 60
 LOCAL_SEGMENT_SECONDS ?= 120
 E2E_THREADS ?= 3
 # The local services, the demo and every test, in one dev build of the whole workspace with its
-# tests: cargo resolves dependency features per selection of packages and targets, so the
-# targets below share it and `cargo test --workspace` finds it done. A build of `-p local-services`
-# and a `cargo run -p demo` each resolved other features and compiled the AWS SDK again. (One
-# selection of its own is left: `make test`'s conformance run, below.)
+# tests: cargo resolves dependency features per selection of packages, so the targets below share
+# it and `cargo test --workspace` finds it done, also with `--test NAME` to pick one test. A build
+# of `-p local-services` and a `cargo run -p demo` each resolved other features and compiled the
+# AWS SDK again.
 BUILD_WORKSPACE := cargo build --quiet --workspace --all-targets
 
 .PHONY: help tools venvs layer stack-up build build-aws rehearse-deploy stack stack-down demo run-demo unit lint test e2e dead-letters run-e2e soak run-soak \
@@ -205,14 +205,14 @@ lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on th
 	$(VENV)/bin/python infra/ops/checkov_scan.py --checkov $(VENV_CK)/bin/checkov infra/template.yaml
 
 # The local services are built first so that infra/tests/test_stack.py restarts them too. The
-# conformance run (`-p local-services`, for its printed table) resolves features of its own and
-# compiles the SDK once more: 2 min 40 s of CI on a slow day; still to be folded into the
-# workspace's selection.
+# conformance run prints its table (--nocapture); it is picked out of the workspace with
+# `--workspace --test conformance`, since `-p local-services` resolved features of its own and
+# compiled the SDK once more (2 min 40 s of CI on a slow day).
 test: lint layer ## lint, the layer, Python and unit tests, then the end-to-end tests on a stack of their own (make e2e)
 	$(BUILD_WORKSPACE)
 	$(VENV)/bin/pytest -q infra/tests
 	cargo test --workspace -- --skip local_mediaconvert_conformance
-	cargo test -p local-services --test conformance -- --nocapture
+	cargo test --workspace --test conformance -- --nocapture
 	$(MAKE) --no-print-directory e2e
 
 # Tests own their state: a fresh stack on TEST_STACK_PORT with its state in TEST_STACK_STATE_DIR
