@@ -267,7 +267,8 @@ bench: tools ## benchmarks, each printed beside its baseline [SECTIONS="cold-ini
 	$(call with_stack,run-bench)
 
 run-bench: ## the benchmarks alone, against the stack already up (make stack) [SECTIONS=...]
-	$(RUN) cargo run --quiet -p bench --bin bench -- $(SECTIONS)
+	$(BUILD_WORKSPACE)
+	$(RUN) $${CARGO_TARGET_DIR:-target}/debug/bench $(SECTIONS)
 
 # ------------------------------------------------------------------ real AWS
 # Refuses before anything is built when credentials, region or a required parameter are
