@@ -72,6 +72,8 @@ E2E_THREADS ?= 3
 # of `-p local-services` and a `cargo run -p demo` each resolved other features and compiled the
 # AWS SDK again.
 BUILD_WORKSPACE := cargo build --quiet --workspace --all-targets
+# Where that build puts its binaries (the demo's, the bench's).
+DEV_BIN := $${CARGO_TARGET_DIR:-target}/debug
 
 .PHONY: help tools venvs layer stack-up build build-aws rehearse-deploy stack stack-down demo run-demo unit lint test e2e dead-letters run-e2e soak run-soak \
   bench run-bench deploy deploy-fn redrive clean-local
@@ -189,7 +191,7 @@ demo: tools ## the whole pipeline on the local stack with a sample video (stack 
 
 run-demo: ## the demo alone, against the stack already up (make stack)
 	$(BUILD_WORKSPACE)
-	$(RUN) $${CARGO_TARGET_DIR:-target}/debug/demo
+	$(RUN) $(DEV_BIN)/demo
 
 # ------------------------------------------------------------------ tests
 unit: ## cargo test of the whole workspace (no stack)
@@ -205,9 +207,8 @@ lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on th
 	$(VENV)/bin/python infra/ops/checkov_scan.py --checkov $(VENV_CK)/bin/checkov infra/template.yaml
 
 # The local services are built first so that infra/tests/test_stack.py restarts them too. The
-# conformance run prints its table (--nocapture); it is picked out of the workspace with
-# `--workspace --test conformance`, since `-p local-services` resolved features of its own and
-# compiled the SDK once more (2 min 40 s of CI on a slow day).
+# conformance run prints its table (--nocapture), picked out of the workspace's build with
+# `--test` (see BUILD_WORKSPACE).
 test: lint layer ## lint, the layer, Python and unit tests, then the end-to-end tests on a stack of their own (make e2e)
 	$(BUILD_WORKSPACE)
 	$(VENV)/bin/pytest -q infra/tests
@@ -268,7 +269,7 @@ bench: tools ## benchmarks, each printed beside its baseline [SECTIONS="cold-ini
 
 run-bench: ## the benchmarks alone, against the stack already up (make stack) [SECTIONS=...]
 	$(BUILD_WORKSPACE)
-	$(RUN) $${CARGO_TARGET_DIR:-target}/debug/bench $(SECTIONS)
+	$(RUN) $(DEV_BIN)/bench $(SECTIONS)
 
 # ------------------------------------------------------------------ real AWS
 # Refuses before anything is built when credentials, region or a required parameter are
